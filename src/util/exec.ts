@@ -1,0 +1,49 @@
+import { spawn } from "node:child_process";
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** Runs a program without a shell and collects its output. Never rejects on a non-zero exit. */
+export function execFile(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      timeout: options.timeoutMs,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", reject);
+    child.on("close", (code, signal) =>
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      }),
+    );
+    child.stdin.on("error", () => undefined); // the child may exit before reading its input
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Shortest useful description of a failed run, for error messages. */
+export function describeFailure(file: string, args: readonly string[], r: ExecResult): string {
+  const how = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;
+  const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
+  return `${file} ${args.join(" ")} ${how}${tail ? `:\n${tail}` : ""}`;
+}
