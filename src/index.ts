@@ -1,0 +1,16 @@
+/** pyport's library API. The CLI is a thin layer over these same functions. */
+export { PyportError, type ErrorCode } from "./errors.js";
+export type { Reporter } from "./util/reporter.js";
+export { createRuntime, type CreateRuntimeOptions, type CreateRuntimeResult } from "./runtime/create.js";
+export { runDoctor, type DoctorReport, type DoctorCheck, type DoctorOptions } from "./runtime/doctor.js";
+export { runtimeInfo, type RuntimeInfo } from "./runtime/info.js";
+export { readManifest, type RuntimeManifest } from "./runtime/manifest.js";
+export type { LibcMode, GraftedLibrary } from "./runtime/closure.js";
+export { type Profile, PROFILES } from "./runtime/profile.js";
+export type { RuntimeSource } from "./runtime/sources.js";
+export { discoverPythons, resolvePython, type FoundPython } from "./python/discover.js";
+export { probePython, type PythonProbe } from "./python/probe.js";
+export { cacheRoot, listCache, pruneCache, type CacheEntry } from "./store/cache.js";
+export { readElf, readDynamicSymbols, type ElfFile } from "./elf/read.js";
+export { editDynamic, type DynamicEdit } from "./elf/edit.js";
+export { extractArchive } from "./archive/extract.js";

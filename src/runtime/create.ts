@@ -1,0 +1,210 @@
+/**
+ * `createRuntime`: turns a CPython (host interpreter or archive) into a portable runtime.
+ * The runtime is built once per (source, options) into the cache (`runtimes-v1`) — stage,
+ * prune, graft, strip, relink, fix up, install pip, write PYPORT.json — and then copied to
+ * `out` through a sibling temp directory and a rename, so `out` is never half-written.
+ */
+import { createHash } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { PyportError } from "../errors.js";
+import { readElfFile } from "../elf/file.js";
+import { shortVersion } from "../python/probe.js";
+import { BUCKETS, COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
+import { describeFailure, execFile } from "../util/exec.js";
+import { pathExists, replaceDir, siblingTemp, writeFileAtomic } from "../util/fs.js";
+import type { Reporter } from "../util/reporter.js";
+import { PYPORT_VERSION } from "../version.js";
+import { applyRunpaths, graftLibraries, type LibcMode } from "./closure.js";
+import { addTerminfo, buildPathMap, fixMakefiles, fixPkgconfig, fixShebangs, fixSysconfigdata, installMachineAdapters } from "./fixups.js";
+import { copyTree, stageInterpreter } from "./layout.js";
+import { bundledLauncher } from "./launcher.js";
+import { glibcFloor, providedGlibc } from "./libc.js";
+import { MANIFEST_FILE, MANIFEST_SCHEMA, type RuntimeManifest } from "./manifest.js";
+import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
+import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
+
+/** Bump when the runtime layout or build steps change: old cache entries are then not reused. */
+const RUNTIME_FORMAT = 1;
+
+export interface CreateRuntimeOptions {
+  source: RuntimeSource;
+  out: string;
+  libc?: LibcMode;
+  profile?: Profile;
+  /** Strip debug info; default: every profile but `full`. */
+  strip?: boolean;
+  /** Replace an existing, non-empty `out`. */
+  force?: boolean;
+  reporter?: Reporter;
+}
+
+export interface CreateRuntimeResult {
+  out: string;
+  manifest: RuntimeManifest;
+  /** True when the runtime came from the cache without being built. */
+  cached: boolean;
+}
+
+export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateRuntimeResult> {
+  const libc = opts.libc ?? "system";
+  const profile = opts.profile ?? "default";
+  const strip = opts.strip ?? profile !== "full";
+  const out = path.resolve(opts.out);
+  await checkOut(out, opts.force === true);
+
+  const source = await prepareSource(opts.source, opts.reporter);
+  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip })).digest("hex").slice(0, 32);
+  const { dir, built } = await materialize({
+    bucket: BUCKETS.runtimes,
+    key,
+    build: (tmp) => buildRuntime({ root: tmp, source, libc, profile, strip, reporter: opts.reporter }),
+  });
+  await touchEntry(dir);
+
+  opts.reporter?.step(`copying the runtime to ${out}`);
+  const tmp = siblingTemp(out, "create");
+  try {
+    await copyTree(dir, tmp, (rel) => rel === COMPLETE_MARKER);
+    await fsp.chmod(tmp, 0o755);
+    await replaceDir(tmp, out);
+  } catch (err) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const manifest = JSON.parse(await fsp.readFile(path.join(out, MANIFEST_FILE), "utf8")) as RuntimeManifest;
+  return { out, manifest, cached: !built };
+}
+
+async function checkOut(out: string, force: boolean): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(out);
+  } catch {
+    return; // does not exist (or is not a directory: the final rename reports that)
+  }
+  if (entries.length > 0 && !force) {
+    throw new PyportError("E_EXISTS", `output directory ${out} exists and is not empty`, { hint: "Choose another --out, or pass --force to replace it." });
+  }
+}
+
+interface BuildContext {
+  root: string;
+  source: PreparedSource;
+  libc: LibcMode;
+  profile: Profile;
+  strip: boolean;
+  reporter?: Reporter;
+}
+
+async function buildRuntime(ctx: BuildContext): Promise<void> {
+  const { root, source, reporter } = ctx;
+  const probe = source.probe;
+  const ver = shortVersion(probe);
+  const stdlibRel = `lib/python${ver}`;
+  const stdlib = path.join(root, stdlibRel);
+  const warnings: string[] = [];
+
+  reporter?.step(`copying Python ${probe.version} from ${probe.prefix}`);
+  const staged = await stageInterpreter(probe, root);
+  const { elf: interpElf } = await readElfFile(path.join(root, "bin", `python${ver}`));
+  const linkMode = interpElf.needed.some((n) => n.startsWith("libpython")) ? "shared" : "static";
+
+  reporter?.step(`applying the ${ctx.profile} profile`);
+  const pruned = await pruneRuntime(root, stdlibRel, ctx.profile);
+  const terminfoFrom = (await hasModule(stdlib, "_curses")) ? await addTerminfo(root) : undefined;
+
+  let realInterpreter = `bin/python${ver}`;
+  if (ctx.libc === "bundled") {
+    await fsp.mkdir(path.join(root, "libexec"), { recursive: true });
+    realInterpreter = `libexec/python${ver}`;
+    await fsp.rename(path.join(root, "bin", `python${ver}`), path.join(root, realInterpreter));
+    staged.dirs.set("libexec", staged.dirs.get("bin")!);
+  }
+
+  reporter?.step("resolving and grafting shared libraries");
+  const closure = await graftLibraries({
+    root,
+    libc: ctx.libc,
+    originDirOf: (rel) => staged.dirs.get(path.dirname(rel)) ?? path.dirname(rel),
+    reporter,
+  });
+  for (const u of closure.unresolved) warnings.push(`${u.file} needs ${u.soname}, which the build machine does not have`);
+  if (ctx.strip) {
+    reporter?.step("stripping debug information");
+    await stripDebugInfo(root, closure.elfRels);
+  }
+  const elfFiles = await applyRunpaths(root, closure);
+
+  let bundledGlibc: string | undefined;
+  if (ctx.libc === "bundled") {
+    const loader = interpElf.interpreter ? path.basename(interpElf.interpreter) : undefined;
+    if (!loader || !(await pathExists(path.join(root, "libexec", loader)))) {
+      throw new PyportError("E_RELOCATE", `cannot bundle the C library: the loader ${interpElf.interpreter ?? "(none: static binary?)"} was not grafted`);
+    }
+    const libcElf = elfFiles.find((f) => f.rel === "libexec/libc.so.6");
+    bundledGlibc = libcElf ? providedGlibc(libcElf.elf) : undefined;
+    await writeFileAtomic(path.join(root, "bin", `python${ver}`), bundledLauncher({ loader, interpreter: `python${ver}` }), 0o755);
+  }
+  for (const alias of ["python3", "python"]) await fsp.symlink(`python${ver}`, path.join(root, "bin", alias));
+
+  reporter?.step("fixing build paths, CA certificates and terminfo lookup");
+  const map = buildPathMap(probe, ver);
+  const changedPy = [...(await fixSysconfigdata(stdlib, map)), ...(await installMachineAdapters(stdlib))];
+  await fixMakefiles(stdlib, map);
+  await fixPkgconfig(root, map);
+
+  const python = path.join(root, "bin", "python3");
+  let pip = false;
+  if (!probe.ensurepip.present || !probe.ensurepip.wheels) {
+    warnings.push(`the source has no usable ensurepip${probe.ensurepip.error ? ` (${probe.ensurepip.error})` : ""}: the runtime has no pip`);
+  } else {
+    reporter?.step("installing pip (ensurepip)");
+    const r = await execFile(python, ["-I", "-m", "ensurepip", "--default-pip"], { env: cleanEnv() });
+    if (r.code === 0) pip = true;
+    else warnings.push(`ensurepip failed, the runtime has no pip: ${describeFailure("python3", ["-m", "ensurepip"], r)}`);
+  }
+  if (ctx.profile === "minimal") await fsp.rm(path.join(stdlib, "ensurepip"), { recursive: true, force: true });
+  if (!probe.venv) warnings.push("the source has no venv module: `python -m venv` will not work");
+  await fixShebangs(path.join(root, "bin"));
+
+  const compiled = await execFile(python, ["-I", "-m", "compileall", "-q", ...changedPy], { env: cleanEnv() });
+  if (compiled.code !== 0) throw new PyportError("E_RELOCATE", `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], compiled)}`);
+
+  const floor = glibcFloor(elfFiles.filter((f) => ctx.libc === "system" || !f.rel.startsWith("libexec/lib")));
+  const manifest: RuntimeManifest = {
+    schema: MANIFEST_SCHEMA,
+    kind: "runtime",
+    pyport: PYPORT_VERSION,
+    python: { version: probe.version, soabi: (probe.vars.SOABI as string) ?? null, abiflags: probe.abiflags, linkMode, machine: interpElf.machine },
+    source: { kind: source.kind, location: source.location, sha256: source.sha256, buildPrefix: probe.prefix },
+    libc: { mode: ctx.libc, glibcFloor: floor.version, floorSetBy: floor.setBy, bundledGlibc },
+    profile: ctx.profile,
+    stripped: ctx.strip,
+    dropped: pruned.dropped,
+    interpreter: "bin/python3",
+    realInterpreter,
+    grafted: closure.grafted,
+    unresolved: closure.unresolved,
+    terminfoFrom,
+    pip,
+    warnings,
+  };
+  for (const w of warnings) reporter?.warn(w);
+  await fsp.writeFile(path.join(root, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
+}
+
+async function hasModule(stdlib: string, name: string): Promise<boolean> {
+  try {
+    return (await fsp.readdir(path.join(stdlib, "lib-dynload"))).some((f) => f.startsWith(`${name}.`));
+  } catch {
+    return false;
+  }
+}
+
+/** The environment for running a runtime during its build: no user Python settings leak in. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PYTHON") && !k.startsWith("PIP_") && k !== "VIRTUAL_ENV") env[k] = v;
+  return { ...env, PYTHONNOUSERSITE: "1" };
+}

@@ -1,0 +1,116 @@
+/**
+ * Runtime profiles: what each drops from the stdlib, and debug-info stripping.
+ *  - full:    nothing dropped, nothing stripped.
+ *  - default: test suites and test extension modules, static libpython archives, GUI parts
+ *             (tkinter, idlelib, turtle, turtledemo: they drag in Tcl/Tk and X11 libraries).
+ *  - minimal: default, plus lib2to3, pydoc_data, ensurepip, the C headers and config dir
+ *             (no C extension builds), distutils, and man pages.
+ */
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { PyportError } from "../errors.js";
+import { execFile } from "../util/exec.js";
+import { readElfFile } from "../elf/file.js";
+import { treeSize } from "../util/fs.js";
+
+export type Profile = "full" | "default" | "minimal";
+export const PROFILES: readonly Profile[] = ["full", "default", "minimal"];
+
+interface DropRule {
+  /** Group name used in the size report. */
+  group: string;
+  /** Matches a runtime-relative path with the stdlib prefix `lib/pythonX.Y/` removed. */
+  test: (stdlibRel: string) => boolean;
+}
+
+const TESTS: DropRule = {
+  group: "tests",
+  test: (r) =>
+    r === "test" ||
+    (/\/tests?$/.test(r) && !r.startsWith("site-packages/")) ||
+    /^lib-dynload\/(_test|_xxtest|xxlimited|xxsubtype|_ctypes_test)/.test(r),
+};
+const STATIC_LIBS: DropRule = { group: "static libpython", test: (r) => /^config-[^/]+\/libpython[^/]*\.a$/.test(r) };
+const GUI: DropRule = {
+  group: "gui (tkinter, idlelib, turtle)",
+  test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || r === "turtle.py" || /^lib-dynload\/_tkinter/.test(r),
+};
+const DEV: DropRule = { group: "build support (config dir)", test: (r) => /^config-[^/]+(\/|$)/.test(r) };
+const EXTRAS: DropRule = {
+  group: "lib2to3, pydoc_data, ensurepip, distutils",
+  test: (r) => /^(lib2to3|pydoc_data|ensurepip|distutils)(\/|$)/.test(r),
+};
+
+const RULES: Record<Profile, DropRule[]> = {
+  full: [],
+  default: [TESTS, STATIC_LIBS, GUI],
+  minimal: [TESTS, STATIC_LIBS, GUI, DEV, EXTRAS],
+};
+
+export interface PruneReport {
+  profile: Profile;
+  /** bytes dropped per group */
+  dropped: Record<string, number>;
+}
+
+export function parseProfile(value: string): Profile {
+  if ((PROFILES as readonly string[]).includes(value)) return value as Profile;
+  throw new PyportError("E_USAGE", `unknown profile ${JSON.stringify(value)}`, { hint: `Use one of: ${PROFILES.join(", ")}.` });
+}
+
+/** Removes what the profile drops from a staged runtime and reports the sizes. */
+export async function pruneRuntime(root: string, stdlibRel: string, profile: Profile): Promise<PruneReport> {
+  const report: PruneReport = { profile, dropped: {} };
+  const rules = RULES[profile];
+  if (rules.length === 0) return report;
+  const stdlib = path.join(root, stdlibRel);
+  const visit = async (dir: string, rel: string): Promise<void> => {
+    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const full = path.join(dir, e.name);
+      const rule = rules.find((x) => x.test(r));
+      if (rule) {
+        const bytes = e.isDirectory() ? await treeSize(full) : (await fsp.lstat(full)).size;
+        report.dropped[rule.group] = (report.dropped[rule.group] ?? 0) + bytes;
+        await fsp.rm(full, { recursive: true, force: true });
+      } else if (e.isDirectory()) {
+        await visit(full, r);
+      }
+    }
+  };
+  await visit(stdlib, "");
+  if (profile === "minimal") {
+    for (const sub of ["include", "share/man", "lib/pkgconfig"]) {
+      const p = path.join(root, sub);
+      const bytes = await treeSize(p).catch(() => 0);
+      if (bytes) report.dropped["headers and man pages"] = (report.dropped["headers and man pages"] ?? 0) + bytes;
+      await fsp.rm(p, { recursive: true, force: true });
+    }
+  }
+  return report;
+}
+
+/**
+ * Strips debug information (`strip --strip-debug`) from ELF files that carry `.debug_*`
+ * sections. Returns bytes saved. Needs binutils' strip on the build machine.
+ */
+export async function stripDebugInfo(root: string, elfRels: readonly string[]): Promise<number> {
+  let saved = 0;
+  for (const rel of elfRels) {
+    const file = path.join(root, rel);
+    const { elf } = await readElfFile(file);
+    if (!elf.sections.some((s) => s.name.startsWith(".debug_"))) continue;
+    const before = (await fsp.stat(file)).size;
+    let r;
+    try {
+      r = await execFile("strip", ["--strip-debug", "--preserve-dates", file]);
+    } catch (err) {
+      throw new PyportError("E_RELOCATE", `cannot run strip for ${rel}: ${(err as Error).message}`, {
+        hint: "Install binutils (apt-get install binutils), or pass --no-strip.",
+      });
+    }
+    if (r.code !== 0) throw new PyportError("E_RELOCATE", `strip failed on ${rel}: ${r.stderr.trim()}`);
+    saved += before - (await fsp.stat(file)).size;
+  }
+  return saved;
+}

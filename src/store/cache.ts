@@ -1,0 +1,141 @@
+/**
+ * pyport's content-addressed cache. Layout: `<root>/<bucket>/<key>/`, where a bucket name carries
+ * its format version (`runtimes-v1`) so a format change never reads old entries. An entry is
+ * complete only when its marker file exists: entries are built in a temp directory, the marker
+ * is written last, and the directory is renamed into place under a lock.
+ */
+import * as fsp from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { hasErrno } from "../errors.js";
+import { pathExists, treeSize } from "../util/fs.js";
+import { withLock } from "./lock.js";
+
+export const BUCKETS = {
+  downloads: "downloads-v1",
+  archives: "archives-v1",
+  runtimes: "runtimes-v1",
+  probes: "probes-v1",
+} as const;
+
+export const COMPLETE_MARKER = ".pyport-complete";
+
+/** `$PYPORT_CACHE`, else `$XDG_CACHE_HOME/pyport`, else `~/.cache/pyport`. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PYPORT_CACHE) return path.resolve(env.PYPORT_CACHE);
+  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), ".cache");
+  return path.join(xdg, "pyport");
+}
+
+export function bucketDir(bucket: string, root = cacheRoot()): string {
+  return path.join(root, bucket);
+}
+
+export interface MaterializeOptions {
+  bucket: string;
+  key: string;
+  /** Fills `tmpDir` (an empty directory on the same filesystem). Throwing discards it. */
+  build: (tmpDir: string) => Promise<void>;
+  root?: string;
+  lockTimeoutMs?: number;
+}
+
+/** True when a cache entry directory exists and carries its completion marker. */
+export async function isComplete(dir: string): Promise<boolean> {
+  return pathExists(path.join(dir, COMPLETE_MARKER));
+}
+
+/**
+ * Returns the directory of a complete cache entry, building it first if needed. Safe against
+ * concurrent callers (double-checked under a lock) and against crashes (a directory without
+ * its marker is discarded and rebuilt).
+ */
+export async function materialize(opts: MaterializeOptions): Promise<{ dir: string; built: boolean }> {
+  const bucket = bucketDir(opts.bucket, opts.root);
+  const dir = path.join(bucket, opts.key);
+  if (await isComplete(dir)) return { dir, built: false };
+  await fsp.mkdir(bucket, { recursive: true, mode: 0o755 });
+  return withLock(path.join(bucket, `${opts.key}.lock`), { timeoutMs: opts.lockTimeoutMs }, async () => {
+    if (await isComplete(dir)) return { dir, built: false };
+    await fsp.rm(dir, { recursive: true, force: true }); // an incomplete leftover
+    const tmp = path.join(bucket, `.tmp-${opts.key}-${process.pid}-${Date.now()}`);
+    await fsp.mkdir(tmp, { mode: 0o755 });
+    try {
+      await opts.build(tmp);
+      await fsp.writeFile(path.join(tmp, COMPLETE_MARKER), new Date().toISOString() + "\n");
+      await fsp.rename(tmp, dir);
+    } catch (err) {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return { dir, built: true };
+  });
+}
+
+export interface CacheEntry {
+  bucket: string;
+  key: string;
+  path: string;
+  bytes: number;
+  complete: boolean;
+  /** Last time the entry was used (the marker's mtime, touched on use), or its own mtime. */
+  lastUsed: Date;
+}
+
+/** Records that an entry was used now (prune keeps recently used entries). */
+export async function touchEntry(dir: string): Promise<void> {
+  const now = new Date();
+  try {
+    await fsp.utimes(path.join(dir, COMPLETE_MARKER), now, now);
+  } catch (err) {
+    if (!hasErrno(err, "ENOENT") && !hasErrno(err, "EROFS") && !hasErrno(err, "EACCES") && !hasErrno(err, "EPERM")) throw err;
+  }
+}
+
+export async function listCache(root = cacheRoot()): Promise<CacheEntry[]> {
+  const out: CacheEntry[] = [];
+  let buckets: string[];
+  try {
+    buckets = (await fsp.readdir(root)).sort();
+  } catch (err) {
+    if (hasErrno(err, "ENOENT")) return [];
+    throw err;
+  }
+  for (const bucket of buckets) {
+    const bdir = path.join(root, bucket);
+    if (!(await fsp.stat(bdir)).isDirectory()) continue;
+    for (const key of (await fsp.readdir(bdir)).sort()) {
+      if (key.endsWith(".lock")) continue;
+      const p = path.join(bdir, key);
+      const st = await fsp.lstat(p);
+      const complete = st.isDirectory() ? await isComplete(p) : st.isFile();
+      const marker = complete && st.isDirectory() ? await fsp.stat(path.join(p, COMPLETE_MARKER)) : st;
+      out.push({ bucket, key, path: p, bytes: st.isDirectory() ? await treeSize(p) : st.size, complete, lastUsed: marker.mtime });
+    }
+  }
+  return out;
+}
+
+export interface PruneOptions {
+  root?: string;
+  /** Remove complete entries not used for this many days (default: all complete entries). */
+  olderThanDays?: number;
+  /** Only this bucket. */
+  bucket?: string;
+  dryRun?: boolean;
+}
+
+/** Removes unused entries and every incomplete leftover (temp dirs of crashed builds). */
+export async function pruneCache(opts: PruneOptions = {}): Promise<CacheEntry[]> {
+  const removed: CacheEntry[] = [];
+  const cutoff = opts.olderThanDays === undefined ? Infinity : Date.now() - opts.olderThanDays * 86_400_000;
+  for (const e of await listCache(opts.root)) {
+    if (opts.bucket && e.bucket !== opts.bucket) continue;
+    const stale = !e.complete || e.lastUsed.getTime() < cutoff;
+    if (!stale) continue;
+    if (!e.complete && e.key.startsWith(".tmp-") && Date.now() - e.lastUsed.getTime() < 3_600_000) continue; // may be in progress
+    if (!opts.dryRun) await fsp.rm(e.path, { recursive: true, force: true });
+    removed.push(e);
+  }
+  return removed;
+}
