@@ -1,0 +1,114 @@
+/** Shared test helpers: real interpreters found at run time, temp dirs, target roots. */
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { discoverPythons, type FoundPython } from "../src/python/discover.js";
+import { readElfFile } from "../src/elf/file.js";
+
+export const isRoot = process.getuid?.() === 0;
+
+export function tmpDir(tag: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `pyport-test-${tag}-`));
+}
+
+/** Every test run uses its own cache unless PYPORT_CACHE is set by the caller. */
+export function useTestCache(): string {
+  if (!process.env.PYPORT_CACHE) process.env.PYPORT_CACHE = tmpDir("cache");
+  return process.env.PYPORT_CACHE;
+}
+
+export function loud(message: string): void {
+  process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`);
+}
+
+let found: FoundPython[] | undefined;
+async function all(): Promise<FoundPython[]> {
+  return (found ??= await discoverPythons());
+}
+
+/** A build with a shared libpython (pyenv-style), preferring the given minor versions. */
+export async function sharedPython(preferred = ["3.12", "3.11", "3.13", "3.10"]): Promise<FoundPython | undefined> {
+  const candidates: FoundPython[] = [];
+  for (const p of await all()) {
+    if (p.probe.major !== 3 || p.probe.minor < 8) continue;
+    const { elf } = await readElfFile(p.path);
+    if (elf.needed.some((n) => n.startsWith("libpython"))) candidates.push(p);
+  }
+  const rank = (p: FoundPython) => {
+    const i = preferred.indexOf(`${p.probe.major}.${p.probe.minor}`);
+    return i < 0 ? 99 : i;
+  };
+  return candidates.sort((a, b) => rank(a) - rank(b))[0];
+}
+
+/** A distribution interpreter: static libpython, no RPATH, under /usr (Debian's python3.X). */
+export async function distroPython(): Promise<FoundPython | undefined> {
+  for (const p of await all()) {
+    if (p.probe.prefix !== "/usr" || p.probe.minor < 8) continue;
+    const { elf } = await readElfFile(p.path);
+    if (!elf.needed.some((n) => n.startsWith("libpython")) && !elf.runpath && !elf.rpath) return p;
+  }
+  return undefined;
+}
+
+export function run(file: string, args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(file, args, { encoding: "utf8", cwd: opts.cwd, input: opts.input, env: opts.env ?? process.env, timeout: 300_000 });
+  return { code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+export const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/cli/main.js");
+
+export function pyport(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return run(process.execPath, [CLI, ...args], { env });
+}
+
+/** Where target roots are built once and reused across test runs. */
+const ROOTS = process.env.PYPORT_TEST_ROOTS ?? "/var/cache/pyport-test-roots";
+
+/** A root holding only busybox-static (with its applets), plus the given runtime copied to /rt. */
+export function busyboxRoot(runtime: string): string | undefined {
+  const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((b) => fs.existsSync(b));
+  if (!busybox) return undefined;
+  const root = tmpDir("busybox");
+  for (const d of ["bin", "proc", "tmp", "rt"]) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.chmodSync(path.join(root, "tmp"), 0o1777);
+  fs.copyFileSync(busybox, path.join(root, "bin", "busybox"));
+  fs.chmodSync(path.join(root, "bin", "busybox"), 0o755);
+  execFileSync("chroot", [root, "/bin/busybox", "--install", "-s", "/bin"]);
+  execFileSync("cp", ["-a", `${runtime}/.`, path.join(root, "rt")]);
+  return root;
+}
+
+/** Debian bullseye minbase (glibc 2.31), made with debootstrap once and cached. */
+export function bullseyeRoot(): string | undefined {
+  const root = path.join(ROOTS, "bullseye");
+  const marker = path.join(root, ".pyport-root-complete");
+  if (fs.existsSync(marker)) return root;
+  if (!fs.existsSync("/usr/sbin/debootstrap")) return undefined;
+  fs.mkdirSync(ROOTS, { recursive: true });
+  const tmp = `${root}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const mirror = process.env.PYPORT_DEBIAN_MIRROR ?? "http://deb.debian.org/debian";
+  const r = run("debootstrap", ["--variant=minbase", "bullseye", tmp, mirror]);
+  if (r.code !== 0) {
+    loud(`debootstrap bullseye failed (${r.stderr.trim().split("\n").slice(-2).join(" ")})`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return undefined;
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.renameSync(tmp, root);
+  fs.writeFileSync(marker, "");
+  return root;
+}
+
+/** Runs `fn` with /proc mounted in `root`, then unmounts it. */
+export async function withProc<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(path.join(root, "proc"), { recursive: true });
+  execFileSync("mount", ["-t", "proc", "proc", path.join(root, "proc")]);
+  try {
+    return await fn();
+  } finally {
+    execFileSync("umount", ["-l", path.join(root, "proc")]);
+  }
+}
