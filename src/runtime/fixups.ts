@@ -52,8 +52,8 @@ function escapeRegExp(s: string): string {
 /** Replaces each mapped path (at a path boundary) by `prefixExpr` + "/" + its replacement. */
 export function rewritePaths(text: string, map: PathMap, prefixExpr: string): string {
   if (map.length === 0) return text;
-  // A path starts a word, follows `=`, `:`, `,` or a quote, or is glued to -I/-L/-R.
-  const re = new RegExp(`(?<=^|[\\s'"=:,(]|-[ILR])(${map.map(([f]) => escapeRegExp(f)).join("|")})(?=[/\\s'":;,)]|$)`, "gm");
+  // A path starts a word, follows `=`, `:`, `,`, `.` or a quote, or is glued to -I/-L/-R.
+  const re = new RegExp(`(?<=^|[\\s'"=:,(.]|-[ILR])(${map.map(([f]) => escapeRegExp(f)).join("|")})(?=[/\\s'":;,)]|$)`, "gm");
   const to = new Map(map);
   return text.replace(re, (m) => {
     const rel = to.get(m)!;
