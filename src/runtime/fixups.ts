@@ -61,6 +61,22 @@ export function rewritePaths(text: string, map: PathMap, prefixExpr: string): st
   });
 }
 
+/**
+ * Drops `-L<libdir>`, `-Wl,-rpath,<libdir>` and `-I<prefix>/include` flags that point at the
+ * source's own install (pyenv adds them): extensions do not link libpython on Linux, such an
+ * rpath would bake the runtime's current location into every extension, and the flags break
+ * compiler command lines once the runtime sits in a path with spaces.
+ */
+export function dropSelfLinkFlags(text: string, map: PathMap): string {
+  const libdirs = map.filter(([, to]) => to === "lib").map(([from]) => escapeRegExp(from));
+  const prefixes = map.filter(([, to]) => to === "").map(([from]) => escapeRegExp(from));
+  if (libdirs.length === 0) return text;
+  const lib = `(?:${libdirs.join("|")})`;
+  let out = text.replace(new RegExp(` ?(?:-L|-Wl,-rpath,|-Wl,-rpath=|-Wl,-R)${lib}/?(?=[\\s'"]|$)`, "gm"), "");
+  if (prefixes.length) out = out.replace(new RegExp(` ?-I(?:${prefixes.join("|")})/include/?(?=[\\s'"]|$)`, "gm"), "");
+  return out;
+}
+
 /** Makes `_sysconfigdata_*.py` compute paths from its own location at import time. */
 export async function fixSysconfigdata(stdlibDir: string, map: PathMap): Promise<string[]> {
   const changed: string[] = [];
@@ -69,7 +85,7 @@ export async function fixSysconfigdata(stdlibDir: string, map: PathMap): Promise
     const file = path.join(stdlibDir, name);
     const original = await fsp.readFile(file, "utf8");
     if (original.includes(TOKEN)) continue;
-    let body = rewritePaths(original, map, TOKEN);
+    let body = rewritePaths(dropSelfLinkFlags(original, map), map, TOKEN);
     // python-build-standalone bakes its build tool paths (/tools/...) into CC and friends.
     body = body.replace(/'\/tools\/[^' ]*\/bin\/(clang\+\+|clang|gcc|g\+\+|cc|c\+\+)(?=[ '])/g, (_m, tool: string) => `'${tool.startsWith("clang++") || tool === "g++" || tool === "c++" ? "c++" : "cc"}`);
     const header = [
