@@ -1,5 +1,5 @@
 /** Shared test helpers: real interpreters found at run time, temp dirs, target roots. */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -57,10 +57,27 @@ export function run(file: string, args: string[], opts: { cwd?: string; input?: 
   return { code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
+/** Like `run`, but leaves the event loop free (needed when this process also serves the child). */
+export function runAsync(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  return new Promise<ReturnType<typeof run>>((resolve, reject) => {
+    const child = spawn(file, args, { env: opts.env ?? process.env, timeout: 300_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 export const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/cli/main.js");
 
 export function pyport(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return run(process.execPath, [CLI, ...args], { env });
+}
+
+export function pyportAsync(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  return runAsync(process.execPath, [CLI, ...args], { env });
 }
 
 /** Where target roots are built once and reused across test runs. */

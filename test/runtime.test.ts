@@ -15,7 +15,7 @@ import { runDoctor, type DoctorReport } from "../src/runtime/doctor.js";
 import { readManifest } from "../src/runtime/manifest.js";
 import { compareVersions } from "../src/runtime/libc.js";
 import type { FoundPython } from "../src/python/discover.js";
-import { bullseyeRoot, busyboxRoot, distroPython, isRoot, loud, pyport, run, sharedPython, tmpDir, useTestCache, withProc } from "./helpers.js";
+import { bullseyeRoot, busyboxRoot, distroPython, isRoot, loud, pyport, pyportAsync, run, sharedPython, tmpDir, useTestCache, withProc } from "./helpers.js";
 import { fullArchive, installOnlyArchive } from "./pbs-fixture.js";
 
 useTestCache();
@@ -167,13 +167,13 @@ describe("runtime from python-build-standalone archives", () => {
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dist/${name}`;
       const out = path.join(tmpDir("pbs-url"), "rt");
-      const cli = pyport(["runtime", "create", "--archive", url, "--out", out, "--json"]);
+      const cli = await pyportAsync(["runtime", "create", "--archive", url, "--out", out, "--json"]);
       assert.equal(cli.code, 0, cli.stderr);
       const m = JSON.parse(cli.stdout).manifest;
       assert.equal(m.source.kind, "archive");
       assert.equal(m.source.sha256, sha);
       await checkMovedAndLinked(out, "pbs-url");
-      const wrong = pyport(["runtime", "create", "--archive", url, "--sha256", "1".repeat(64), "--out", path.join(tmpDir("pbs-bad"), "rt")]);
+      const wrong = await pyportAsync(["runtime", "create", "--archive", url, "--sha256", "1".repeat(64), "--out", path.join(tmpDir("pbs-bad"), "rt")]);
       assert.equal(wrong.code, 2);
       assert.match(wrong.stderr, /sha256 mismatch/);
     } finally {
