@@ -99,6 +99,15 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
     const report = await withProc(root, () => runDoctor(out, { interpreter: "/rt/bin/python3", wrap: (argv) => ["chroot", root, ...argv] }));
     assertHealthy(report, "busybox chroot");
     assert.equal(report.prefix, "/rt");
+    if ((await readManifest(out)).libc.launcher === "native") {
+      // An empty root: no shell, no libc, no /proc — only the runtime.
+      const empty = tmpDir("empty-root");
+      fs.mkdirSync(path.join(empty, "rt"));
+      assert.equal(run("cp", ["-a", `${out}/.`, path.join(empty, "rt")]).code, 0);
+      const code = "import sys, ssl, sqlite3, subprocess; print(subprocess.run([sys.executable, '-c', 'print(6*7)'], capture_output=True, text=True).stdout.strip(), sys.executable)";
+      const r = run("chroot", [empty, "/rt/bin/python3", "-c", code]);
+      assert.equal(r.stdout.trim(), "42 /rt/bin/python3", r.stderr);
+    } else loud("no native launcher was built (no C compiler): the empty-root test of a bundled runtime was not run");
     bundledForBullseye = out;
   });
 

@@ -12,13 +12,13 @@ import { readElfFile } from "../elf/file.js";
 import { shortVersion } from "../python/probe.js";
 import { BUCKETS, COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
 import { describeFailure, execFile } from "../util/exec.js";
-import { pathExists, replaceDir, siblingTemp, writeFileAtomic } from "../util/fs.js";
+import { pathExists, replaceDir, siblingTemp } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { PYPORT_VERSION } from "../version.js";
 import { applyRunpaths, graftLibraries, type LibcMode } from "./closure.js";
 import { addTerminfo, buildPathMap, fixMakefiles, fixPkgconfig, fixShebangs, fixSysconfigdata, installMachineAdapters } from "./fixups.js";
 import { copyTree, stageInterpreter } from "./layout.js";
-import { bundledLauncher } from "./launcher.js";
+import { launcherKind, writeLauncher, type LauncherKind } from "./launcher.js";
 import { glibcFloor, providedGlibc } from "./libc.js";
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type RuntimeManifest } from "./manifest.js";
 import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
@@ -54,7 +54,7 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
   await checkOut(out, opts.force === true);
 
   const source = await prepareSource(opts.source, opts.reporter);
-  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip })).digest("hex").slice(0, 32);
+  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip, launcher: libc === "bundled" ? launcherKind() : undefined })).digest("hex").slice(0, 32);
   const { dir, built } = await materialize({
     bucket: BUCKETS.runtimes,
     key,
@@ -137,6 +137,7 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
   const elfFiles = await applyRunpaths(root, closure);
 
   let bundledGlibc: string | undefined;
+  let launcher: LauncherKind | undefined;
   if (ctx.libc === "bundled") {
     const loader = interpElf.interpreter ? path.basename(interpElf.interpreter) : undefined;
     if (!loader || !(await pathExists(path.join(root, "libexec", loader)))) {
@@ -144,7 +145,13 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
     }
     const libcElf = elfFiles.find((f) => f.rel === "libexec/libc.so.6");
     bundledGlibc = libcElf ? providedGlibc(libcElf.elf) : undefined;
-    await writeFileAtomic(path.join(root, "bin", `python${ver}`), bundledLauncher({ loader, interpreter: `python${ver}` }), 0o755);
+    launcher = await writeLauncher(path.join(root, "bin", `python${ver}`), {
+      exec: `../libexec/python${ver}`,
+      loader: `../libexec/${loader}`,
+      libpath: "../libexec",
+      argv0: "self",
+    });
+    if (launcher === "sh") warnings.push("no native launcher was built with pyport (no C compiler at install time): bin/python3 is a POSIX sh script and the target needs /bin/sh");
   }
   for (const alias of ["python3", "python"]) await fsp.symlink(`python${ver}`, path.join(root, "bin", alias));
 
@@ -178,7 +185,7 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
     pyport: PYPORT_VERSION,
     python: { version: probe.version, soabi: (probe.vars.SOABI as string) ?? null, abiflags: probe.abiflags, linkMode, machine: interpElf.machine },
     source: { kind: source.kind, location: source.location, sha256: source.sha256, buildPrefix: probe.prefix },
-    libc: { mode: ctx.libc, glibcFloor: floor.version, floorSetBy: floor.setBy, bundledGlibc },
+    libc: { mode: ctx.libc, glibcFloor: floor.version, floorSetBy: floor.setBy, bundledGlibc, launcher },
     profile: ctx.profile,
     stripped: ctx.strip,
     dropped: pruned.dropped,

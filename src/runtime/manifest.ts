@@ -28,6 +28,8 @@ export interface RuntimeManifest {
     floorSetBy: string[];
     /** Bundled mode: the glibc version shipped in libexec/. */
     bundledGlibc?: string;
+    /** Bundled mode: how bin/python3 starts the loader (native static launcher, or sh script). */
+    launcher?: "native" | "sh";
   };
   profile: Profile;
   stripped: boolean;
