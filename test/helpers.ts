@@ -27,14 +27,20 @@ async function all(): Promise<FoundPython[]> {
   return (found ??= await discoverPythons());
 }
 
-/** A build with a shared libpython (pyenv-style), preferring the given minor versions. */
-export async function sharedPython(preferred = ["3.12", "3.11", "3.13", "3.10"]): Promise<FoundPython | undefined> {
+/** Every build with a shared libpython (pyenv-style), 3.8 and later. */
+export async function sharedPythons(): Promise<FoundPython[]> {
   const candidates: FoundPython[] = [];
   for (const p of await all()) {
     if (p.probe.major !== 3 || p.probe.minor < 8) continue;
     const { elf } = await readElfFile(p.path);
     if (elf.needed.some((n) => n.startsWith("libpython"))) candidates.push(p);
   }
+  return candidates;
+}
+
+/** A build with a shared libpython (pyenv-style), preferring the given minor versions. */
+export async function sharedPython(preferred = ["3.12", "3.11", "3.13", "3.10"]): Promise<FoundPython | undefined> {
+  const candidates = await sharedPythons();
   const rank = (p: FoundPython) => {
     const i = preferred.indexOf(`${p.probe.major}.${p.probe.minor}`);
     return i < 0 ? 99 : i;

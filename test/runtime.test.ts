@@ -15,7 +15,7 @@ import { runDoctor, type DoctorReport } from "../src/runtime/doctor.js";
 import { readManifest } from "../src/runtime/manifest.js";
 import { compareVersions } from "../src/runtime/libc.js";
 import type { FoundPython } from "../src/python/discover.js";
-import { bullseyeRoot, busyboxRoot, distroPython, isRoot, loud, pyport, pyportAsync, run, sharedPython, tmpDir, useTestCache, withProc } from "./helpers.js";
+import { bullseyeRoot, busyboxRoot, distroPython, isRoot, loud, pyport, pyportAsync, run, sharedPython, sharedPythons, tmpDir, useTestCache, withProc } from "./helpers.js";
 import { fullArchive, installOnlyArchive } from "./pbs-fixture.js";
 
 useTestCache();
@@ -146,6 +146,25 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
         for (const v of needed) assert.ok(compareVersions(v, floor) <= 0 && compareVersions(v, "2.31") > 0, `loader wants GLIBC_${v}; recorded floor ${floor}`);
       }
     });
+  });
+});
+
+describe("every shared-libpython build 3.8–3.13 on this machine", () => {
+  test("minimal profile: doctor passes from a moved path with spaces", async (t) => {
+    const builds = (await sharedPythons()).filter((p) => p.probe.minor <= 13 && p.path !== shared?.path);
+    const minors = builds.map((p) => `3.${p.probe.minor}`);
+    const missing = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"].filter((v) => !minors.includes(v) && v !== `3.${shared?.probe.minor}`);
+    if (missing.length) loud(`no shared-libpython build of ${missing.join(", ")} here (install with pyenv): not tested`);
+    for (const py of builds) {
+      await t.test(`Python ${py.probe.version}`, async () => {
+        const out = path.join(tmpDir(`py3${py.probe.minor}`), "rt");
+        await createRuntime({ source: { python: py.path }, out, profile: "minimal" });
+        const movedParent = path.join(tmpDir(`py3${py.probe.minor}`), "moved dir");
+        fs.mkdirSync(movedParent);
+        fs.renameSync(out, path.join(movedParent, "rt"));
+        assertHealthy(await runDoctor(path.join(movedParent, "rt")), `Python ${py.probe.version} moved`);
+      });
+    }
   });
 });
 
