@@ -24,3 +24,17 @@ export function oneOf<T extends string>(flag: string, value: string | undefined,
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new PyportError("E_USAGE", `${flag} ${JSON.stringify(value)} is not valid`, { hint: `Use one of: ${allowed.join(", ")}.` });
 }
+
+/**
+ * Parses `<command> DIR [--json]`-shaped arguments. Prints the usage and returns undefined for
+ * --help; otherwise requires exactly one positional, with an example in the error.
+ */
+export function parseOneTarget<T extends Options>(argv: string[], options: T, usage: string, what: { command: string; example: string }): { values: Parsed<T>["values"]; target: string } | undefined {
+  const { values, positionals } = parse(argv, options, usage);
+  if (values.help) {
+    process.stdout.write(usage + "\n");
+    return undefined;
+  }
+  if (positionals.length !== 1) throw new PyportError("E_USAGE", `${what.command} takes exactly one ${positionals.length ? "target" : "target; none was given"}`, { hint: `Example: ${what.example}` });
+  return { values, target: positionals[0] };
+}

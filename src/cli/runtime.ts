@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
-import { parse, oneOf } from "./args.js";
+import { oneOf, parse, parseOneTarget } from "./args.js";
 import { cliReporter, EXIT_FAILED, mib, table } from "./output.js";
 
 export const RUNTIME_USAGE = `pyport runtime create|doctor|info ...
@@ -102,14 +102,11 @@ async function create(argv: string[]): Promise<number> {
 }
 
 async function doctor(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: "boolean" } }, RUNTIME_USAGE);
-  if (values.help) {
-    process.stdout.write(RUNTIME_USAGE + "\n");
-    return 0;
-  }
-  if (positionals.length !== 1) throw new PyportError("E_USAGE", "runtime doctor takes one runtime directory", { hint: "Example: pyport runtime doctor ./py312" });
+  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, { command: "runtime doctor", example: "pyport runtime doctor ./py312" });
+  if (!args) return 0;
+  const { values } = args;
   const { runDoctor } = await import("../runtime/doctor.js");
-  const report = await runDoctor(positionals[0]);
+  const report = await runDoctor(args.target);
   if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
   else {
     process.stdout.write(`Python ${report.python} at ${report.prefix}\n`);
@@ -121,14 +118,11 @@ async function doctor(argv: string[]): Promise<number> {
 }
 
 async function info(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: "boolean" } }, RUNTIME_USAGE);
-  if (values.help) {
-    process.stdout.write(RUNTIME_USAGE + "\n");
-    return 0;
-  }
-  if (positionals.length !== 1) throw new PyportError("E_USAGE", "runtime info takes one runtime directory", { hint: "Example: pyport runtime info ./py312" });
+  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, { command: "runtime info", example: "pyport runtime info ./py312" });
+  if (!args) return 0;
+  const { values } = args;
   const { runtimeInfo } = await import("../runtime/info.js");
-  const r = await runtimeInfo(positionals[0]);
+  const r = await runtimeInfo(args.target);
   if (values.json) {
     process.stdout.write(JSON.stringify({ dir: r.dir, bytes: r.bytes, ...r.manifest }, null, 2) + "\n");
     return 0;
