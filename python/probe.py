@@ -42,7 +42,7 @@ def sysconfigdata_name():
 VARS = [
     "Py_ENABLE_SHARED", "LDLIBRARY", "INSTSONAME", "LIBDIR", "LIBPL", "MULTIARCH", "SOABI",
     "EXT_SUFFIX", "CC", "CXX", "LDSHARED", "prefix", "exec_prefix", "INCLUDEPY", "CONFINCLUDEPY",
-    "BINDIR", "LIBDEST", "VERSION", "abiflags", "Py_GIL_DISABLED", "LIBRARY",
+    "BINDIR", "LIBDEST", "VERSION", "abiflags", "Py_GIL_DISABLED", "LIBRARY", "abs_builddir", "abs_srcdir",
 ]
 
 paths = sysconfig.get_paths()

@@ -439,3 +439,28 @@ export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile): DynamicSymbol
   }
   return out;
 }
+
+/**
+ * The NT_GNU_ABI_TAG note (`.note.ABI-tag`): the oldest kernel a glibc build supports, e.g.
+ * "3.2.0" for libc.so.6. Undefined when the file has no such note or it is not for Linux.
+ */
+export function readAbiTag(buf: Uint8Array, elf: ElfFile): string | undefined {
+  const v = viewOf(buf);
+  for (const seg of elf.segments) {
+    if (seg.type !== C.PT_NOTE || seg.offset + seg.filesz > buf.length) continue;
+    const align = seg.align >= 8 ? 8 : 4;
+    const pad = (n: number) => Math.ceil(n / align) * align;
+    for (let o = seg.offset; o + 12 <= seg.offset + seg.filesz; ) {
+      const namesz = v.u32(o);
+      const descsz = v.u32(o + 4);
+      const type = v.u32(o + 8);
+      const name = v.cstring(o + 12, o + 12 + namesz);
+      const desc = o + 12 + pad(namesz);
+      if (name === "GNU" && type === 1 /* NT_GNU_ABI_TAG */ && descsz >= 16 && v.u32(desc) === 0 /* Linux */) {
+        return `${v.u32(desc + 4)}.${v.u32(desc + 8)}.${v.u32(desc + 12)}`;
+      }
+      o = desc + pad(descsz);
+    }
+  }
+  return undefined;
+}

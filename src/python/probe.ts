@@ -11,6 +11,9 @@ import { pythonAsset } from "../util/assets.js";
 import { describeFailure, execFile } from "../util/exec.js";
 import { writeFileAtomic } from "../util/fs.js";
 
+/** Bump when python/probe.py reports more: cached probes of older versions are then not reused. */
+const PROBE_SCRIPT_VERSION = 2;
+
 export interface PythonProbe {
   schema: 1;
   implementation: string;
@@ -52,7 +55,7 @@ export async function probePython(interpreter: string, opts: { useCache?: boolea
   try {
     real = await fsp.realpath(interpreter);
     const st = await fsp.stat(real);
-    key = createHash("sha256").update(`${real}\0${st.size}\0${st.mtimeMs}\0${interpreter}`).digest("hex").slice(0, 32);
+    key = createHash("sha256").update(`${PROBE_SCRIPT_VERSION}\0${real}\0${st.size}\0${st.mtimeMs}\0${interpreter}`).digest("hex").slice(0, 32);
   } catch (err) {
     if (hasErrno(err, "ENOENT")) throw new PyportError("E_NOT_FOUND", `interpreter not found: ${interpreter}`);
     throw err;

@@ -36,6 +36,13 @@ export function buildPathMap(probe: PythonProbe, ver: string): PathMap {
   add(probe.vars.INCLUDEPY, include);
   add(probe.vars.CONFINCLUDEPY, include);
   if (probe.vars.MULTIARCH) add(`/usr/include/${probe.vars.MULTIARCH}/python${ver}${probe.abiflags}`, include);
+  // The source build tree: sysconfig itself uses the config dir (LIBPL) as srcdir when installed.
+  const libpl = probe.vars.LIBPL;
+  if (typeof libpl === "string" && libpl.startsWith(`${probe.prefix}/`)) {
+    for (const v of [probe.vars.abs_builddir, probe.vars.abs_srcdir]) {
+      if (typeof v === "string" && !v.startsWith(`${probe.prefix}/`)) add(v, path.relative(probe.prefix, libpl));
+    }
+  }
   add(probe.vars.LIBDIR, "lib");
   add(probe.vars.BINDIR, "bin");
   for (const p of [probe.prefix, probe.basePrefix, probe.execPrefix, probe.vars.prefix, probe.vars.exec_prefix]) {

@@ -1,0 +1,174 @@
+/**
+ * The components of a runtime or bundle and their licences: CPython itself, each library
+ * grafted by pyport (from PYPORT.json, licence from the Debian copyright file it copied) and
+ * each installed Python distribution (`*.dist-info/METADATA`: License-Expression, else licence
+ * classifiers, else the License field; licence files from License-File).
+ */
+import { createHash } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import type { RuntimeManifest } from "../runtime/manifest.js";
+import { classifierLicense, copyleftOf, formatExpression, ids, isKnownId, parseExpression, type Copyleft, type Expr } from "./spdx.js";
+import type { Tree } from "./tree.js";
+
+export interface Component {
+  name: string;
+  version?: string;
+  kind: "interpreter" | "library" | "distribution";
+  /** SPDX expression, normalised. */
+  license: string;
+  /** Where the licence was read from (METADATA field, classifier, copyright file…). */
+  licenseSource: string;
+  licenseKnown: boolean;
+  copyleft: Copyleft;
+  /** Licence texts inside the tree (relative paths). */
+  licenseFiles: string[];
+  /** The file whose sha256 identifies the component (interpreter binary, library, RECORD). */
+  hashedFile?: string;
+  sha256?: string;
+  /** Path inside the tree (dist-info directory, library file). */
+  path: string;
+  expr: Expr;
+}
+
+async function sha256Of(root: string, rel: string): Promise<string | undefined> {
+  try {
+    return createHash("sha256").update(await fsp.readFile(path.join(root, rel))).digest("hex");
+  } catch {
+    return undefined;
+  }
+}
+
+function make(partial: Omit<Component, "license" | "licenseKnown" | "copyleft" | "expr">, licenseText: string): Component {
+  const expr = parseExpression(licenseText);
+  return { ...partial, expr, license: formatExpression(expr), licenseKnown: ids(expr).every(isKnownId), copyleft: copyleftOf(expr) };
+}
+
+/** Parses RFC 822-style METADATA headers (continuation lines folded; the body ignored). */
+export function parseMetadata(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let last: string | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    if (line === "") break;
+    if (/^[ \t]/.test(line) && last) {
+      const list = out.get(last)!;
+      list[list.length - 1] += "\n" + line.trim();
+      continue;
+    }
+    const i = line.indexOf(":");
+    if (i <= 0) continue;
+    last = line.slice(0, i).trim().toLowerCase();
+    out.set(last, [...(out.get(last) ?? []), line.slice(i + 1).trim()]);
+  }
+  return out;
+}
+
+/**
+ * A licence from free text: a short name or expression is taken as is; a full text is
+ * recognised by its wording, and only when exactly one licence's wording is present.
+ */
+export function licenseFromText(text: string): string | undefined {
+  const t = text.trim();
+  if (!t || /^(unknown|none|unlicensed|n\/a)$/i.test(t)) return undefined;
+  if (t.length <= 80 && !t.includes("\n")) return t;
+  const found = new Set<string>();
+  if (/Permission is hereby granted, free of charge/i.test(t)) found.add("MIT");
+  if (/Apache License/i.test(t) && /Version 2\.0/i.test(t)) found.add("Apache-2.0");
+  if (/Redistribution and use in source and binary forms/i.test(t)) found.add(/Neither the name|names of its contributors/i.test(t) ? "BSD-3-Clause" : "BSD-2-Clause");
+  if (/GNU LESSER GENERAL PUBLIC LICENSE|GNU Lesser General Public License/.test(t)) found.add(/version 3/i.test(t) ? "LGPL-3.0-or-later" : "LGPL-2.1-or-later");
+  if (/GNU AFFERO GENERAL PUBLIC LICENSE|GNU Affero General Public License/.test(t)) found.add("AGPL-3.0-or-later");
+  if (/GNU GENERAL PUBLIC LICENSE|GNU General Public License/.test(t)) found.add(/version 3/i.test(t) ? "GPL-3.0-or-later" : "GPL-2.0-or-later");
+  return found.size === 1 ? [...found][0] : undefined;
+}
+
+async function distribution(root: string, distInfo: string, files: ReadonlySet<string>): Promise<Component | undefined> {
+  let meta: Map<string, string[]>;
+  try {
+    meta = parseMetadata(await fsp.readFile(path.join(root, distInfo, "METADATA"), "utf8"));
+  } catch {
+    return undefined;
+  }
+  const name = meta.get("name")?.[0] ?? path.basename(distInfo).replace(/-[^-]+\.dist-info$/, "");
+  const licenseFiles = (meta.get("license-file") ?? [])
+    .map((f) => [`${distInfo}/licenses/${f}`, `${distInfo}/${f}`].find((c) => files.has(c)))
+    .filter((f): f is string => f !== undefined);
+  for (const f of files) if (f.startsWith(`${distInfo}/`) && /\/(LICEN[CS]E|COPYING|NOTICE)[^/]*$/i.test(f) && !licenseFiles.includes(f)) licenseFiles.push(f);
+  let license: string | undefined;
+  let source = "";
+  const expression = meta.get("license-expression")?.[0];
+  const classified = (meta.get("classifier") ?? []).map(classifierLicense).filter((l): l is string => l !== undefined);
+  const field = licenseFromText(meta.get("license")?.[0] ?? "");
+  // A precise field beats the classifiers (often just "BSD License"); a vague one does not.
+  if (expression) [license, source] = [expression, "METADATA License-Expression"];
+  else if (field && ids(parseExpression(field)).every(isKnownId)) [license, source] = [field, "METADATA License"];
+  else if (classified.length) [license, source] = [[...new Set(classified)].join(" OR "), "METADATA classifier"];
+  else if (field) [license, source] = [field, "METADATA License"];
+  const hashedFile = files.has(`${distInfo}/RECORD`) ? `${distInfo}/RECORD` : `${distInfo}/METADATA`;
+  return make(
+    { name, version: meta.get("version")?.[0], kind: "distribution", licenseSource: license ? source : "none declared", licenseFiles, hashedFile, sha256: await sha256Of(root, hashedFile), path: distInfo },
+    license ?? "NOASSERTION",
+  );
+}
+
+/** The licence of a Debian copyright file (DEP-5): the License of the `Files: *` paragraph. */
+export function debianCopyrightLicense(text: string): string | undefined {
+  if (!/^Format:/m.test(text)) return undefined;
+  for (const para of text.split(/\n\s*\n/)) {
+    if (!/^Files:\s*\*\s*$/m.test(para)) continue;
+    const m = /^License:\s*(.+)$/m.exec(para);
+    if (m) return m[1].trim();
+  }
+  return undefined;
+}
+
+export async function collectComponents(tree: Tree, manifest: RuntimeManifest | undefined): Promise<Component[]> {
+  const files = new Set(tree.files.map((f) => f.rel));
+  const out: Component[] = [];
+  const stdlib = tree.files.find((f) => /^lib\/python3\.\d+\/os\.py$/.test(f.rel));
+  if (manifest || stdlib) {
+    const ver = manifest?.python.version ?? stdlib!.rel.split("/")[1].slice("python".length);
+    const licenseFile = ["licenses/python.LICENSE.txt", `lib/python${ver.split(".").slice(0, 2).join(".")}/LICENSE.txt`].find((f) => files.has(f));
+    const interp = manifest?.realInterpreter;
+    out.push(
+      make(
+        { name: "CPython", version: ver, kind: "interpreter", licenseSource: "CPython licence (PSF-2.0)", licenseFiles: licenseFile ? [licenseFile] : [], hashedFile: interp, sha256: interp ? await sha256Of(tree.root, interp) : undefined, path: interp ?? "lib" },
+        "PSF-2.0",
+      ),
+    );
+  }
+  for (const g of manifest?.grafted ?? []) {
+    if (g.soname.startsWith("libpython")) continue; // part of CPython
+    let license: string | undefined;
+    let source = g.license ? `Debian copyright of ${g.package ?? g.soname}` : "no licence text found on the build machine";
+    if (g.license) {
+      const text = await fsp.readFile(path.join(tree.root, g.license), "utf8").catch(() => "");
+      license = debianCopyrightLicense(text);
+      if (!license && (license = licenseFromText(text.slice(0, 20000)))) source = `wording of the copyright file of ${g.package ?? g.soname}`;
+      else if (!license) source = "copyright file is not machine-readable (DEP-5) and its wording was not recognised";
+    }
+    out.push(
+      make(
+        { name: g.package ?? g.soname, version: g.packageVersion, kind: "library", licenseSource: source, licenseFiles: g.license ? [g.license] : [], hashedFile: g.file, sha256: await sha256Of(tree.root, g.file), path: g.file },
+        license ?? "NOASSERTION",
+      ),
+    );
+  }
+  const distInfos = new Set<string>();
+  for (const f of tree.files) {
+    const m = /^(.*\.dist-info)\/METADATA$/.exec(f.rel);
+    if (m) distInfos.add(m[1]);
+  }
+  for (const d of [...distInfos].sort()) {
+    const c = await distribution(tree.root, d, files);
+    if (c) out.push(c);
+  }
+  // One entry per library package even when several of its sonames were grafted.
+  const seenLibraries = new Set<string>();
+  return out.filter((c) => {
+    if (c.kind !== "library") return true;
+    const key = `${c.name}|${c.version ?? ""}`;
+    if (seenLibraries.has(key)) return false;
+    seenLibraries.add(key);
+    return true;
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * The audited tree: every file (relative path, mode, size), symlinks resolved inside the tree,
+ * the ELF files scanned, and the scripts' shebang lines. Reads each candidate once; never
+ * follows a link out of the tree.
+ */
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { isElf } from "../elf/read.js";
+import { PyportError } from "../errors.js";
+import { scanElf, type ElfScan } from "./elf-scan.js";
+
+export interface TreeFile {
+  rel: string;
+  mode: number;
+  size: number;
+}
+
+export interface Tree {
+  root: string;
+  files: TreeFile[];
+  /** Symlink → its target resolved inside the tree (relative), or null when it escapes or dangles. */
+  links: Map<string, string | null>;
+  elves: ElfScan[];
+  /** Files that failed to parse as ELF despite the magic: rel → reason. */
+  badElves: Map<string, string>;
+  shebangs: Map<string, string>;
+}
+
+const LIBRARY_NAME = /\.so(?:\.[\w.]+)?$/;
+
+async function walk(root: string, rel: string, out: TreeFile[], links: string[]): Promise<void> {
+  const entries = await fsp.readdir(path.join(root, rel), { withFileTypes: true });
+  for (const e of entries) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) await walk(root, r, out, links);
+    else if (e.isSymbolicLink()) links.push(r);
+    else if (e.isFile()) {
+      const st = await fsp.stat(path.join(root, r));
+      out.push({ rel: r, mode: st.mode & 0o7777, size: st.size });
+    }
+  }
+}
+
+/** Resolves a symlink inside the tree (following chains), or null if it leaves the tree or dangles. */
+async function resolveLink(root: string, rel: string): Promise<string | null> {
+  try {
+    const real = await fsp.realpath(path.join(root, rel));
+    const realRoot = await fsp.realpath(root);
+    const inside = path.relative(realRoot, real);
+    return inside.startsWith("..") || path.isAbsolute(inside) ? null : inside.split(path.sep).join("/");
+  } catch {
+    return null;
+  }
+}
+
+export async function readTree(root: string): Promise<Tree> {
+  const st = await fsp.stat(root).catch(() => undefined);
+  if (!st?.isDirectory()) throw new PyportError("E_USAGE", `${root} is not a directory`, { hint: "Give a runtime or bundle directory, or a .tar.gz/.tar.zst archive of one." });
+  const files: TreeFile[] = [];
+  const linkRels: string[] = [];
+  await walk(root, "", files, linkRels);
+  files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  const links = new Map<string, string | null>();
+  for (const l of linkRels.sort()) links.set(l, await resolveLink(root, l));
+
+  const elves: ElfScan[] = [];
+  const badElves = new Map<string, string>();
+  const shebangs = new Map<string, string>();
+  for (const f of files) {
+    const executable = (f.mode & 0o111) !== 0;
+    if (f.size < 4 || (!executable && !LIBRARY_NAME.test(f.rel))) continue;
+    const handle = await fsp.open(path.join(root, f.rel), "r");
+    try {
+      const head = Buffer.alloc(Math.min(f.size, 512));
+      await handle.read(head, 0, head.length, 0);
+      if (isElf(head)) {
+        const buf = await handle.readFile();
+        try {
+          elves.push(scanElf(f.rel, buf));
+        } catch (err) {
+          badElves.set(f.rel, (err as Error).message);
+        }
+      } else if (head[0] === 0x23 && head[1] === 0x21) {
+        shebangs.set(f.rel, head.toString("latin1").split("\n")[0].slice(2).trim());
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return { root, files, links, elves, badElves, shebangs };
+}
