@@ -12,8 +12,8 @@ import type { Tree } from "./tree.js";
 
 const CARRIERS = [/(^|\/)_sysconfigdata_[^/]*\.py$/, /^lib\/python3\.\d+\/config-[^/]+\/Makefile$/, /\.pc$/, /\.pth$/, /\.dist-info\/RECORD$/, /\.dist-info\/direct_url\.json$/, /(^|\/)pyvenv\.cfg$/];
 
-/** Absolute paths under per-user, temporary or CI build directories. */
-const SUSPECT = /(?<=^|[\s'"=:,(\[])\/(?:home\/[^/\s'"]+|root|tmp|var\/tmp|build|builds|install|__w|github\/workspace|opt\/hostedtoolcache)(?:\/[^\s'",;:)\]}]*)?/g;
+/** Absolute paths under per-user, temporary or CI build directories (also inside file:// URLs). */
+const SUSPECT = /(?<=^|[\s'"=:,(\[/])\/(?:home\/[^/\s'"]+|root|tmp|var\/tmp|build|builds|install|__w|github\/workspace|opt\/hostedtoolcache)(?:\/[^\s'",;:)\]}]*)?/g;
 
 /** Interpreters a shebang may name on any Linux. */
 const PORTABLE_SHEBANG = /^(\/bin\/sh|\/bin\/bash|\/usr\/bin\/env (?!python)\S+)(\s|$)/;

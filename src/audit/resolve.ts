@@ -34,8 +34,7 @@ export function resolveNeeded(tree: Tree, libpath: readonly string[] = []): Reso
     return target && byRel.has(target) ? target : undefined;
   };
   const inside = new Map<string, Map<string, string>>();
-  const outside: Resolution["outside"] = [];
-  const reported = new Set<string>();
+  const failed = new Map<string, { importer: string; soname: string; chain: string[] }>();
   const visited = new Set<string>();
 
   const visit = (scan: ElfScan, inherited: string[], chain: string[]): void => {
@@ -52,18 +51,23 @@ export function resolveNeeded(tree: Tree, libpath: readonly string[] = []): Reso
       for (const d of dirs) if ((hit = exists(d ? `${d}/${soname}` : soname))) break;
       if (!hit) {
         const k = `${scan.rel}|${soname}`;
-        if (!reported.has(k)) {
-          reported.add(k);
-          outside.push({ importer: scan.rel, soname, chain });
-        }
+        if (!failed.has(k)) failed.set(k, { importer: scan.rel, soname, chain });
         continue;
       }
       found.set(soname, hit);
-      const child = byRel.get(hit)!;
       // Ancestors' RPATHs stay in the chain (an object with RUNPATH contributes none of its own).
-      visit(child, [...own, ...inherited], [...chain, hit]);
+      visit(byRel.get(hit)!, [...own, ...inherited], [...chain, hit]);
     }
   };
+  // Roots: executables, and objects no other object needs (extension modules, plugins). A library
+  // is checked in the context its importers load it in, as the loader would.
   for (const scan of tree.elves) visit(scan, [], [scan.rel]);
+  const needed = new Set([...inside.values()].flatMap((m) => [...m.values()]));
+  inside.clear();
+  failed.clear();
+  visited.clear();
+  for (const scan of tree.elves) if (scan.elf.interpreter || !needed.has(scan.rel)) visit(scan, [], [scan.rel]);
+  // A NEEDED found in some context counts as resolved (the loader reuses an object once loaded).
+  const outside = [...failed.values()].filter((f) => !inside.get(f.importer)?.has(f.soname));
   return { inside, outside };
 }
