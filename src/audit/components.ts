@@ -5,6 +5,7 @@
  * classifiers, else the License field; licence files from License-File).
  */
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { RuntimeManifest } from "../runtime/manifest.js";
@@ -33,7 +34,7 @@ export interface Component {
 
 async function sha256Of(root: string, rel: string): Promise<string | undefined> {
   try {
-    return createHash("sha256").update(await fsp.readFile(path.join(root, rel))).digest("hex");
+    return createHash("sha256").update(fs.readFileSync(path.join(root, rel))).digest("hex"); // sync: many small files
   } catch {
     return undefined;
   }
@@ -84,7 +85,7 @@ export function licenseFromText(text: string): string | undefined {
 async function distribution(root: string, distInfo: string, files: ReadonlySet<string>): Promise<Component | undefined> {
   let meta: Map<string, string[]>;
   try {
-    meta = parseMetadata(await fsp.readFile(path.join(root, distInfo, "METADATA"), "utf8"));
+    meta = parseMetadata(fs.readFileSync(path.join(root, distInfo, "METADATA"), "utf8"));
   } catch {
     return undefined;
   }

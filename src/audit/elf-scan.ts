@@ -35,7 +35,7 @@ export function scanElf(rel: string, buf: Uint8Array): ElfScan {
   for (const need of elf.versionNeeds) for (const v of need.versions) nodeFile.set(v, need.file);
   const bySymbol = new Map<string, string[]>();
   if (elf.versionNeeds.length > 0) {
-    for (const sym of readDynamicSymbols(buf, elf)) {
+    for (const sym of readDynamicSymbols(buf, elf, { versionedImportsOnly: true })) {
       if (!sym.undefined || !sym.version || !nodeFile.has(sym.version)) continue;
       const list = bySymbol.get(sym.version) ?? [];
       list.push(sym.name);

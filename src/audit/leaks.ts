@@ -5,7 +5,7 @@
  * `$ORIGIN`-relative. A leaked path is one under a known build prefix, or under a per-user or
  * temporary directory that will not exist (or will hold something else) on the target.
  */
-import * as fsp from "node:fs/promises";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Finding } from "./findings.js";
 import type { Tree } from "./tree.js";
@@ -41,7 +41,7 @@ export async function findLeaks(tree: Tree, buildPaths: readonly string[]): Prom
 
   for (const f of tree.files) {
     if (!CARRIERS.some((re) => re.test(f.rel)) || f.size > 8 * 1024 * 1024) continue;
-    const text = await fsp.readFile(path.join(tree.root, f.rel), "utf8");
+    const text = fs.readFileSync(path.join(tree.root, f.rel), "utf8");
     const hits = scanText(text, prefixes);
     if (f.rel.endsWith("pyvenv.cfg") && /^home\s*=\s*\//m.test(text)) hits.unshift(/^home\s*=\s*(.*)$/m.exec(text)![1]);
     if (hits.length === 0) continue;

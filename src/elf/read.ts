@@ -398,7 +398,7 @@ export function dynstrReferences(buf: Uint8Array, elf: ElfFile): number[] {
  * Dynamic symbols with their bound versions (DT_VERSYM indexes into verneed/verdef records).
  * Needs section headers for the symbol count; returns [] for stripped-of-sections files.
  */
-export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile): DynamicSymbol[] {
+export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile, opts: { versionedImportsOnly?: boolean } = {}): DynamicSymbol[] {
   const v = viewOf(buf);
   const dynsym = elf.sections.find((s) => s.type === 11);
   if (!dynsym || dynsym.entsize === 0 || elf.dynstrOffset === undefined) return [];
@@ -432,9 +432,10 @@ export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile): DynamicSymbol
   const n = Math.floor(dynsym.size / dynsym.entsize);
   for (let i = 1; i < n; i++) {
     const o = dynsym.offset + i * dynsym.entsize;
-    const name = v.cstring(elf.dynstrOffset + v.u32(o));
     const shndx = v.bits === 64 ? v.u16(o + 6) : v.u16(o + 14);
     const verIndex = versymOff === undefined ? 0 : v.u16(versymOff + i * 2) & 0x7fff;
+    if (opts.versionedImportsOnly && (shndx !== 0 || verIndex <= 1)) continue;
+    const name = v.cstring(elf.dynstrOffset + v.u32(o));
     out.push({ name, undefined: shndx === 0, version: verIndex > 1 ? versionNames.get(verIndex) : undefined });
   }
   return out;
