@@ -14,3 +14,6 @@ export { cacheRoot, listCache, pruneCache, type CacheEntry } from "./store/cache
 export { readElf, readDynamicSymbols, type ElfFile } from "./elf/read.js";
 export { editDynamic, type DynamicEdit } from "./elf/edit.js";
 export { extractArchive } from "./archive/extract.js";
+export { audit, auditFailed, type AuditOptions, type AuditReport } from "./audit/audit.js";
+export type { Finding } from "./audit/findings.js";
+export { cycloneDx } from "./audit/sbom.js";
