@@ -18,6 +18,9 @@ export type ErrorCode =
   | "E_PYTHON"
   | "E_RELOCATE"
   | "E_DOCTOR"
+  | "E_TOOL"
+  | "E_BUILD"
+  | "E_AUDIT"
   | "E_INTERNAL";
 
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
@@ -31,7 +34,12 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
   "E_DOWNLOAD",
   "E_LOCK_TIMEOUT",
   "E_PYTHON",
+  "E_TOOL",
+  "E_BUILD",
 ]);
+
+/** Errors that mean "the checks ran and failed" (exit 1), not bad input (2) or a bug (70). */
+export const CHECK_FAILURES: ReadonlySet<ErrorCode> = new Set(["E_AUDIT"]);
 
 export class PyportError extends Error {
   readonly code: ErrorCode;

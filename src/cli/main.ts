@@ -11,6 +11,7 @@ Commands:
   runtime create   make a portable CPython runtime from an interpreter or an archive
   runtime doctor   check that a runtime works on this machine
   runtime info     show what a runtime is made of
+  build            build a Python project into a bundle that runs anywhere
   audit            will a runtime or bundle run elsewhere, and under which licences?
   python list      list the CPython interpreters pyport finds on this machine
   cache dir|list|prune
@@ -34,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "runtime":
       return (await import("./runtime.js")).runtimeCommand(rest);
+    case "build":
+      return (await import("./build.js")).buildCommand(rest);
     case "audit":
       return (await import("./audit.js")).auditCommand(rest);
     case "cache":

@@ -1,5 +1,5 @@
 /** Rendering for the CLI: the reporter (stderr), errors and exit codes. */
-import { PyportError } from "../errors.js";
+import { CHECK_FAILURES, PyportError } from "../errors.js";
 import type { Reporter } from "../util/reporter.js";
 
 export const EXIT_OK = 0;
@@ -45,6 +45,7 @@ export function reportError(err: unknown): number {
   if (err instanceof PyportError) {
     process.stderr.write(`pyport: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+    if (CHECK_FAILURES.has(err.code)) return EXIT_FAILED;
     if (!err.isUserError && err.cause) process.stderr.write(`  cause: ${String((err.cause as Error).stack ?? err.cause)}\n`);
     return err.isUserError ? EXIT_USAGE : EXIT_INTERNAL;
   }

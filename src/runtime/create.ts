@@ -11,7 +11,7 @@ import { PyportError } from "../errors.js";
 import { readElfFile } from "../elf/file.js";
 import { shortVersion } from "../python/probe.js";
 import { BUCKETS, COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
-import { describeFailure, execFile } from "../util/exec.js";
+import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
 import { pathExists, replaceDir, siblingTemp } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { PYPORT_VERSION } from "../version.js";
@@ -25,7 +25,7 @@ import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
 
 /** Bump when the runtime layout or build steps change: old cache entries are then not reused. */
-const RUNTIME_FORMAT = 2;
+const RUNTIME_FORMAT = 4;
 
 export interface CreateRuntimeOptions {
   source: RuntimeSource;
@@ -167,7 +167,7 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
     warnings.push(`the source has no usable ensurepip${probe.ensurepip.error ? ` (${probe.ensurepip.error})` : ""}: the runtime has no pip`);
   } else {
     reporter?.step("installing pip (ensurepip)");
-    const r = await execFile(python, ["-I", "-m", "ensurepip", "--default-pip"], { env: cleanEnv() });
+    const r = await execFile(python, ["-I", "-m", "ensurepip", "--default-pip"], { env: pythonEnv() });
     if (r.code === 0) pip = true;
     else warnings.push(`ensurepip failed, the runtime has no pip: ${describeFailure("python3", ["-m", "ensurepip"], r)}`);
   }
@@ -175,8 +175,16 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
   if (!probe.venv) warnings.push("the source has no venv module: `python -m venv` will not work");
   await fixShebangs(path.join(root, "bin"));
 
-  const compiled = await execFile(python, ["-I", "-m", "compileall", "-q", ...changedPy], { env: cleanEnv() });
-  if (compiled.code !== 0) throw new PyportError("E_RELOCATE", `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], compiled)}`);
+  // Hash-based .pyc files stay valid whatever the files' mtimes become (cp, tar, unzip on the
+  // target), so start-up never pays for recompiling — or fails to cache on read-only media.
+  reporter?.step("compiling the standard library (hash-based .pyc)");
+  const compileArgs = ["-I", "-m", "compileall", "-q", "-f", "-j0", "-s", root, "--invalidation-mode", "unchecked-hash", "-x", "/site-packages/|/dist-packages/|/test/|/tests/|lib2to3/tests", stdlib];
+  const compiled = await execFile(python, compileArgs, { env: pythonEnv() });
+  if (compiled.code !== 0 && changedPy.length) {
+    // Some stdlib trees carry files that do not compile (bad test data): the fixed-up modules must.
+    const fixed = await execFile(python, ["-I", "-m", "compileall", "-q", "-f", "-s", root, "--invalidation-mode", "unchecked-hash", ...changedPy], { env: pythonEnv() });
+    if (fixed.code !== 0) throw new PyportError("E_RELOCATE", `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], fixed)}`);
+  }
 
   const floor = glibcFloor(elfFiles.filter((f) => ctx.libc === "system" || !f.rel.startsWith("libexec/lib")));
   const manifest: RuntimeManifest = {
@@ -209,9 +217,3 @@ async function hasModule(stdlib: string, name: string): Promise<boolean> {
   }
 }
 
-/** The environment for running a runtime during its build: no user Python settings leak in. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PYTHON") && !k.startsWith("PIP_") && k !== "VIRTUAL_ENV") env[k] = v;
-  return { ...env, PYTHONNOUSERSITE: "1" };
-}

@@ -47,3 +47,17 @@ export function describeFailure(file: string, args: readonly string[], r: ExecRe
   const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
   return `${file} ${args.join(" ")} ${how}${tail ? `:\n${tail}` : ""}`;
 }
+
+/**
+ * The environment for running a runtime's Python on behalf of the user: PYTHON* variables and
+ * VIRTUAL_ENV are dropped (they would redirect it), the user site is off; PIP_* variables are
+ * kept only when `keepPip` (pip installs honour the user's pip configuration).
+ */
+export function pythonEnv(opts: { keepPip?: boolean } = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith("PYTHON") || k === "VIRTUAL_ENV" || (k.startsWith("PIP_") && !opts.keepPip)) continue;
+    env[k] = v;
+  }
+  return { ...env, PYTHONNOUSERSITE: "1" };
+}

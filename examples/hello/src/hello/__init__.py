@@ -1,0 +1,3 @@
+"""pyport's example CLI."""
+
+__version__ = "1.0.0"

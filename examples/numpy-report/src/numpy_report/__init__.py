@@ -1,0 +1,1 @@
+"""pyport's numpy example."""

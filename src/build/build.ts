@@ -1,0 +1,251 @@
+/**
+ * `build`: a Python project → a bundle that runs anywhere. Plan, then apply, all inside a
+ * private sibling temp dir of `--out`; outputs are moved into `--out` only when everything
+ * (install, launchers, bytecode, licences, audit, archives) has succeeded, so a failed or
+ * interrupted build leaves nothing half-written there. Temp dirs of dead builds are removed by
+ * the next one.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { audit, type AuditReport } from "../audit/audit.js";
+import { cycloneDx } from "../audit/sbom.js";
+import { PyportError } from "../errors.js";
+import { discoverPythons } from "../python/discover.js";
+import { createRuntime } from "../runtime/create.js";
+import type { LibcMode } from "../runtime/closure.js";
+import { fixShebangs } from "../runtime/fixups.js";
+import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
+import type { Profile } from "../runtime/profile.js";
+import type { RuntimeSource } from "../runtime/sources.js";
+import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
+import { replaceDir, sha256File } from "../util/fs.js";
+import type { Reporter } from "../util/reporter.js";
+import { loadConfig, type BuildConfig, type Format } from "./config.js";
+import { writeEntryLaunchers, type EntryPoint } from "./entry-points.js";
+import { writeLicenses } from "./licenses.js";
+import { applyGlobs, dropLocalDirectUrls, refreshRecords, sizeByPackage } from "./prune.js";
+import { writeTarArchive } from "./tar-write.js";
+
+export interface BuildOptions {
+  projectDir: string;
+  out?: string;
+  formats?: Format[];
+  python?: string;
+  libc?: LibcMode;
+  profile?: Profile;
+  /** Skip the audit (printed by the CLI); default: audit, and fail the build on errors. */
+  audit?: boolean;
+  reporter?: Reporter;
+}
+
+export interface BuildOutput {
+  format: Format;
+  path: string;
+  /** File sha256 for archives; for `dir`, sha256 over the sorted (path, mode, content sha256) list. */
+  sha256: string;
+  bytes: number;
+}
+
+export interface BuildResult {
+  name: string;
+  version: string;
+  outputs: BuildOutput[];
+  entryPoints: EntryPoint[];
+  sizes: { name: string; bytes: number }[];
+  audit?: AuditReport;
+  ms: number;
+}
+
+const TEMP_TAG = "pyport-build";
+
+/** Removes `.<out>.pyport-build-<pid>-…` siblings left by builds whose process is gone. */
+async function removeStaleTemps(out: string): Promise<void> {
+  const parent = path.dirname(out);
+  const prefix = `.${path.basename(out)}.${TEMP_TAG}-`;
+  for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split("-")[0]);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = pid !== process.pid;
+    } catch {
+      alive = false;
+    }
+    if (!alive) await fsp.rm(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/** The configured source, else the newest Python 3.8+ on this machine that can install pip. */
+async function sourceOf(cfg: BuildConfig, reporter?: Reporter): Promise<RuntimeSource> {
+  if (cfg.archive) return { archive: cfg.archive, sha256: cfg.sha256 };
+  if (cfg.python) return { python: cfg.python };
+  const usable = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8 && p.probe.ensurepip.present && p.probe.ensurepip.wheels);
+  usable.sort((a, b) => b.probe.minor - a.probe.minor);
+  if (!usable[0]) throw new PyportError("E_NOT_FOUND", "no Python 3.8+ with ensurepip found on this machine", { hint: 'Set [tool.pyport] python = "3.12" (or an interpreter path), or archive = "<python-build-standalone URL>" with sha256.' });
+  reporter?.note(`no Python source configured: using Python ${usable[0].probe.version} at ${usable[0].path} (set [tool.pyport] python to choose)`);
+  return { python: usable[0].path };
+}
+
+async function run(python: string, args: string[], what: string, opts: { keepPip?: boolean; cwd?: string } = {}): Promise<void> {
+  const r = await execFile(python, args, { env: pythonEnv({ keepPip: opts.keepPip }), cwd: opts.cwd });
+  if (r.code !== 0) throw new PyportError("E_BUILD", `${what} failed: ${describeFailure("python3", args, r)}`, { hint: "Read pip's message above; fix the project or pass pip options with [tool.pyport] pip-args." });
+}
+
+/** The site-packages directory of the bundle's runtime. */
+function sitePackages(bundle: string, m: RuntimeManifest): string {
+  const [maj, min] = m.python.version.split(".");
+  return path.join(bundle, "lib", `python${maj}.${min}`, "site-packages");
+}
+
+async function dirDigest(dir: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const walk = async (rel: string) => {
+    const entries = (await fsp.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const full = path.join(dir, r);
+      if (e.isDirectory()) await walk(r);
+      else if (e.isSymbolicLink()) hash.update(`L ${r} ${await fsp.readlink(full)}\n`);
+      else {
+        const st = await fsp.stat(full);
+        bytes += st.size;
+        hash.update(`F ${r} ${st.mode & 0o111 ? "x" : "-"} ${await sha256File(full)}\n`);
+      }
+    }
+  };
+  await walk("");
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const started = Date.now();
+  const cfg = loadConfig(opts.projectDir);
+  if (opts.python) [cfg.python, cfg.archive] = [opts.python, undefined];
+  cfg.libc = opts.libc ?? cfg.libc;
+  cfg.profile = opts.profile ?? cfg.profile;
+  cfg.formats = opts.formats ?? cfg.formats;
+  const reporter = opts.reporter;
+  if (cfg.formats.includes("tar.zst") && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
+    throw new PyportError("E_TOOL", "the tar.zst format needs the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
+  }
+
+  const out = path.resolve(opts.out ?? path.join(cfg.projectDir, "dist"));
+  await fsp.mkdir(out, { recursive: true });
+  await removeStaleTemps(out);
+  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${TEMP_TAG}-${process.pid}-${Date.now().toString(36)}`);
+  await fsp.mkdir(tmp, { mode: 0o700 });
+  try {
+    const bundle = path.join(tmp, cfg.name);
+    reporter?.step(`runtime (${cfg.archive ? `archive ${cfg.archive}` : `Python ${cfg.python ?? "3"}`}, libc ${cfg.libc}, profile ${cfg.profile})`);
+    const { manifest } = await createRuntime({ source: await sourceOf(cfg, reporter), out: bundle, libc: cfg.libc, profile: cfg.profile, reporter });
+    if (!manifest.pip) throw new PyportError("E_BUILD", "the runtime has no pip, so the project cannot be installed", { hint: "Use a Python source with ensurepip (pyenv builds, python-build-standalone archives, Debian's python3 with python3-pip-whl)." });
+    const python = path.join(bundle, "bin", "python3");
+
+    const pipBase = ["-I", "-m", "pip", "install", "--no-warn-script-location", "--disable-pip-version-check", "--no-compile", ...cfg.pipArgs];
+    if (cfg.requirements) {
+      reporter?.step(`installing ${cfg.requirements}`);
+      await run(python, [...pipBase, "-r", path.join(cfg.projectDir, cfg.requirements)], `pip install -r ${cfg.requirements}`, { keepPip: true, cwd: cfg.projectDir });
+    }
+    reporter?.step(`installing ${cfg.name} and its dependencies with the runtime's pip`);
+    // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
+    const source = path.join(tmp, "source");
+    await copyProject(cfg.projectDir, source, out);
+    await run(python, [...pipBase, source], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
+
+    const site = sitePackages(bundle, manifest);
+    reporter?.step("writing launchers");
+    const entryPoints = await writeEntryLaunchers({ bundle, site, project: cfg.name, manifest, isolated: cfg.isolated, optimize: cfg.bytecode.optimize });
+    await fixShebangs(path.join(bundle, "bin"));
+    await dropLocalDirectUrls(site);
+
+    reporter?.step("pruning and compiling bytecode");
+    if (!cfg.keepPip) await removePip(bundle, site);
+    await applyGlobs(bundle, cfg.include, cfg.exclude);
+    await refreshRecords(site);
+    await compileBytecode(python, site, cfg, bundle);
+
+    reporter?.step("collecting licences");
+    const bundleManifest = { ...manifest, kind: "bundle", app: { name: cfg.name, version: cfg.version, entryPoints } };
+    await fsp.writeFile(path.join(bundle, MANIFEST_FILE), JSON.stringify(bundleManifest, null, 2) + "\n");
+    const components = await writeLicenses(bundle);
+    await fsp.writeFile(path.join(bundle, "sbom.cdx.json"), JSON.stringify(cycloneDx(cfg.name, components), null, 2) + "\n");
+
+    let report: AuditReport | undefined;
+    if (opts.audit !== false) {
+      reporter?.step("auditing the bundle");
+      report = await audit(bundle);
+      const errors = report.findings.filter((f) => f.severity === "error");
+      if (errors.length) {
+        throw new PyportError("E_AUDIT", `the audit found ${errors.length} error(s); nothing was written to ${out}:\n${errors.slice(0, 10).map((f) => `  ${f.code} ${f.path}: ${f.message}`).join("\n")}`, { hint: "Fix them (see `pyport audit` of the bundle for what to do), or build with --no-audit." });
+      }
+    }
+
+    const outputs: BuildOutput[] = [];
+    const base = `${cfg.name}-${cfg.version}-linux-${manifest.python.machine}`;
+    for (const format of cfg.formats.filter((f) => f !== "dir")) {
+      reporter?.step(`writing ${base}.${format}`);
+      const file = path.join(tmp, `${base}.${format}`);
+      await writeTarArchive(bundle, cfg.name, file, format === "tar.gz" ? "gzip" : "zstd");
+      outputs.push({ format, path: path.join(out, path.basename(file)), sha256: await sha256File(file), bytes: (await fsp.stat(file)).size });
+    }
+    const sizes = await sizeByPackage(bundle, site);
+    if (cfg.formats.includes("dir")) {
+      const digest = await dirDigest(bundle);
+      outputs.unshift({ format: "dir", path: path.join(out, cfg.name), ...digest });
+    }
+    // Everything succeeded: move the outputs into place (each an atomic rename).
+    for (const o of outputs) {
+      if (o.format === "dir") await replaceDir(bundle, o.path);
+      else await fsp.rename(path.join(tmp, path.basename(o.path)), o.path);
+    }
+    return { name: cfg.name, version: cfg.version, outputs, entryPoints, sizes, audit: report, ms: Date.now() - started };
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+const SKIP_IN_PROJECT = new Set([".git", ".hg", ".svn", "build", "dist", "__pycache__", ".venv", "venv", "node_modules", ".tox", ".nox"]);
+
+/** Copies the project source for installing, without VCS data, build output or `out` itself. */
+async function copyProject(from: string, to: string, out: string): Promise<void> {
+  await fsp.cp(from, to, {
+    recursive: true,
+    filter: (src) => {
+      const name = path.basename(src);
+      return path.resolve(src) !== out && !SKIP_IN_PROJECT.has(name) && !name.endsWith(".egg-info") && !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`);
+    },
+  });
+}
+
+/** Removes pip and ensurepip from a bundle: an application does not install packages at run time. */
+async function removePip(bundle: string, site: string): Promise<void> {
+  for (const e of await fsp.readdir(site)) if (e === "pip" || /^pip-[^-]+\.dist-info$/.test(e)) await fsp.rm(path.join(site, e), { recursive: true, force: true });
+  for (const e of await fsp.readdir(path.join(bundle, "bin"))) if (/^pip(3(\.\d+)?)?$/.test(e)) await fsp.rm(path.join(bundle, "bin", e), { force: true });
+  await fsp.rm(path.join(path.dirname(site), "ensurepip"), { recursive: true, force: true });
+}
+
+/** Hash-checked .pyc for everything installed (or sourceless .pyc with pyc-only). */
+async function compileBytecode(python: string, site: string, cfg: BuildConfig, bundle: string): Promise<void> {
+  if (!fs.existsSync(site)) return;
+  // -s: record bundle-relative source paths (the temp dir's name must not reach the .pyc).
+  const opt = ["-o", String(cfg.bytecode.optimize), "-s", bundle];
+  if (!cfg.bytecode.pycOnly) {
+    await run(python, ["-I", "-m", "compileall", "-q", "-f", "-j0", "--invalidation-mode", "checked-hash", ...opt, site], "compiling bytecode");
+    return;
+  }
+  await run(python, ["-I", "-m", "compileall", "-q", "-f", "-b", "-j0", "--invalidation-mode", "unchecked-hash", ...opt, site], "compiling bytecode");
+  const strip = async (dir: string) => {
+    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name === "__pycache__") await fsp.rm(full, { recursive: true, force: true });
+        else await strip(full);
+      } else if (e.name.endsWith(".py") && fs.existsSync(`${full}c`)) await fsp.rm(full);
+    }
+  };
+  await strip(site);
+}

@@ -1,0 +1,206 @@
+/**
+ * Build configuration: `pyproject.toml` (`[project]` + `[tool.pyport]`) or, for projects
+ * without one, `pyport.toml` (the same keys at top level, plus `name`/`version`). Every error
+ * names the file, the line and the key, and suggests the closest valid key or value.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { PyportError } from "../errors.js";
+import type { LibcMode } from "../runtime/closure.js";
+import { PROFILES, type Profile } from "../runtime/profile.js";
+
+export const FORMATS = ["dir", "tar.gz", "tar.zst"] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface BuildConfig {
+  projectDir: string;
+  /** The file the settings came from (for messages). */
+  configFile: string;
+  name: string;
+  version: string;
+  /** Python source: an X.Y version or interpreter path, or an archive path/URL (+ sha256). */
+  python?: string;
+  archive?: string;
+  sha256?: string;
+  libc: LibcMode;
+  profile: Profile;
+  formats: Format[];
+  include: string[];
+  exclude: string[];
+  bytecode: { optimize: 0 | 1 | 2; pycOnly: boolean };
+  /** Extra arguments for `pip install` (e.g. --no-index, --find-links DIR). */
+  pipArgs: string[];
+  /** A requirements file (relative to the project) installed first, e.g. with --require-hashes. */
+  requirements?: string;
+  /** Launchers run Python isolated (-I: no PYTHONPATH, no user site); false is the escape hatch. */
+  isolated: boolean;
+  /** Keep pip (and ensurepip) in the bundle; by default they are removed after the install. */
+  keepPip: boolean;
+}
+
+const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "pip-args", "requirements", "isolated", "keep-pip"] as const;
+const BYTECODE_KEYS = ["optimize", "pyc-only"] as const;
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+function closest(word: string, options: readonly string[]): string | undefined {
+  const best = [...options].sort((x, y) => distance(word, x) - distance(word, y))[0];
+  return best !== undefined && distance(word, best) <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** 1-based line of `key` inside table `[table]` (or at top level when table is ""); 0 when unknown. */
+export function lineOfKey(text: string, table: string, key: string): number {
+  const lines = text.split("\n");
+  let current = "";
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i].trim();
+    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(t);
+    if (header) {
+      current = header[1].replace(/\s*\.\s*/g, ".");
+      continue;
+    }
+    const m = /^("?)([A-Za-z0-9_.-]+)\1\s*=/.exec(t);
+    if (!m) continue;
+    const full = current ? `${current}.${m[2]}` : m[2];
+    if (full === (table ? `${table}.${key}` : key)) return i + 1;
+  }
+  return 0;
+}
+
+class ConfigReader {
+  constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly table: string,
+  ) {}
+
+  fail(key: string, message: string, hint: string): never {
+    const line = lineOfKey(this.text, this.table, key);
+    const where = `${this.file}${line ? `:${line}` : ""}`;
+    throw new PyportError("E_CONFIG", `${where}: ${this.table ? `${this.table}.` : ""}${key}: ${message}`, { hint });
+  }
+
+  string(obj: Record<string, unknown>, key: string): string | undefined {
+    const v = obj[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || v === "") this.fail(key, `expected a non-empty string, got ${JSON.stringify(v)}`, `Example: ${key} = "value"`);
+    return v;
+  }
+
+  strings(obj: Record<string, unknown>, key: string): string[] | undefined {
+    const v = obj[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) this.fail(key, `expected an array of strings, got ${JSON.stringify(v)}`, `Example: ${key} = ["a", "b"]`);
+    return v as string[];
+  }
+
+  oneOf<T extends string>(obj: Record<string, unknown>, key: string, allowed: readonly T[]): T | undefined {
+    const v = this.string(obj, key);
+    if (v === undefined) return undefined;
+    if (!(allowed as readonly string[]).includes(v)) {
+      const near = closest(v, allowed);
+      this.fail(key, `${JSON.stringify(v)} is not valid`, `${near ? `Did you mean "${near}"? ` : ""}Use one of: ${allowed.join(", ")}.`);
+    }
+    return v as T;
+  }
+
+  knownKeys(obj: Record<string, unknown>, allowed: readonly string[], sub = ""): void {
+    for (const key of Object.keys(obj)) {
+      if (allowed.includes(key)) continue;
+      const near = closest(key, allowed);
+      this.fail(sub ? `${sub}.${key}` : key, "unknown key", `${near ? `Did you mean "${near}"? ` : ""}Valid keys: ${allowed.join(", ")}.`);
+    }
+  }
+}
+
+function readToml(file: string): { text: string; data: Record<string, unknown> } {
+  const text = fs.readFileSync(file, "utf8");
+  try {
+    return { text, data: parseToml(text) as Record<string, unknown> };
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new PyportError("E_CONFIG", `${file}:${err.line}:${err.column}: invalid TOML: ${err.message.split("\n")[0]}`, { hint: "Fix the syntax at that line (TOML: https://toml.io)." });
+    }
+    throw err;
+  }
+}
+
+/** Loads the project's configuration. `projectDir` must hold pyproject.toml or pyport.toml. */
+export function loadConfig(projectDir: string): BuildConfig {
+  const dir = path.resolve(projectDir);
+  const pyproject = path.join(dir, "pyproject.toml");
+  const standalone = path.join(dir, "pyport.toml");
+  let file: string;
+  let table: string;
+  let project: Record<string, unknown>;
+  let tool: Record<string, unknown>;
+  let text: string;
+  if (fs.existsSync(pyproject)) {
+    file = pyproject;
+    const t = readToml(file);
+    text = t.text;
+    project = (t.data.project as Record<string, unknown>) ?? {};
+    tool = ((t.data.tool as Record<string, unknown> | undefined)?.pyport as Record<string, unknown>) ?? {};
+    table = "tool.pyport";
+  } else if (fs.existsSync(standalone)) {
+    file = standalone;
+    const t = readToml(file);
+    text = t.text;
+    const { name, version, ...rest } = t.data;
+    project = { name, version };
+    tool = rest;
+    table = "";
+  } else {
+    throw new PyportError("E_CONFIG", `${dir} has neither pyproject.toml nor pyport.toml`, { hint: "Run pyport build in a Python project directory, or pass it: pyport build path/to/project" });
+  }
+  const r = new ConfigReader(file, text, table);
+  const projectReader = new ConfigReader(file, text, table ? "project" : "");
+  const name = projectReader.string(project, "name") ?? projectReader.fail("name", "missing", 'Every project needs a name: name = "myapp"');
+  const version = projectReader.string(project, "version") ?? "0";
+
+  r.knownKeys(tool, table ? TOOL_KEYS : [...TOOL_KEYS, "name", "version"]);
+  const bytecode = (tool.bytecode ?? {}) as Record<string, unknown>;
+  if (typeof bytecode !== "object" || Array.isArray(bytecode)) r.fail("bytecode", "expected a table", "Example: bytecode = { optimize = 1, pyc-only = false }");
+  r.knownKeys(bytecode, BYTECODE_KEYS, "bytecode");
+  const optimize = bytecode.optimize ?? 0;
+  if (optimize !== 0 && optimize !== 1 && optimize !== 2) return r.fail("bytecode", `optimize must be 0, 1 or 2, got ${JSON.stringify(optimize)}`, "0 keeps asserts and docstrings; 1 drops asserts; 2 also drops docstrings.");
+  const pycOnly = bytecode["pyc-only"] ?? false;
+  if (typeof pycOnly !== "boolean") return r.fail("bytecode", `pyc-only must be true or false, got ${JSON.stringify(pycOnly)}`, "pyc-only = true ships .pyc files without their .py sources.");
+  const isolated = tool.isolated ?? true;
+  if (typeof isolated !== "boolean") return r.fail("isolated", `expected true or false, got ${JSON.stringify(isolated)}`, "isolated = false lets launchers honour PYTHONPATH and the user site.");
+  const keepPip = tool["keep-pip"] ?? false;
+  if (typeof keepPip !== "boolean") return r.fail("keep-pip", `expected true or false, got ${JSON.stringify(keepPip)}`, "keep-pip = true keeps pip in the bundle (10 MiB).");
+  const formats = (r.strings(tool, "formats") ?? ["dir"]).map((f) => {
+    if ((FORMATS as readonly string[]).includes(f)) return f as Format;
+    const near = closest(f, FORMATS);
+    return r.fail("formats", `${JSON.stringify(f)} is not a format`, `${near ? `Did you mean "${near}"? ` : ""}Use any of: ${FORMATS.join(", ")}.`);
+  });
+  const cfg: BuildConfig = {
+    projectDir: dir,
+    configFile: file,
+    name,
+    version,
+    python: r.string(tool, "python"),
+    archive: r.string(tool, "archive"),
+    sha256: r.string(tool, "sha256"),
+    libc: r.oneOf(tool, "libc", ["system", "bundled"] as const) ?? "system",
+    profile: r.oneOf(tool, "profile", PROFILES) ?? "default",
+    formats,
+    include: r.strings(tool, "include") ?? [],
+    exclude: r.strings(tool, "exclude") ?? [],
+    bytecode: { optimize, pycOnly },
+    pipArgs: r.strings(tool, "pip-args") ?? [],
+    requirements: r.string(tool, "requirements"),
+    isolated,
+    keepPip,
+  };
+  if (cfg.python && cfg.archive) r.fail("archive", "python and archive are both set", "Choose one Python source: python = \"3.12\" (an installed interpreter) or archive = \"URL\" with sha256.");
+  if (cfg.requirements && !fs.existsSync(path.join(dir, cfg.requirements))) r.fail("requirements", `${cfg.requirements} does not exist in ${dir}`, "Give a path relative to the project directory.");
+  return cfg;
+}

@@ -1,0 +1,77 @@
+/** `pyport build`: a Python project → a relocatable bundle directory and/or reproducible archives. */
+import * as path from "node:path";
+import { FORMATS, type Format } from "../build/config.js";
+import { PyportError } from "../errors.js";
+import { PROFILES } from "../runtime/profile.js";
+import { oneOf, parse } from "./args.js";
+import { cliReporter, mib } from "./output.js";
+
+export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst] [--python P]
+                    [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
+
+Builds the project (pyproject.toml with [project] and [tool.pyport], or pyport.toml) into a
+bundle that runs from any directory: a portable runtime, the project and its dependencies
+installed with the runtime's own pip (your pip configuration applies), a launcher bin/<name> per
+entry point, hash-checked bytecode, LICENSES.md + licenses/ + sbom.cdx.json, audited. Archives
+are reproducible (sorted, uid/gid 0, fixed mtime: SOURCE_DATE_EPOCH or 2000-01-01).
+A failed or interrupted build leaves nothing in --out.
+
+Options (flags override [tool.pyport]):
+  --out DIR            where outputs go (default: PROJECT_DIR/dist)
+  --format LIST        comma-separated: dir, tar.gz, tar.zst (default: dir)
+  --python P           X.Y or an interpreter path (default: [tool.pyport] python, else the
+                       newest Python 3.8+ found)
+  --libc MODE          system (default) or bundled (ships glibc; runs without one)
+  --profile P          default, full or minimal (what the runtime drops)
+  --no-audit           skip the audit that otherwise fails the build on errors
+  --json               print {"outputs": [{"format","path","sha256","bytes"}], …}
+
+[tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
+bytecode = { optimize = 0|1|2, pyc-only = bool }, pip-args, requirements, isolated,
+keep-pip.
+Example: pyport build examples/hello --format dir,tar.gz --out /tmp/out`;
+
+export async function buildCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      out: { type: "string" },
+      format: { type: "string" },
+      python: { type: "string" },
+      libc: { type: "string" },
+      profile: { type: "string" },
+      "no-audit": { type: "boolean" },
+      json: { type: "boolean" },
+      quiet: { type: "boolean" },
+    },
+    BUILD_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(BUILD_USAGE + "\n");
+    return 0;
+  }
+  if (positionals.length > 1) throw new PyportError("E_USAGE", "pyport build takes at most one project directory", { hint: "Example: pyport build examples/hello" });
+  const formats = values.format?.split(",").map((f) => oneOf("--format", f.trim(), FORMATS, "dir") as Format);
+  const libc = values.libc === undefined ? undefined : oneOf("--libc", values.libc, ["system", "bundled"] as const, "system");
+  const profile = values.profile === undefined ? undefined : oneOf("--profile", values.profile, PROFILES, "default");
+  const { build } = await import("../build/build.js");
+  const reporter = cliReporter({ quiet: values.quiet || values.json });
+  if (values["no-audit"]) process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");
+  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, audit: !values["no-audit"], reporter });
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ name: r.name, version: r.version, outputs: r.outputs, entryPoints: r.entryPoints, sizes: r.sizes, audit: r.audit && { floors: r.audit.floors, runsOn: r.audit.runsOn.map((x) => x.label), findings: r.audit.findings }, ms: r.ms }, null, 2) + "\n");
+    return 0;
+  }
+  process.stdout.write(`built ${r.name} ${r.version} in ${(r.ms / 1000).toFixed(1)} s\n`);
+  for (const o of r.outputs) process.stdout.write(`  ${o.format.padEnd(7)} ${o.path}  ${mib(o.bytes)}  sha256 ${o.sha256.slice(0, 16)}…\n`);
+  if (r.entryPoints.length) {
+    const dir = r.outputs.find((o) => o.format === "dir");
+    process.stdout.write(`run it: ${r.entryPoints.map((e) => (dir ? path.join(dir.path, "bin", e.name) : `<bundle>/bin/${e.name}`)).join(", ")}\n`);
+  }
+  process.stdout.write(`size by package: ${r.sizes.slice(0, 6).map((s) => `${s.name} ${mib(s.bytes)}`).join(", ")}\n`);
+  if (r.audit) {
+    const warnings = r.audit.findings.filter((f) => f.severity === "warning").length;
+    process.stdout.write(`audit: runs on ${r.audit.runsOn.filter((x) => x.from).map((x) => x.label).join(", ")}; ${warnings} warning(s) (pyport audit <bundle> for details)\n`);
+  }
+  return 0;
+}
