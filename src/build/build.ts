@@ -20,7 +20,8 @@ import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import type { Profile } from "../runtime/profile.js";
 import type { RuntimeSource } from "../runtime/sources.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
-import { replaceDir, sha256File } from "../util/fs.js";
+import { BUCKETS, materialize, touchEntry } from "../store/cache.js";
+import { replaceDir, sha256File, walkFiles } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { loadConfig, type BuildConfig, type Format } from "./config.js";
 import { writeEntryLaunchers, type EntryPoint } from "./entry-points.js";
@@ -100,24 +101,25 @@ function sitePackages(bundle: string, m: RuntimeManifest): string {
   return path.join(bundle, "lib", `python${maj}.${min}`, "site-packages");
 }
 
-async function dirDigest(dir: string): Promise<{ sha256: string; bytes: number }> {
+/** sha256 over the sorted (path, exec bit, content sha256) list of a directory, and its size. */
+function dirDigest(dir: string): { sha256: string; bytes: number } {
   const hash = createHash("sha256");
   let bytes = 0;
-  const walk = async (rel: string) => {
-    const entries = (await fsp.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const walk = (rel: string) => {
+    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       const full = path.join(dir, r);
-      if (e.isDirectory()) await walk(r);
-      else if (e.isSymbolicLink()) hash.update(`L ${r} ${await fsp.readlink(full)}\n`);
+      if (e.isDirectory()) walk(r);
+      else if (e.isSymbolicLink()) hash.update(`L ${r} ${fs.readlinkSync(full)}\n`);
       else {
-        const st = await fsp.stat(full);
-        bytes += st.size;
-        hash.update(`F ${r} ${st.mode & 0o111 ? "x" : "-"} ${await sha256File(full)}\n`);
+        const data = fs.readFileSync(full);
+        bytes += data.length;
+        hash.update(`F ${r} ${fs.statSync(full).mode & 0o111 ? "x" : "-"} ${createHash("sha256").update(data).digest("hex")}\n`);
       }
     }
   };
-  await walk("");
+  walk("");
   return { sha256: hash.digest("hex"), bytes };
 }
 
@@ -154,7 +156,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
     const source = path.join(tmp, "source");
     await copyProject(cfg.projectDir, source, out);
-    await run(python, [...pipBase, source], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
+    const wheel = await projectWheel(python, source, manifest, cfg.pipArgs);
+    await run(python, [...pipBase, wheel], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
 
     const site = sitePackages(bundle, manifest);
     reporter?.step("writing launchers");
@@ -194,7 +197,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     const sizes = await sizeByPackage(bundle, site);
     if (cfg.formats.includes("dir")) {
-      const digest = await dirDigest(bundle);
+      const digest = dirDigest(bundle);
       outputs.unshift({ format: "dir", path: path.join(out, cfg.name), ...digest });
     }
     // Everything succeeded: move the outputs into place (each an atomic rename).
@@ -219,6 +222,34 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
       return path.resolve(src) !== out && !SKIP_IN_PROJECT.has(name) && !name.endsWith(".egg-info") && !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`);
     },
   });
+}
+
+/** sha256 over the project copy's files (paths, modes, contents), in a stable order. */
+async function treeKey(dir: string): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of await walkFiles(dir)) {
+    const st = await fsp.lstat(file);
+    hash.update(`${path.relative(dir, file)}\0${st.mode & 0o111 ? "x" : "-"}\0`);
+    hash.update(st.isSymbolicLink() ? await fsp.readlink(file) : await fsp.readFile(file));
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * The project's wheel, built once per (source tree, Python, pip options) into the cache: a warm
+ * rebuild of an unchanged project skips the build backend (seconds of isolated-env setup).
+ */
+async function projectWheel(python: string, source: string, m: RuntimeManifest, pipArgs: string[]): Promise<string> {
+  const key = createHash("sha256").update(JSON.stringify({ tree: await treeKey(source), python: m.python.version, soabi: m.python.soabi, pipArgs })).digest("hex").slice(0, 32);
+  const { dir } = await materialize({
+    bucket: BUCKETS.wheels,
+    key,
+    build: (tmp) => run(python, ["-I", "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", ...pipArgs, "-w", tmp, source], "building the project's wheel", { keepPip: true, cwd: source }),
+  });
+  await touchEntry(dir);
+  const wheel = (await fsp.readdir(dir)).find((f) => f.endsWith(".whl"));
+  if (!wheel) throw new PyportError("E_BUILD", `pip wheel produced no wheel for ${source}`, { hint: "Check the project's [build-system]." });
+  return path.join(dir, wheel);
 }
 
 /** Removes pip and ensurepip from a bundle: an application does not install packages at run time. */

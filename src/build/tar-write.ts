@@ -110,7 +110,7 @@ export async function writeTarArchive(root: string, prefix: string, dest: string
     await pipeline(source, zlib.createGzip({ level: 9 }), fs.createWriteStream(dest, { mode: 0o644 }));
     return;
   }
-  const child = spawn("zstd", ["-q", "-19", "-T1", "--no-progress", "-o", dest], { stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("zstd", ["-q", "-19", "-T0", "--no-progress", "-o", dest], { stdio: ["pipe", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {

@@ -4,6 +4,7 @@
  * config dir), include/python3.X, lib/pkgconfig. Works from the probe's paths, so a pyenv
  * prefix, Debian's split /usr layout and an extracted archive are handled alike.
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
@@ -26,42 +27,54 @@ const SKIP_IN_STDLIB = new Set(["site-packages", "dist-packages", "EXTERNALLY-MA
  * the copied tree; a symlink pointing outside it is replaced by a copy of its target.
  */
 export async function copyTree(src: string, dest: string, skip: (rel: string) => boolean, rel = ""): Promise<void> {
-  await fsp.mkdir(dest, { recursive: true, mode: 0o755 });
-  for (const e of await fsp.readdir(src, { withFileTypes: true })) {
+  copyTreeSync(src, dest, skip, rel);
+}
+
+/**
+ * Synchronous on purpose: a runtime is thousands of small files, and per-file thread-pool round
+ * trips made the asynchronous copy several times slower.
+ */
+function copyTreeSync(src: string, dest: string, skip: (rel: string) => boolean, rel: string): void {
+  fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
+  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
     const childRel = rel ? `${rel}/${e.name}` : e.name;
     if (skip(childRel)) continue;
     const s = path.join(src, e.name);
     const d = path.join(dest, e.name);
     if (e.isDirectory()) {
-      await copyTree(s, d, skip, childRel);
+      copyTreeSync(s, d, skip, childRel);
     } else if (e.isSymbolicLink()) {
-      const target = await fsp.readlink(s);
+      const target = fs.readlinkSync(s);
       const resolved = path.resolve(path.dirname(s), target);
       const rootOfCopy = path.resolve(src, ...rel.split("/").filter(Boolean).map(() => ".."));
       if (!path.isAbsolute(target) && !path.relative(rootOfCopy, resolved).startsWith("..")) {
-        await fsp.symlink(target, d);
+        fs.symlinkSync(target, d);
       } else {
         let st;
         try {
-          st = await fsp.stat(s);
+          st = fs.statSync(s);
         } catch (err) {
           if (hasErrno(err, "ENOENT")) continue; // dangling link on the build machine: nothing to ship
           throw err;
         }
-        if (st.isDirectory()) await copyTree(s, d, skip, childRel);
-        else await copyFilePreserving(s, d);
+        if (st.isDirectory()) copyTreeSync(s, d, skip, childRel);
+        else copyFileSyncPreserving(s, d);
       }
     } else if (e.isFile()) {
-      await copyFilePreserving(s, d);
+      copyFileSyncPreserving(s, d);
     }
   }
 }
 
+function copyFileSyncPreserving(src: string, dest: string): void {
+  fs.copyFileSync(src, dest);
+  const st = fs.statSync(src);
+  fs.chmodSync(dest, (st.mode & 0o755) | 0o600);
+  fs.utimesSync(dest, st.atime, st.mtime);
+}
+
 export async function copyFilePreserving(src: string, dest: string): Promise<void> {
-  await fsp.copyFile(src, dest);
-  const st = await fsp.stat(src);
-  await fsp.chmod(dest, (st.mode & 0o755) | 0o600);
-  await fsp.utimes(dest, st.atime, st.mtime);
+  copyFileSyncPreserving(src, dest);
 }
 
 /** Fills `root` with the interpreter described by `probe`. */

@@ -36,9 +36,10 @@ const GUI: DropRule = {
   test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || r === "turtle.py" || /^lib-dynload\/_tkinter/.test(r),
 };
 const DEV: DropRule = { group: "build support (config dir)", test: (r) => /^config-[^/]+(\/|$)/.test(r) };
+// ensurepip is removed only after it has installed pip (runtime/create.ts).
 const EXTRAS: DropRule = {
-  group: "lib2to3, pydoc_data, ensurepip, distutils",
-  test: (r) => /^(lib2to3|pydoc_data|ensurepip|distutils)(\/|$)/.test(r),
+  group: "lib2to3, pydoc_data, distutils",
+  test: (r) => /^(lib2to3|pydoc_data|distutils)(\/|$)/.test(r),
 };
 
 const RULES: Record<Profile, DropRule[]> = {

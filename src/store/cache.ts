@@ -16,6 +16,7 @@ export const BUCKETS = {
   archives: "archives-v1",
   runtimes: "runtimes-v1",
   probes: "probes-v1",
+  wheels: "wheels-v1",
 } as const;
 
 export const COMPLETE_MARKER = ".pyport-complete";

@@ -1,0 +1,77 @@
+/**
+ * bench/build: build time from a cold and a warm cache (hello, numpy-report); hello's size per
+ * profile and format; start-up of `bin/hello --version` vs the same module run by the bundle's
+ * bare interpreter, interleaved in one run (only ratios count on a shared machine).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { build } from "../src/build/build.js";
+import type { Format } from "../src/build/config.js";
+import { discoverPythons } from "../src/python/discover.js";
+import type { Profile } from "../src/runtime/profile.js";
+
+const EXAMPLES = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples");
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timeRun(exe: string, args: string[]): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(exe, args, { stdio: "ignore" });
+  if (r.status !== 0) throw new Error(`${exe} ${args.join(" ")} failed`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+async function timedBuild(project: string, python: string, formats: Format[], profile: Profile = "default") {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-build-"));
+  const t = Date.now();
+  const r = await build({ projectDir: path.join(EXAMPLES, project), out, python, formats, profile });
+  return { ms: Date.now() - t, r };
+}
+
+export async function buildBench(): Promise<void> {
+  const pythons = await discoverPythons();
+  const pick = (minor: number) => pythons.find((p) => p.probe.major === 3 && p.probe.minor === minor && p.probe.ensurepip.wheels);
+  const py = pick(12) ?? pick(11) ?? pythons[0];
+  if (!py) throw new Error("no interpreter found");
+  console.log(`# build — Python ${py.probe.version} at ${py.path}`);
+
+  process.env.PYPORT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-cache-"));
+  const cold = await timedBuild("hello", py.path, ["dir"]);
+  const warm = await timedBuild("hello", py.path, ["dir"]);
+  console.log(`hello: cold cache ${(cold.ms / 1000).toFixed(1)} s, warm rebuild ${(warm.ms / 1000).toFixed(1)} s (target <= 3 s)`);
+
+  const np = pick(11);
+  if (np) {
+    try {
+      const c = await timedBuild("numpy-report", np.path, ["dir"]);
+      const w = await timedBuild("numpy-report", np.path, ["dir"]);
+      console.log(`numpy-report (Python ${np.probe.version}): cold ${(c.ms / 1000).toFixed(1)} s, warm ${(w.ms / 1000).toFixed(1)} s, bundle ${mib(w.r.outputs[0].bytes)}`);
+    } catch (err) {
+      console.log(`numpy-report: SKIPPED (${String(err).split("\n")[0]})`);
+    }
+  } else console.log("numpy-report: SKIPPED (no Python 3.11: the index's numpy wheels are cp311)");
+
+  for (const profile of ["default", "minimal", "full"] as Profile[]) {
+    const { r } = await timedBuild("hello", py.path, ["dir", "tar.gz", "tar.zst"], profile);
+    const size = (f: string) => mib(r.outputs.find((o) => o.format === f)!.bytes);
+    console.log(`hello --profile ${profile}: dir ${size("dir")}, tar.gz ${size("tar.gz")}${profile === "default" ? " (target <= 12 MB)" : ""}, tar.zst ${size("tar.zst")}`);
+  }
+
+  const bundle = warm.r.outputs[0].path;
+  const hello = path.join(bundle, "bin", "hello");
+  const bare = path.join(bundle, "bin", "python3");
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 5; i++) [timeRun(hello, ["--version"]), timeRun(bare, ["-I", "-m", "hello.cli", "--version"])];
+  for (let i = 0; i < 40; i++) {
+    a.push(timeRun(hello, ["--version"]));
+    b.push(timeRun(bare, ["-I", "-m", "hello.cli", "--version"]));
+  }
+  console.log(`start-up, median of 40 interleaved: bin/hello --version ${median(a).toFixed(2)} ms | bin/python3 -I -m hello.cli --version ${median(b).toFixed(2)} ms → ratio ${(median(a) / median(b)).toFixed(3)} (target <= 1.05)`);
+}
