@@ -63,6 +63,17 @@ export async function buildBench(): Promise<void> {
     console.log(`hello --profile ${profile}: dir ${size("dir")}, tar.gz ${size("tar.gz")}${profile === "default" ? " (target <= 12 MB)" : ""}, tar.zst ${size("tar.zst")}`);
   }
 
+  const zipped = await build({ projectDir: path.join(EXAMPLES, "hello"), out: fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-build-")), python: py.path, formats: ["dir", "tar.gz"], resources: "zip-stdlib" });
+  console.log(`hello --resources zip-stdlib (default profile): dir ${mib(zipped.outputs[0].bytes)}, tar.gz ${mib(zipped.outputs[1].bytes)}`);
+  const imports = ["-I", "-c", "import json, email.message, asyncio, http.server, argparse, logging, decimal"];
+  const fsTimes: number[] = [];
+  const zipTimes: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    fsTimes.push(timeRun(path.join(warm.r.outputs[0].path, "bin", "python3"), imports));
+    zipTimes.push(timeRun(path.join(zipped.outputs[0].path, "bin", "python3"), imports));
+  }
+  console.log(`import json, email, asyncio, http.server, argparse, logging, decimal — median of 30 interleaved: filesystem ${median(fsTimes).toFixed(2)} ms | zip-stdlib ${median(zipTimes).toFixed(2)} ms → ratio ${(median(zipTimes) / median(fsTimes)).toFixed(3)}`);
+
   const bundle = warm.r.outputs[0].path;
   const hello = path.join(bundle, "bin", "hello");
   const bare = path.join(bundle, "bin", "python3");

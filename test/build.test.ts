@@ -106,6 +106,25 @@ describe("hello (system libc)", () => {
     assert.equal(temp(), undefined, "the dead build's temp dir was removed");
   });
 
+  test("zip-stdlib: the stdlib loads from lib/pythonXY.zip; package data, pkgutil and __file__ still work", async (t) => {
+    if (!python) return t.skip("no CPython with a shared libpython found");
+    const out = tmpDir("build-zip");
+    const r = await build({ projectDir: path.join(EXAMPLES, "hello"), out, python, formats: ["dir"], resources: "zip-stdlib" });
+    const dir = r.outputs[0].path;
+    const zip = fs.readdirSync(path.join(dir, "lib")).find((f) => /^python3\d+\.zip$/.test(f));
+    assert.ok(zip, "lib/pythonXY.zip exists");
+    const res = run(path.join(dir, "bin", "hello"), ["--resources"]);
+    assert.equal(res.code, 0, res.stderr);
+    const lines = res.stdout.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 3), Array(3).fill("Greetings from a data file inside the hello package."));
+    assert.match(lines[3], new RegExp(`json from ${dir}/lib/${zip}/json/__init__\\.pyc`));
+    const py = path.join(dir, "bin", "python3");
+    const venv = path.join(tmpDir("zip-venv"), "v");
+    const mods = run(py, ["-c", `import asyncio, email.message, http.server, sqlite3, ssl, venv, subprocess, sys; venv.create(${JSON.stringify(venv)}, with_pip=False, symlinks=True); print(subprocess.run([${JSON.stringify(venv)} + "/bin/python", "-c", "print(42)"], capture_output=True, text=True).stdout.strip())`]);
+    assert.equal(mods.stdout.trim(), "42", mods.stderr);
+    assert.ok(!fs.existsSync(path.join(dir, "lib", `python${zip!.slice(6, 7)}.${zip!.slice(7, -4)}`, "json")), "zipped packages are gone from the filesystem");
+  });
+
   test("configuration errors name the file, line and key, and suggest the closest", async () => {
     const dir = tmpDir("build-badcfg");
     fs.writeFileSync(path.join(dir, "pyproject.toml"), '[project]\nname = "x"\nversion = "1"\n\n[tool.pyport]\nlibc = "system"\nformts = ["dir"]\n');

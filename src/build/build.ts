@@ -21,6 +21,7 @@ import type { Profile } from "../runtime/profile.js";
 import type { RuntimeSource } from "../runtime/sources.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
 import { BUCKETS, materialize, touchEntry } from "../store/cache.js";
+import { pythonAsset } from "../util/assets.js";
 import { replaceDir, sha256File, walkFiles } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { loadConfig, type BuildConfig, type Format } from "./config.js";
@@ -34,6 +35,7 @@ export interface BuildOptions {
   out?: string;
   formats?: Format[];
   python?: string;
+  resources?: BuildConfig["resources"];
   libc?: LibcMode;
   profile?: Profile;
   /** Skip the audit (printed by the CLI); default: audit, and fail the build on errors. */
@@ -130,6 +132,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   cfg.libc = opts.libc ?? cfg.libc;
   cfg.profile = opts.profile ?? cfg.profile;
   cfg.formats = opts.formats ?? cfg.formats;
+  cfg.resources = opts.resources ?? cfg.resources;
   const reporter = opts.reporter;
   if (cfg.formats.includes("tar.zst") && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
     throw new PyportError("E_TOOL", "the tar.zst format needs the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
@@ -170,6 +173,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await applyGlobs(bundle, cfg.include, cfg.exclude);
     await refreshRecords(site);
     await compileBytecode(python, site, cfg, bundle);
+    if (cfg.resources === "zip-stdlib") {
+      reporter?.step("zipping the standard library");
+      await run(python, ["-I", pythonAsset("zip_stdlib.py"), bundle, String(cfg.bytecode.optimize)], "zipping the standard library");
+    }
 
     reporter?.step("collecting licences");
     const bundleManifest = { ...manifest, kind: "bundle", app: { name: cfg.name, version: cfg.version, entryPoints } };
@@ -264,6 +271,11 @@ async function compileBytecode(python: string, site: string, cfg: BuildConfig, b
   if (!fs.existsSync(site)) return;
   // -s: record bundle-relative source paths (the temp dir's name must not reach the .pyc).
   const opt = ["-o", String(cfg.bytecode.optimize), "-s", bundle];
+  if (cfg.bytecode.optimize > 0) {
+    // Runtimes ship plain .pyc only: give the stdlib the optimisation level the launchers use.
+    const stdlib = path.dirname(site);
+    await run(python, ["-I", "-m", "compileall", "-q", "-j0", "-o", String(cfg.bytecode.optimize), "-s", bundle, "--invalidation-mode", "unchecked-hash", "-x", "/site-packages/", stdlib], "compiling the standard library's bytecode");
+  }
   if (!cfg.bytecode.pycOnly) {
     await run(python, ["-I", "-m", "compileall", "-q", "-f", "-j0", "--invalidation-mode", "checked-hash", ...opt, site], "compiling bytecode");
     return;

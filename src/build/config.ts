@@ -11,6 +11,7 @@ import type { LibcMode } from "../runtime/closure.js";
 import { PROFILES, type Profile } from "../runtime/profile.js";
 
 export const FORMATS = ["dir", "tar.gz", "tar.zst"] as const;
+export const RESOURCES = ["filesystem", "zip-stdlib"] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface BuildConfig {
@@ -29,6 +30,8 @@ export interface BuildConfig {
   include: string[];
   exclude: string[];
   bytecode: { optimize: 0 | 1 | 2; pycOnly: boolean };
+  /** `zip-stdlib`: the pure-Python stdlib as .pyc in lib/pythonXY.zip (smaller, no stdlib sources). */
+  resources: (typeof RESOURCES)[number];
   /** Extra arguments for `pip install` (e.g. --no-index, --find-links DIR). */
   pipArgs: string[];
   /** A requirements file (relative to the project) installed first, e.g. with --require-hashes. */
@@ -39,7 +42,7 @@ export interface BuildConfig {
   keepPip: boolean;
 }
 
-const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "pip-args", "requirements", "isolated", "keep-pip"] as const;
+const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "resources", "pip-args", "requirements", "isolated", "keep-pip"] as const;
 const BYTECODE_KEYS = ["optimize", "pyc-only"] as const;
 
 function distance(a: string, b: string): number {
@@ -195,6 +198,7 @@ export function loadConfig(projectDir: string): BuildConfig {
     include: r.strings(tool, "include") ?? [],
     exclude: r.strings(tool, "exclude") ?? [],
     bytecode: { optimize, pycOnly },
+    resources: r.oneOf(tool, "resources", RESOURCES) ?? "filesystem",
     pipArgs: r.strings(tool, "pip-args") ?? [],
     requirements: r.string(tool, "requirements"),
     isolated,

@@ -27,7 +27,7 @@ Options (flags override [tool.pyport]):
   --json               print {"outputs": [{"format","path","sha256","bytes"}], …}
 
 [tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
-bytecode = { optimize = 0|1|2, pyc-only = bool }, pip-args, requirements, isolated,
+bytecode = { optimize = 0|1|2, pyc-only = bool }, resources = "filesystem"|"zip-stdlib", pip-args, requirements, isolated,
 keep-pip.
 Example: pyport build examples/hello --format dir,tar.gz --out /tmp/out`;
 

@@ -2,7 +2,8 @@
  * Runtime profiles: what each drops from the stdlib, and debug-info stripping.
  *  - full:    nothing dropped, nothing stripped.
  *  - default: test suites and test extension modules, static libpython archives, GUI parts
- *             (tkinter, idlelib, turtle, turtledemo: they drag in Tcl/Tk and X11 libraries).
+ *             (tkinter, idlelib, turtle, turtledemo: they drag in Tcl/Tk and X11 libraries),
+ *             and -O/-OO bytecode (.opt-1/.opt-2.pyc; compiled on demand).
  *  - minimal: default, plus lib2to3, pydoc_data, ensurepip, the C headers and config dir
  *             (no C extension builds), distutils, and man pages.
  */
@@ -35,6 +36,8 @@ const GUI: DropRule = {
   group: "gui (tkinter, idlelib, turtle)",
   test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || r === "turtle.py" || /^lib-dynload\/_tkinter/.test(r),
 };
+// -O/-OO bytecode: rarely used, twice the size of the plain .pyc; Python compiles it on demand.
+const OPT_PYC: DropRule = { group: "optimised bytecode (.opt-1/.opt-2.pyc)", test: (r) => /\/__pycache__\/[^/]+\.opt-[12]\.pyc$|^__pycache__\/[^/]+\.opt-[12]\.pyc$/.test(r) };
 const DEV: DropRule = { group: "build support (config dir)", test: (r) => /^config-[^/]+(\/|$)/.test(r) };
 // ensurepip is removed only after it has installed pip (runtime/create.ts).
 const EXTRAS: DropRule = {
@@ -44,8 +47,8 @@ const EXTRAS: DropRule = {
 
 const RULES: Record<Profile, DropRule[]> = {
   full: [],
-  default: [TESTS, STATIC_LIBS, GUI],
-  minimal: [TESTS, STATIC_LIBS, GUI, DEV, EXTRAS],
+  default: [TESTS, STATIC_LIBS, GUI, OPT_PYC],
+  minimal: [TESTS, STATIC_LIBS, GUI, OPT_PYC, DEV, EXTRAS],
 };
 
 export interface PruneReport {

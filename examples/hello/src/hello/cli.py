@@ -14,8 +14,20 @@ def main(argv=None):
     parser.add_argument("--where", action="store_true", help="print the interpreter and argv[0]")
     parser.add_argument("--echo-stdin", action="store_true", help="copy stdin to stdout")
     parser.add_argument("--exit", type=int, default=0, help="exit with this status")
+    parser.add_argument("--resources", action="store_true", help="read package data three ways")
     args = parser.parse_args(argv)
-    if args.echo_stdin:
+    if args.resources:
+        import importlib.resources
+        import pkgutil
+
+        import hello
+
+        print(importlib.resources.files("hello").joinpath("greeting.txt").read_text().strip())
+        print(pkgutil.get_data("hello", "greeting.txt").decode().strip())
+        with open(os.path.join(os.path.dirname(hello.__file__), "greeting.txt")) as f:
+            print(f.read().strip())
+        print("json from %s" % __import__("json").__file__)
+    elif args.echo_stdin:
         sys.stdout.write(sys.stdin.read())
     elif args.where:
         print("argv0=%s" % sys.argv[0])
