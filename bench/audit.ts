@@ -11,11 +11,8 @@ import * as path from "node:path";
 import { audit } from "../src/audit/audit.js";
 import { discoverPythons } from "../src/python/discover.js";
 import { createRuntime } from "../src/runtime/create.js";
+import { median } from "./util.js";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 export async function auditBench(): Promise<void> {
   // scipy wheels on this machine's index are cp311 only; any 3.11 works.

@@ -3,7 +3,6 @@
  * profile and format; start-up of `bin/hello --version` vs the same module run by the bundle's
  * bare interpreter, interleaved in one run (only ratios count on a shared machine).
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,21 +10,12 @@ import { build } from "../src/build/build.js";
 import type { Format } from "../src/build/config.js";
 import { discoverPythons } from "../src/python/discover.js";
 import type { Profile } from "../src/runtime/profile.js";
+import { median, timeRun } from "./util.js";
 
 const EXAMPLES = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples");
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
-function timeRun(exe: string, args: string[]): number {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(exe, args, { stdio: "ignore" });
-  if (r.status !== 0) throw new Error(`${exe} ${args.join(" ")} failed`);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 async function timedBuild(project: string, python: string, formats: Format[], profile: Profile = "default") {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-build-"));

@@ -3,7 +3,6 @@
  * interpreter, measured interleaved in one run (the machine is shared: only ratios count);
  * creation time from a cold and a warm cache; runtime size per profile vs the source install.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,18 +10,9 @@ import { createRuntime } from "../src/runtime/create.js";
 import { discoverPythons } from "../src/python/discover.js";
 import { readElfFile } from "../src/elf/file.js";
 import { treeSize } from "../src/util/fs.js";
+import { median, timeRun } from "./util.js";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
-function timeRun(exe: string, args: string[]): number {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(exe, args, { stdio: "ignore" });
-  if (r.status !== 0) throw new Error(`${exe} ${args.join(" ")} failed`);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
 
 export async function runtimeStartupBench(): Promise<void> {
   const pythons = await discoverPythons();

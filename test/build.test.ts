@@ -125,6 +125,45 @@ describe("hello (system libc)", () => {
     assert.ok(!fs.existsSync(path.join(dir, "lib", `python${zip!.slice(6, 7)}.${zip!.slice(7, -4)}`, "json")), "zipped packages are gone from the filesystem");
   });
 
+  test("bytecode options and exclude globs: -OO sourceless .pyc, excluded files gone", async (t) => {
+    if (!python) return t.skip("no CPython with a shared libpython found");
+    const project = path.join(tmpDir("build-opts"), "hello");
+    fs.cpSync(path.join(EXAMPLES, "hello"), project, { recursive: true });
+    const toml = fs.readFileSync(path.join(project, "pyproject.toml"), "utf8");
+    fs.writeFileSync(path.join(project, "pyproject.toml"), toml.replace('formats = ["dir", "tar.gz"]', 'formats = ["dir"]\nbytecode = { optimize = 2, pyc-only = true }\nexclude = ["lib/**/lib-dynload/_sqlite3*"]'));
+    const r = await build({ projectDir: project, out: tmpDir("build-opts-out"), python });
+    const dir = r.outputs[0].path;
+    const pkg = fs.readdirSync(path.join(dir, "lib")).find((d) => d.startsWith("python3."))!;
+    const hello = path.join(dir, "lib", pkg, "site-packages", "hello");
+    assert.deepEqual(fs.readdirSync(hello).filter((f) => f.endsWith(".py")), [], "no .py sources");
+    assert.ok(fs.existsSync(path.join(hello, "cli.pyc")));
+    assert.ok(!fs.readdirSync(path.join(dir, "lib", pkg, "lib-dynload")).some((f) => f.startsWith("_sqlite3")), "excluded by glob");
+    const res = run(path.join(dir, "bin", "hello"), ["--where"]);
+    assert.equal(res.code, 0, res.stderr);
+    const doc = run(path.join(dir, "bin", "python3"), ["-OO", "-c", "import hello.cli; print(hello.cli.__doc__)"]);
+    assert.equal(doc.stdout.trim(), "None", "-OO bytecode drops docstrings");
+  });
+
+  test("audit errors fail the build (exit 1, nothing written); --no-audit builds and says so", async (t) => {
+    if (!python) return t.skip("no CPython with a shared libpython found");
+    if (run("sh", ["-c", "command -v gcc"]).code !== 0) return t.skip("gcc is not installed (apt-get install gcc)");
+    const project = path.join(tmpDir("build-broken"), "broken");
+    fs.mkdirSync(path.join(project, "broken"), { recursive: true });
+    fs.writeFileSync(path.join(project, "pyproject.toml"), '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "broken"\nversion = "1"\n[tool.setuptools.package-data]\nbroken = ["*.so"]\n');
+    fs.writeFileSync(path.join(project, "broken", "__init__.py"), "");
+    const lib = path.join(project, "broken", "libneedsghost.so");
+    const ghost = path.join(tmpDir("ghost"), "libghost.so");
+    assert.equal(run("sh", ["-c", `echo 'int g(void){return 1;}' > ${ghost}.c && gcc -shared -fPIC -o ${ghost} ${ghost}.c && echo 'int g(void); int f(void){return g();}' > ${lib}.c && gcc -shared -fPIC -o ${lib} ${lib}.c -L${path.dirname(ghost)} -lghost && rm ${lib}.c`]).code, 0);
+    const out = tmpDir("build-broken-out");
+    const r = pyport(["build", project, "--out", out, "--python", python]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /UNRESOLVED_LIBRARY .*libneedsghost\.so: needs libghost\.so/);
+    assert.deepEqual(fs.readdirSync(out), []);
+    const skipped = pyport(["build", project, "--out", out, "--python", python, "--no-audit"]);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /--no-audit: the bundle will not be audited/);
+  });
+
   test("configuration errors name the file, line and key, and suggest the closest", async () => {
     const dir = tmpDir("build-badcfg");
     fs.writeFileSync(path.join(dir, "pyproject.toml"), '[project]\nname = "x"\nversion = "1"\n\n[tool.pyport]\nlibc = "system"\nformts = ["dir"]\n');

@@ -36,6 +36,8 @@ export interface BuildOptions {
   formats?: Format[];
   python?: string;
   resources?: BuildConfig["resources"];
+  /** More pip install arguments (after [tool.pyport] pip-args), e.g. ["--no-index", "--find-links", "wheels/"]. */
+  pipArgs?: string[];
   libc?: LibcMode;
   profile?: Profile;
   /** Skip the audit (printed by the CLI); default: audit, and fail the build on errors. */
@@ -133,6 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   cfg.profile = opts.profile ?? cfg.profile;
   cfg.formats = opts.formats ?? cfg.formats;
   cfg.resources = opts.resources ?? cfg.resources;
+  cfg.pipArgs = [...cfg.pipArgs, ...(opts.pipArgs ?? [])];
   const reporter = opts.reporter;
   if (cfg.formats.includes("tar.zst") && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
     throw new PyportError("E_TOOL", "the tar.zst format needs the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });

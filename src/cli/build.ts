@@ -8,6 +8,7 @@ import { cliReporter, mib } from "./output.js";
 
 export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst] [--python P]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
+                    [--find-links D] [--index-url U] [--no-index] [--only-binary SPEC]
 
 Builds the project (pyproject.toml with [project] and [tool.pyport], or pyport.toml) into a
 bundle that runs from any directory: a portable runtime, the project and its dependencies
@@ -24,6 +25,8 @@ Options (flags override [tool.pyport]):
   --libc MODE          system (default) or bundled (ships glibc; runs without one)
   --profile P          default, full or minimal (what the runtime drops)
   --no-audit           skip the audit that otherwise fails the build on errors
+  --find-links D, --index-url U, --no-index, --only-binary SPEC
+                       passed to pip install (after [tool.pyport] pip-args)
   --json               print {"outputs": [{"format","path","sha256","bytes"}], …}
 
 [tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
@@ -41,6 +44,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
       libc: { type: "string" },
       profile: { type: "string" },
       "no-audit": { type: "boolean" },
+      "find-links": { type: "string", multiple: true },
+      "index-url": { type: "string" },
+      "no-index": { type: "boolean" },
+      "only-binary": { type: "string" },
       json: { type: "boolean" },
       quiet: { type: "boolean" },
     },
@@ -54,10 +61,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const formats = values.format?.split(",").map((f) => oneOf("--format", f.trim(), FORMATS, "dir") as Format);
   const libc = values.libc === undefined ? undefined : oneOf("--libc", values.libc, ["system", "bundled"] as const, "system");
   const profile = values.profile === undefined ? undefined : oneOf("--profile", values.profile, PROFILES, "default");
+  const pipArgs = [
+    ...((values["find-links"] as unknown as string[] | undefined) ?? []).flatMap((d) => ["--find-links", d]),
+    ...(values["index-url"] ? ["--index-url", values["index-url"]] : []),
+    ...(values["no-index"] ? ["--no-index"] : []),
+    ...(values["only-binary"] ? ["--only-binary", values["only-binary"]] : []),
+  ];
   const { build } = await import("../build/build.js");
   const reporter = cliReporter({ quiet: values.quiet || values.json });
   if (values["no-audit"]) process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");
-  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, audit: !values["no-audit"], reporter });
+  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, pipArgs, audit: !values["no-audit"], reporter });
   if (values.json) {
     process.stdout.write(JSON.stringify({ name: r.name, version: r.version, outputs: r.outputs, entryPoints: r.entryPoints, sizes: r.sizes, audit: r.audit && { floors: r.audit.floors, runsOn: r.audit.runsOn.map((x) => x.label), findings: r.audit.findings }, ms: r.ms }, null, 2) + "\n");
     return 0;
