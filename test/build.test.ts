@@ -249,5 +249,24 @@ describe("numpy-report", () => {
     assert.match(res.stdout, /^numpy \d+\.\d+\.\d+: n=500 mean=/);
     assert.ok(r.audit && r.audit.findings.every((f) => f.severity !== "error"));
     assert.ok(r.sizes.some((s) => s.name === "numpy"), "size report names numpy");
+
+    if (!isRoot) return loud("not root: numpy-report not run in chroots");
+    const bundled = await build({ projectDir: path.join(EXAMPLES, "numpy-report"), out: tmpDir("build-numpy-bundled"), python: py, libc: "bundled", formats: ["dir"] });
+    const roots: [string, string | undefined][] = [["busybox", busyboxRoot(bundled.outputs[0].path)], ["bullseye", bullseyeRoot()]];
+    for (const [name, root] of roots) {
+      if (!root) {
+        loud(`no ${name} root: numpy-report not run there`);
+        continue;
+      }
+      if (name === "bullseye") {
+        fs.rmSync(path.join(root, "rt"), { recursive: true, force: true });
+        assert.equal(run("cp", ["-a", `${bundled.outputs[0].path}/.`, path.join(root, "rt")]).code, 0);
+      }
+      await withProc(root, async () => {
+        const inRoot = run("chroot", [root, "/rt/bin/numpy-report", "200"]);
+        assert.equal(inRoot.code, 0, `${name}: ${inRoot.stderr}`);
+        assert.match(inRoot.stdout, /n=200 mean=/, name);
+      });
+    }
   });
 });

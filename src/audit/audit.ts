@@ -93,12 +93,15 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
 
     const resolution = resolveNeeded(tree, bundledLibc ? ["libexec"] : []);
     for (const miss of resolution.outside) {
-      if (policy.systemLibs.has(miss.soname) && !(bundledLibc && /^(libc|libm|libpthread|libdl|librt)\.so/.test(miss.soname))) continue;
+      // A bundled-libc tree is meant for roots with no libraries at all: nothing may come from outside.
+      if (policy.systemLibs.has(miss.soname) && !bundledLibc) continue;
       findings.push({
         severity: "error",
         code: "UNRESOLVED_LIBRARY",
         path: miss.importer,
-        message: `needs ${miss.soname}, which is neither inside (searching ${searchSummary(tree, miss.importer)}) nor a system library under the ${policy.name} policy`,
+        message: bundledLibc
+          ? `needs ${miss.soname}, which is not inside (searching ${searchSummary(tree, miss.importer)} and libexec/); a bundled-libc tree must carry every library`
+          : `needs ${miss.soname}, which is neither inside (searching ${searchSummary(tree, miss.importer)}) nor a system library under the ${policy.name} policy`,
         hint: `Ship ${miss.soname} inside (pyport grafts a runtime's libraries into lib/; for a wheel, use one that bundles it, e.g. repaired with auditwheel), or install it on every target.`,
       });
     }

@@ -10,6 +10,9 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { audit, type AuditReport } from "../audit/audit.js";
+import { resolveNeeded } from "../audit/resolve.js";
+import { readTree } from "../audit/tree.js";
+import { findHostLibrary } from "../runtime/host-libs.js";
 import { cycloneDx } from "../audit/sbom.js";
 import { PyportError } from "../errors.js";
 import { discoverPythons } from "../python/discover.js";
@@ -166,6 +169,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await run(python, [...pipBase, wheel], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
 
     const site = sitePackages(bundle, manifest);
+    if (cfg.libc === "bundled") await graftForWheels(bundle, reporter);
     reporter?.step("writing launchers");
     const entryPoints = await writeEntryLaunchers({ bundle, site, project: cfg.name, manifest, isolated: cfg.isolated, optimize: cfg.bytecode.optimize });
     await fixShebangs(path.join(bundle, "bin"));
@@ -232,6 +236,31 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
       return path.resolve(src) !== out && !SKIP_IN_PROJECT.has(name) && !name.endsWith(".egg-info") && !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`);
     },
   });
+}
+
+/**
+ * Bundled libc: libraries that installed wheels expect from the system (libstdc++, libgcc_s …,
+ * allowed by manylinux policies) are copied from the build machine into libexec/, which the
+ * bundled loader searches for every object — the target may have no libraries at all.
+ */
+async function graftForWheels(bundle: string, reporter?: Reporter): Promise<void> {
+  // Until nothing new is grafted: a grafted library may need another (libstdc++ → libgcc_s).
+  for (let grafted = true; grafted; ) {
+    grafted = false;
+    const tree = await readTree(bundle);
+    const byRel = new Map(tree.elves.map((e) => [e.rel, e]));
+    for (const miss of resolveNeeded(tree, ["libexec"]).outside) {
+      const dest = path.join(bundle, "libexec", miss.soname);
+      if (fs.existsSync(dest)) continue;
+      const importer = byRel.get(miss.importer)!;
+      const source = await findHostLibrary(miss.soname, { elf: importer.elf, originDir: path.dirname(path.join(bundle, miss.importer)) });
+      if (!source) continue; // the audit reports it
+      await fsp.copyFile(source, dest);
+      await fsp.chmod(dest, 0o755);
+      reporter?.note(`grafted ${miss.soname} from ${source} (needed by ${miss.importer})`);
+      grafted = true;
+    }
+  }
 }
 
 /** sha256 over the project copy's files (paths, modes, contents), in a stable order. */

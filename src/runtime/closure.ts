@@ -16,6 +16,9 @@ import { isLibcFamily } from "./libc.js";
 
 export type LibcMode = "system" | "bundled";
 
+/** The rest of glibc's family that a bundled-libc runtime carries besides what its files need. */
+const BUNDLED_LIBC_EXTRAS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1", "libresolv.so.2", "libanl.so.1", "libmvec.so.1", "libnss_files.so.2", "libnss_dns.so.2"];
+
 export interface GraftedLibrary {
   soname: string;
   /** Path inside the runtime, relative to its root. */
@@ -74,7 +77,29 @@ export async function graftLibraries(opts: ClosureOptions): Promise<ClosureResul
   const unresolved: { file: string; soname: string }[] = [];
   const searchDirs = new Map<string, Set<string>>();
 
-  for (let i = 0; i < queue.length; i++) {
+  // Bundled libc: the whole family ships, not only what the interpreter needs, because
+  // manylinux wheels installed later link the pre-2.34 split (libpthread.so.0, libdl.so.2, …) and
+  // glibc itself dlopens NSS modules (users, hosts) from the loader's library path.
+  const pending = opts.libc === "bundled" ? [...BUNDLED_LIBC_EXTRAS] : [];
+  const addExtra = async (soname: string) => {
+    const importer = parsed.get(queue[0]);
+    if (provided.has(soname) || !importer) return;
+    const source = await findHostLibrary(soname, { elf: importer, originDir: opts.originDirOf(queue[0]) });
+    if (!source) return; // not part of this glibc build (e.g. libmvec off x86)
+    const dest = path.join("libexec", soname);
+    await fsp.copyFile(source, path.join(root, dest));
+    await fsp.chmod(path.join(root, dest), 0o755);
+    provided.set(soname, dest);
+    origin.set(dest, path.dirname(source));
+    queue.push(dest);
+    grafted.push(await describeGraft(root, soname, dest, source));
+  };
+  for (let i = 0; i < queue.length || pending.length; i++) {
+    if (i === queue.length) {
+      await addExtra(pending.shift()!);
+      i--; // process what was added (if anything) at this index
+      continue;
+    }
     const rel = queue[i];
     const { elf } = await readElfFile(path.join(root, rel));
     parsed.set(rel, elf);

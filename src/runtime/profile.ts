@@ -95,19 +95,21 @@ export async function pruneRuntime(root: string, stdlibRel: string, profile: Pro
 }
 
 /**
- * Strips debug information (`strip --strip-debug`) from ELF files that carry `.debug_*`
- * sections. Returns bytes saved. Needs binutils' strip on the build machine.
+ * Strips debug information and the static symbol table (`strip --strip-unneeded`: dynamic
+ * symbols, and symbols relocations need, stay) from ELF files that carry `.debug_*` or
+ * `.symtab` sections. Runs before pyport edits dynamic sections. Returns bytes saved. Needs
+ * binutils' strip on the build machine.
  */
 export async function stripDebugInfo(root: string, elfRels: readonly string[]): Promise<number> {
   let saved = 0;
   for (const rel of elfRels) {
     const file = path.join(root, rel);
     const { elf } = await readElfFile(file);
-    if (!elf.sections.some((s) => s.name.startsWith(".debug_"))) continue;
+    if (!elf.sections.some((s) => s.name.startsWith(".debug_") || s.name === ".symtab")) continue;
     const before = (await fsp.stat(file)).size;
     let r;
     try {
-      r = await execFile("strip", ["--strip-debug", "--preserve-dates", file]);
+      r = await execFile("strip", ["--strip-unneeded", "--preserve-dates", file]);
     } catch (err) {
       throw new PyportError("E_RELOCATE", `cannot run strip for ${rel}: ${(err as Error).message}`, {
         hint: "Install binutils (apt-get install binutils), or pass --no-strip.",
