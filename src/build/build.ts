@@ -15,6 +15,7 @@ import { readTree } from "../audit/tree.js";
 import { findHostLibrary } from "../runtime/host-libs.js";
 import { cycloneDx } from "../audit/sbom.js";
 import { PyportError } from "../errors.js";
+import { compileArgs } from "../python/compile.js";
 import { discoverPythons } from "../python/discover.js";
 import { createRuntime } from "../runtime/create.js";
 import type { LibcMode } from "../runtime/closure.js";
@@ -301,18 +302,16 @@ async function removePip(bundle: string, site: string): Promise<void> {
 /** Hash-checked .pyc for everything installed (or sourceless .pyc with pyc-only). */
 async function compileBytecode(python: string, site: string, cfg: BuildConfig, bundle: string): Promise<void> {
   if (!fs.existsSync(site)) return;
-  // -s: record bundle-relative source paths (the temp dir's name must not reach the .pyc).
-  const opt = ["-o", String(cfg.bytecode.optimize), "-s", bundle];
-  if (cfg.bytecode.optimize > 0) {
+  const optimize = cfg.bytecode.optimize;
+  if (optimize > 0) {
     // Runtimes ship plain .pyc only: give the stdlib the optimisation level the launchers use.
-    const stdlib = path.dirname(site);
-    await run(python, ["-I", "-m", "compileall", "-q", "-j0", "-o", String(cfg.bytecode.optimize), "-s", bundle, "--invalidation-mode", "unchecked-hash", "-x", "/site-packages/", stdlib], "compiling the standard library's bytecode");
+    await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, exclude: "/site-packages/", targets: [path.dirname(site)] }), "compiling the standard library's bytecode");
   }
   if (!cfg.bytecode.pycOnly) {
-    await run(python, ["-I", "-m", "compileall", "-q", "-f", "-j0", "--invalidation-mode", "checked-hash", ...opt, site], "compiling bytecode");
+    await run(python, compileArgs({ root: bundle, mode: "checked-hash", optimize, targets: [site] }), "compiling bytecode");
     return;
   }
-  await run(python, ["-I", "-m", "compileall", "-q", "-f", "-b", "-j0", "--invalidation-mode", "unchecked-hash", ...opt, site], "compiling bytecode");
+  await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, legacy: true, targets: [site] }), "compiling bytecode");
   const strip = async (dir: string) => {
     for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
       const full = path.join(dir, e.name);

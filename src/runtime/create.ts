@@ -9,6 +9,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { readElfFile } from "../elf/file.js";
+import { compileArgs } from "../python/compile.js";
 import { shortVersion } from "../python/probe.js";
 import { BUCKETS, COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
@@ -25,7 +26,7 @@ import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
 
 /** Bump when the runtime layout or build steps change: old cache entries are then not reused. */
-const RUNTIME_FORMAT = 8;
+const RUNTIME_FORMAT = 9;
 
 export interface CreateRuntimeOptions {
   source: RuntimeSource;
@@ -178,11 +179,11 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
   // Hash-based .pyc files stay valid whatever the files' mtimes become (cp, tar, unzip on the
   // target), so start-up never pays for recompiling — or fails to cache on read-only media.
   reporter?.step("compiling the standard library (hash-based .pyc)");
-  const compileArgs = ["-I", "-m", "compileall", "-q", "-f", "-j0", "-s", root, "--invalidation-mode", "unchecked-hash", "-x", "/site-packages/|/dist-packages/|/test/|/tests/|lib2to3/tests", stdlib];
-  const compiled = await execFile(python, compileArgs, { env: pythonEnv() });
+  const stdlibArgs = compileArgs({ root, mode: "unchecked-hash", exclude: "/site-packages/|/dist-packages/|/test/|/tests/|lib2to3/tests", targets: [stdlib] });
+  const compiled = await execFile(python, stdlibArgs, { env: pythonEnv() });
   if (compiled.code !== 0 && changedPy.length) {
     // Some stdlib trees carry files that do not compile (bad test data): the fixed-up modules must.
-    const fixed = await execFile(python, ["-I", "-m", "compileall", "-q", "-f", "-s", root, "--invalidation-mode", "unchecked-hash", ...changedPy], { env: pythonEnv() });
+    const fixed = await execFile(python, compileArgs({ root, mode: "unchecked-hash", targets: changedPy }), { env: pythonEnv() });
     if (fixed.code !== 0) throw new PyportError("E_RELOCATE", `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], fixed)}`);
   }
 
