@@ -252,6 +252,7 @@ describe("numpy-report", () => {
 
     if (!isRoot) return loud("not root: numpy-report not run in chroots");
     const bundled = await build({ projectDir: path.join(EXAMPLES, "numpy-report"), out: tmpDir("build-numpy-bundled"), python: py, libc: "bundled", formats: ["dir"] });
+    assert.match(fs.readFileSync(path.join(bundled.outputs[0].path, "LICENSES.md"), "utf8"), /\| libstdc\+\+6 \|/, "libraries grafted for wheels are in the licence record");
     const roots: [string, string | undefined][] = [["busybox", busyboxRoot(bundled.outputs[0].path)], ["bullseye", bullseyeRoot()]];
     for (const [name, root] of roots) {
       if (!root) {

@@ -18,7 +18,7 @@ import { PyportError } from "../errors.js";
 import { compileArgs } from "../python/compile.js";
 import { discoverPythons } from "../python/discover.js";
 import { createRuntime } from "../runtime/create.js";
-import type { LibcMode } from "../runtime/closure.js";
+import { describeGraft, type GraftedLibrary, type LibcMode } from "../runtime/closure.js";
 import { fixShebangs } from "../runtime/fixups.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import type { Profile } from "../runtime/profile.js";
@@ -170,7 +170,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await run(python, [...pipBase, wheel], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
 
     const site = sitePackages(bundle, manifest);
-    if (cfg.libc === "bundled") await graftForWheels(bundle, reporter);
+    const graftedForWheels = cfg.libc === "bundled" ? await graftForWheels(bundle, reporter) : [];
     reporter?.step("writing launchers");
     const entryPoints = await writeEntryLaunchers({ bundle, site, project: cfg.name, manifest, isolated: cfg.isolated, optimize: cfg.bytecode.optimize });
     await fixShebangs(path.join(bundle, "bin"));
@@ -187,7 +187,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
 
     reporter?.step("collecting licences");
-    const bundleManifest = { ...manifest, kind: "bundle", app: { name: cfg.name, version: cfg.version, entryPoints } };
+    const bundleManifest = { ...manifest, kind: "bundle", grafted: [...manifest.grafted, ...graftedForWheels], app: { name: cfg.name, version: cfg.version, entryPoints } };
     await fsp.writeFile(path.join(bundle, MANIFEST_FILE), JSON.stringify(bundleManifest, null, 2) + "\n");
     const components = await writeLicenses(bundle);
     await fsp.writeFile(path.join(bundle, "sbom.cdx.json"), JSON.stringify(cycloneDx(cfg.name, components), null, 2) + "\n");
@@ -244,7 +244,8 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
  * allowed by manylinux policies) are copied from the build machine into libexec/, which the
  * bundled loader searches for every object — the target may have no libraries at all.
  */
-async function graftForWheels(bundle: string, reporter?: Reporter): Promise<void> {
+async function graftForWheels(bundle: string, reporter?: Reporter): Promise<GraftedLibrary[]> {
+  const added: GraftedLibrary[] = [];
   // Until nothing new is grafted: a grafted library may need another (libstdc++ → libgcc_s).
   for (let grafted = true; grafted; ) {
     grafted = false;
@@ -259,9 +260,11 @@ async function graftForWheels(bundle: string, reporter?: Reporter): Promise<void
       await fsp.copyFile(source, dest);
       await fsp.chmod(dest, 0o755);
       reporter?.note(`grafted ${miss.soname} from ${source} (needed by ${miss.importer})`);
+      added.push(await describeGraft(bundle, miss.soname, path.join("libexec", miss.soname), source));
       grafted = true;
     }
   }
+  return added;
 }
 
 /** sha256 over the project copy's files (paths, modes, contents), in a stable order. */

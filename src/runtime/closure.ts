@@ -162,7 +162,8 @@ export function originRelative(from: string, to: string): string {
   return r === "" ? "$ORIGIN" : `$ORIGIN/${r}`;
 }
 
-async function describeGraft(root: string, soname: string, file: string, source: string): Promise<GraftedLibrary> {
+/** Provenance of a grafted file (owning package and version) and its licence text, copied into `licenses/`. */
+export async function describeGraft(root: string, soname: string, file: string, source: string): Promise<GraftedLibrary> {
   const pkg = await owningPackage(source);
   const g: GraftedLibrary = { soname, file, source, package: pkg?.name, packageVersion: pkg?.version };
   if (pkg?.copyright) {
