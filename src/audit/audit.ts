@@ -5,6 +5,7 @@
  * computes symbol-version floors against a policy, maps them to distributions, looks for leaked
  * build paths and weak hardening, and lists every component with its licence.
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -46,7 +47,7 @@ export interface AuditReport {
 }
 
 async function isDirectory(p: string): Promise<boolean> {
-  return (await fsp.stat(p).catch(() => undefined))?.isDirectory() ?? false;
+  return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 /** Runs `fn` on the target's directory: the target itself, or its archive extracted privately. */
@@ -74,7 +75,7 @@ async function withTargetDir<T>(target: string, fn: (dir: string) => Promise<T>)
 
 async function readManifestIn(dir: string): Promise<RuntimeManifest | undefined> {
   try {
-    return JSON.parse(await fsp.readFile(path.join(dir, MANIFEST_FILE), "utf8")) as RuntimeManifest;
+    return JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), "utf8")) as RuntimeManifest;
   } catch {
     return undefined;
   }
@@ -137,7 +138,7 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
       runsOn: bundledLibc ? runsOn({ ...floors, GLIBC: undefined }) : runsOn(floors),
       findings,
       components: components.map(({ expr: _expr, ...rest }) => rest),
-      stats: { files: tree.files.length, elfFiles: tree.elves.length, bytes: tree.files.reduce((n, f) => n + f.size, 0), ms: Date.now() - started },
+      stats: { files: tree.files.length, elfFiles: tree.elves.length, bytes: tree.files.reduce((n, f) => n + Math.max(f.size, 0), 0), ms: Date.now() - started },
     };
   });
 }

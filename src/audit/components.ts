@@ -6,7 +6,6 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { RuntimeManifest } from "../runtime/manifest.js";
 import { classifierLicense, copyleftOf, formatExpression, ids, isKnownId, parseExpression, type Copyleft, type Expr } from "./spdx.js";
@@ -142,7 +141,7 @@ export async function collectComponents(tree: Tree, manifest: RuntimeManifest | 
     let license: string | undefined;
     let source = g.license ? `Debian copyright of ${g.package ?? g.soname}` : "no licence text found on the build machine";
     if (g.license) {
-      const text = await fsp.readFile(path.join(tree.root, g.license), "utf8").catch(() => "");
+      const text = fs.existsSync(path.join(tree.root, g.license)) ? fs.readFileSync(path.join(tree.root, g.license), "utf8") : "";
       license = debianCopyrightLicense(text);
       if (!license && (license = licenseFromText(text.slice(0, 20000)))) source = `wording of the copyright file of ${g.package ?? g.soname}`;
       else if (!license) source = "copyright file is not machine-readable (DEP-5) and its wording was not recognised";

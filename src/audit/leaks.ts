@@ -40,8 +40,9 @@ export async function findLeaks(tree: Tree, buildPaths: readonly string[]): Prom
   const prefixes = buildPaths.filter((p) => p && !["/", "/usr", "/usr/local"].includes(p));
 
   for (const f of tree.files) {
-    if (!CARRIERS.some((re) => re.test(f.rel)) || f.size > 8 * 1024 * 1024) continue;
+    if (!CARRIERS.some((re) => re.test(f.rel))) continue;
     const text = fs.readFileSync(path.join(tree.root, f.rel), "utf8");
+    if (text.length > 8 * 1024 * 1024) continue;
     const hits = scanText(text, prefixes);
     if (f.rel.endsWith("pyvenv.cfg") && /^home\s*=\s*\//m.test(text)) hits.unshift(/^home\s*=\s*(.*)$/m.exec(text)![1]);
     if (hits.length === 0) continue;

@@ -4,7 +4,6 @@
  * follows a link out of the tree.
  */
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { readElfRegionsSync } from "../elf/file.js";
 import { isElf } from "../elf/read.js";
@@ -13,9 +12,13 @@ import { scanElf, type ElfScan } from "./elf-scan.js";
 
 export interface TreeFile {
   rel: string;
+  /** Mode and size come from stat; files that can be neither ELF nor a script are not stat'ed (-1). */
   mode: number;
   size: number;
 }
+
+/** Extensions of files that are never ELF objects or executable scripts worth checking. */
+const DATA_FILE = /\.(pyc|py|pyi|h|txt|json|csv|md|rst|html?|css|js|png|svg|ico|gif|jpe?g|typed|cfg|toml|ini|xml|pem|dat|mo|po|pxd|pyx|f90|c|cc|cpp|hpp|tcl|msg|enc)$/i;
 
 export interface Tree {
   root: string;
@@ -38,6 +41,11 @@ function walk(root: string, rel: string, out: TreeFile[], links: string[]): void
     if (e.isDirectory()) walk(root, r, out, links);
     else if (e.isSymbolicLink()) links.push(r);
     else if (e.isFile()) {
+      // Thousands of .py/.pyc files: skip their stat unless a bin/ script could be one of them.
+      if (DATA_FILE.test(e.name) && !/(^|\/)(bin|libexec)$/.test(rel)) {
+        out.push({ rel: r, mode: -1, size: -1 });
+        continue;
+      }
       const st = fs.statSync(path.join(root, r));
       out.push({ rel: r, mode: st.mode & 0o7777, size: st.size });
     }
@@ -45,10 +53,10 @@ function walk(root: string, rel: string, out: TreeFile[], links: string[]): void
 }
 
 /** Resolves a symlink inside the tree (following chains), or null if it leaves the tree or dangles. */
-async function resolveLink(root: string, rel: string): Promise<string | null> {
+function resolveLink(root: string, rel: string): string | null {
   try {
-    const real = await fsp.realpath(path.join(root, rel));
-    const realRoot = await fsp.realpath(root);
+    const real = fs.realpathSync(path.join(root, rel));
+    const realRoot = fs.realpathSync(root);
     const inside = path.relative(realRoot, real);
     return inside.startsWith("..") || path.isAbsolute(inside) ? null : inside.split(path.sep).join("/");
   } catch {
@@ -57,28 +65,30 @@ async function resolveLink(root: string, rel: string): Promise<string | null> {
 }
 
 export async function readTree(root: string): Promise<Tree> {
-  const st = await fsp.stat(root).catch(() => undefined);
+  const st = fs.statSync(root, { throwIfNoEntry: false });
   if (!st?.isDirectory()) throw new PyportError("E_USAGE", `${root} is not a directory`, { hint: "Give a runtime or bundle directory, or a .tar.gz/.tar.zst archive of one." });
   const files: TreeFile[] = [];
   const linkRels: string[] = [];
   walk(root, "", files, linkRels);
   files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   const links = new Map<string, string | null>();
-  for (const l of linkRels.sort()) links.set(l, await resolveLink(root, l));
+  for (const l of linkRels.sort()) links.set(l, resolveLink(root, l));
 
   const elves: ElfScan[] = [];
   const badElves = new Map<string, string>();
   const shebangs = new Map<string, string>();
+  let scratch = Buffer.alloc(0);
   for (const f of files) {
-    const executable = (f.mode & 0o111) !== 0;
+    const executable = f.mode > 0 && (f.mode & 0o111) !== 0;
     if (f.size < 4 || (!executable && !LIBRARY_NAME.test(f.rel))) continue;
     const fd = fs.openSync(path.join(root, f.rel), "r");
     try {
-      const head = Buffer.alloc(Math.min(f.size, 512));
+      const head = Buffer.allocUnsafe(Math.min(f.size, 512));
       fs.readSync(fd, head, 0, head.length, 0);
       if (isElf(head)) {
+        if (scratch.length < f.size) scratch = Buffer.allocUnsafe(f.size);
         try {
-          elves.push(scanElf(f.rel, readElfRegionsSync(fd, f.size)));
+          elves.push(scanElf(f.rel, readElfRegionsSync(fd, f.size, scratch)));
         } catch (err) {
           badElves.set(f.rel, (err as Error).message);
         }

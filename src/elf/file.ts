@@ -59,10 +59,12 @@ const SPARSE_ABOVE = 1 << 20;
  * names, dynamic symbols and strings, version records, PT_DYNAMIC/PT_INTERP/PT_NOTE — without
  * reading code and data. Files up to 1 MiB, and files without section headers, are read whole.
  * The returned buffer has the file's size; bytes outside those regions are unspecified, so it is
- * for reading only (never pass it to the editor).
+ * for reading only (never pass it to the editor). With `scratch`, the result may be a view of it:
+ * parse it before the next call.
  */
-export function readElfRegionsSync(fd: number, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
+export function readElfRegionsSync(fd: number, size: number, scratch?: Buffer): Buffer {
+  // Reusing one scratch buffer across files spares allocating (and collecting) tens of MiB per library.
+  const buf = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
   const fill = (off: number, len: number) => {
     const end = Math.min(size, off + len);
     for (let at = Math.max(0, off); at < end; ) {
