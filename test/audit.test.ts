@@ -148,7 +148,7 @@ describe("runtimes", () => {
     const out = path.join(tmpDir("audit-rt"), "rt");
     await createRuntime({ source: { python: py.path }, out, profile: "minimal" });
     const m = await readManifest(out);
-    const r = await audit(out);
+    const r = await audit(out, { hashes: true });
     assert.deepEqual(r.findings.filter((f) => f.severity === "error"), []);
     assert.equal(r.kind, "runtime");
     assert.equal(r.floors.GLIBC, m.libc.glibcFloor);

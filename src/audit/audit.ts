@@ -30,6 +30,8 @@ export interface AuditOptions {
   deny?: string[];
   /** Extra build-machine paths to look for (the manifest's build prefix is always included). */
   buildPaths?: string[];
+  /** Compute each component's sha256 (for SBOMs and JSON consumers); default false. */
+  hashes?: boolean;
 }
 
 export interface AuditReport {
@@ -116,7 +118,7 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
     findings.push(...hardening(tree));
     findings.push(...(await findLeaks(tree, [manifest?.source.buildPrefix ?? "", ...(opts.buildPaths ?? [])])));
 
-    const components = await collectComponents(tree, manifest);
+    const components = await collectComponents(tree, manifest, { hashes: opts.hashes === true });
     for (const c of components) {
       if (opts.deny?.length && isDenied(c.expr, opts.deny)) {
         findings.push({ severity: "error", code: "LICENSE_DENIED", path: c.path, message: `${c.name}${c.version ? ` ${c.version}` : ""} is licensed ${c.license}, which --deny forbids`, hint: "Remove the component or replace it; if another licence applies to you, record it and drop it from --deny." });

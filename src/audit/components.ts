@@ -81,7 +81,9 @@ export function licenseFromText(text: string): string | undefined {
   return found.size === 1 ? [...found][0] : undefined;
 }
 
-async function distribution(root: string, distInfo: string, files: ReadonlySet<string>): Promise<Component | undefined> {
+type Hasher = (rel: string) => Promise<string | undefined>;
+
+async function distribution(root: string, distInfo: string, files: ReadonlySet<string>, hash: Hasher): Promise<Component | undefined> {
   let meta: Map<string, string[]>;
   try {
     meta = parseMetadata(fs.readFileSync(path.join(root, distInfo, "METADATA"), "utf8"));
@@ -105,7 +107,7 @@ async function distribution(root: string, distInfo: string, files: ReadonlySet<s
   else if (field) [license, source] = [field, "METADATA License"];
   const hashedFile = files.has(`${distInfo}/RECORD`) ? `${distInfo}/RECORD` : `${distInfo}/METADATA`;
   return make(
-    { name, version: meta.get("version")?.[0], kind: "distribution", licenseSource: license ? source : "none declared", licenseFiles, hashedFile, sha256: await sha256Of(root, hashedFile), path: distInfo },
+    { name, version: meta.get("version")?.[0], kind: "distribution", licenseSource: license ? source : "none declared", licenseFiles, hashedFile, sha256: await hash(hashedFile), path: distInfo },
     license ?? "NOASSERTION",
   );
 }
@@ -121,7 +123,9 @@ export function debianCopyrightLicense(text: string): string | undefined {
   return undefined;
 }
 
-export async function collectComponents(tree: Tree, manifest: RuntimeManifest | undefined): Promise<Component[]> {
+/** `hashes: false` skips the sha256 of each component (SBOM material; tens of MiB to read). */
+export async function collectComponents(tree: Tree, manifest: RuntimeManifest | undefined, opts: { hashes?: boolean } = {}): Promise<Component[]> {
+  const hash: Hasher = opts.hashes === false ? async () => undefined : (rel) => sha256Of(tree.root, rel);
   const files = new Set(tree.files.map((f) => f.rel));
   const out: Component[] = [];
   const stdlib = tree.files.find((f) => /^lib\/python3\.\d+\/os\.py$/.test(f.rel));
@@ -131,7 +135,7 @@ export async function collectComponents(tree: Tree, manifest: RuntimeManifest | 
     const interp = manifest?.realInterpreter;
     out.push(
       make(
-        { name: "CPython", version: ver, kind: "interpreter", licenseSource: "CPython licence (PSF-2.0)", licenseFiles: licenseFile ? [licenseFile] : [], hashedFile: interp, sha256: interp ? await sha256Of(tree.root, interp) : undefined, path: interp ?? "lib" },
+        { name: "CPython", version: ver, kind: "interpreter", licenseSource: "CPython licence (PSF-2.0)", licenseFiles: licenseFile ? [licenseFile] : [], hashedFile: interp, sha256: interp ? await hash(interp) : undefined, path: interp ?? "lib" },
         "PSF-2.0",
       ),
     );
@@ -148,7 +152,7 @@ export async function collectComponents(tree: Tree, manifest: RuntimeManifest | 
     }
     out.push(
       make(
-        { name: g.package ?? g.soname, version: g.packageVersion, kind: "library", licenseSource: source, licenseFiles: g.license ? [g.license] : [], hashedFile: g.file, sha256: await sha256Of(tree.root, g.file), path: g.file },
+        { name: g.package ?? g.soname, version: g.packageVersion, kind: "library", licenseSource: source, licenseFiles: g.license ? [g.license] : [], hashedFile: g.file, sha256: await hash(g.file), path: g.file },
         license ?? "NOASSERTION",
       ),
     );
@@ -159,7 +163,7 @@ export async function collectComponents(tree: Tree, manifest: RuntimeManifest | 
     if (m) distInfos.add(m[1]);
   }
   for (const d of [...distInfos].sort()) {
-    const c = await distribution(tree.root, d, files);
+    const c = await distribution(tree.root, d, files, hash);
     if (c) out.push(c);
   }
   // One entry per library package even when several of its sonames were grafted.

@@ -64,7 +64,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const { getPolicy } = await import("../audit/policy.js");
   getPolicy(values.policy ?? "auto"); // a bad --policy is a usage error before any work
   const buildPaths = (values["build-path"] as unknown as string[] | undefined) ?? [];
-  const report = await audit(args.target, { policy: values.policy, deny, buildPaths });
+  const report = await audit(args.target, { policy: values.policy, deny, buildPaths, hashes: values.json === true || values.sbom !== undefined });
   if (values.sbom) {
     const { cycloneDx } = await import("../audit/sbom.js");
     const out = path.resolve(values.out!);
