@@ -1,20 +1,29 @@
-// Compiles the native launcher (native/launcher.c) into dist/native/launcher-<arch>.
-// A static build needs a C compiler and the static C library (Debian: gcc libc6-dev). Without
-// them the build still succeeds; pyport then falls back to POSIX sh launchers and says so.
+// Compiles the native parts into dist/native/<name>-<arch>:
+//   launcher  (native/launcher.c)  the static launcher written into bin/ of runtimes and bundles
+//   onefile   (native/onefile.c)   the stub at the head of `--format onefile` executables
+// A static build needs a C compiler and the static C library (Debian: gcc libc6-dev); the onefile
+// stub also needs static libzstd (libzstd-dev). Without them the build still succeeds: pyport
+// falls back to POSIX sh launchers, and refuses --format onefile, saying what to install.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
-const out = path.join(root, "dist", "native", `launcher-${process.arch}`);
 const cc = process.env.CC ?? "cc";
-fs.mkdirSync(path.dirname(out), { recursive: true });
-const tmp = `${out}.tmp-${process.pid}`;
-try {
-  execFileSync(cc, ["-static", "-Os", "-s", "-Wall", "-Werror", "-o", tmp, path.join(root, "native", "launcher.c")], { stdio: ["ignore", "inherit", "inherit"] });
-  fs.chmodSync(tmp, 0o755);
-  fs.renameSync(tmp, out);
-} catch (err) {
-  fs.rmSync(tmp, { force: true });
-  process.stderr.write(`\n*** pyport: the native launcher was not built (${err.message.split("\n")[0]}).\n*** Install a C compiler and static libc (apt-get install gcc libc6-dev); until then\n*** bundled-libc runtimes and bundles start through POSIX sh launchers (slower, need /bin/sh).\n\n`);
+const targets = [
+  { name: "launcher", flags: ["-Os"], libs: [], without: "bundled-libc runtimes and bundles start through POSIX sh launchers (slower, need /bin/sh)", install: "gcc libc6-dev" },
+  { name: "onefile", flags: ["-O2"], libs: ["-lzstd"], without: "pyport build --format onefile is unavailable", install: "gcc libc6-dev libzstd-dev" },
+];
+for (const t of targets) {
+  const out = path.join(root, "dist", "native", `${t.name}-${process.arch}`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  try {
+    execFileSync(cc, ["-static", ...t.flags, "-s", "-Wall", "-Werror", "-o", tmp, path.join(root, "native", `${t.name}.c`), ...t.libs], { stdio: ["ignore", "inherit", "inherit"] });
+    fs.chmodSync(tmp, 0o755);
+    fs.renameSync(tmp, out);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    process.stderr.write(`\n*** pyport: native ${t.name} was not built (${err.message.split("\n")[0]}).\n*** Install a C compiler and static libraries (apt-get install ${t.install}); until then\n*** ${t.without}.\n\n`);
+  }
 }

@@ -10,6 +10,7 @@ import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { extractArchive } from "../archive/extract.js";
+import { copyPayload, readOnefile, verifyOnefile } from "../build/onefile.js";
 import { PyportError } from "../errors.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import { collectComponents, type Component } from "./components.js";
@@ -56,15 +57,23 @@ async function isDirectory(p: string): Promise<boolean> {
 async function withTargetDir<T>(target: string, fn: (dir: string) => Promise<T>): Promise<T> {
   if (await isDirectory(target)) return fn(target);
   const st = await fsp.stat(target).catch(() => undefined);
-  if (!st?.isFile()) throw new PyportError("E_USAGE", `${target} does not exist`, { hint: "Give a runtime or bundle directory, or a .tar.gz/.tar.zst archive of one." });
+  if (!st?.isFile()) throw new PyportError("E_USAGE", `${target} does not exist`, { hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable." });
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "pyport-audit-"));
   try {
     const dest = path.join(tmp, "t");
+    let archive = target;
+    // A onefile: verified here, never run; its payload is a tar.zst of the bundle.
+    const onefile = await readOnefile(target);
+    if (onefile) {
+      await verifyOnefile(target, onefile);
+      archive = path.join(tmp, "payload.tar.zst");
+      await copyPayload(target, onefile, archive);
+    }
     try {
-      await extractArchive(target, dest);
+      await extractArchive(archive, dest);
     } catch (err) {
       if (err instanceof PyportError) throw err;
-      throw new PyportError("E_ARCHIVE", `${target} is neither a directory nor a readable tar archive: ${(err as Error).message}`, { hint: "pyport audit reads directories, .tar, .tar.gz and .tar.zst archives." });
+      throw new PyportError("E_ARCHIVE", `${target} is neither a directory nor a readable tar archive: ${(err as Error).message}`, { hint: "pyport audit reads directories, .tar, .tar.gz and .tar.zst archives, and onefile executables." });
     }
     // An archive of one top-level directory is audited as that directory.
     const top = await fsp.readdir(dest);

@@ -32,6 +32,7 @@ import { loadConfig, type BuildConfig, type Format } from "./config.js";
 import { writeEntryLaunchers, type EntryPoint } from "./entry-points.js";
 import { writeLicenses } from "./licenses.js";
 import { applyGlobs, dropLocalDirectUrls, refreshRecords, sizeByPackage } from "./prune.js";
+import { DEFAULT_ONEFILE_LEVEL, onefileStub, writeOnefile } from "./onefile.js";
 import { writeTarArchive } from "./tar-write.js";
 
 export interface BuildOptions {
@@ -44,6 +45,8 @@ export interface BuildOptions {
   pipArgs?: string[];
   libc?: LibcMode;
   profile?: Profile;
+  /** The console script a onefile runs (overrides [tool.pyport] entry). */
+  entry?: string;
   /** Skip the audit (printed by the CLI); default: audit, and fail the build on errors. */
   audit?: boolean;
   reporter?: Reporter;
@@ -141,8 +144,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   cfg.resources = opts.resources ?? cfg.resources;
   cfg.pipArgs = [...cfg.pipArgs, ...(opts.pipArgs ?? [])];
   const reporter = opts.reporter;
-  if (cfg.formats.includes("tar.zst") && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
-    throw new PyportError("E_TOOL", "the tar.zst format needs the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
+  cfg.entry = opts.entry ?? cfg.entry;
+  if (cfg.formats.includes("onefile")) onefileStub(); // throws E_TOOL before any work when missing
+  if ((cfg.formats.includes("tar.zst") || cfg.formats.includes("onefile")) && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
+    throw new PyportError("E_TOOL", "the tar.zst and onefile formats need the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
   }
 
   const out = path.resolve(opts.out ?? path.join(cfg.projectDir, "dist"));
@@ -204,7 +209,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
     const outputs: BuildOutput[] = [];
     const base = `${cfg.name}-${cfg.version}-linux-${manifest.python.machine}`;
-    for (const format of cfg.formats.filter((f) => f !== "dir")) {
+    if (cfg.formats.includes("onefile")) {
+      const entry = onefileEntry(entryPoints, cfg);
+      reporter?.step(`writing ${base} (onefile running bin/${entry}; zstd level ${cfg.onefileLevel ?? DEFAULT_ONEFILE_LEVEL})`);
+      const file = path.join(tmp, base);
+      const sha256 = await writeOnefile({ bundle, dest: file, tmpDir: tmp, meta: { name: cfg.name, version: cfg.version, entry: `bin/${entry}` }, level: cfg.onefileLevel });
+      outputs.push({ format: "onefile", path: path.join(out, base), sha256, bytes: (await fsp.stat(file)).size });
+    }
+    for (const format of cfg.formats.filter((f) => f === "tar.gz" || f === "tar.zst")) {
       reporter?.step(`writing ${base}.${format}`);
       const file = path.join(tmp, `${base}.${format}`);
       await writeTarArchive(bundle, cfg.name, file, format === "tar.gz" ? "gzip" : "zstd");
@@ -224,6 +236,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** The console script a onefile runs: the configured one, the only one, or the one named like the project. */
+function onefileEntry(entryPoints: EntryPoint[], cfg: BuildConfig): string {
+  const names = entryPoints.map((e) => e.name);
+  if (cfg.entry) {
+    if (names.includes(cfg.entry)) return cfg.entry;
+    throw new PyportError("E_BUILD", `entry ${JSON.stringify(cfg.entry)} is not a console script of ${cfg.name} (it has: ${names.join(", ") || "none"})`, { hint: "Set [tool.pyport] entry (or --entry) to one of them." });
+  }
+  if (names.length === 1) return names[0];
+  const named = names.find((n) => n === cfg.name);
+  if (named) return named;
+  if (!names.length) throw new PyportError("E_BUILD", `--format onefile needs a console script to run, and ${cfg.name} declares none`, { hint: 'Add one to pyproject.toml: [project.scripts] mytool = "mypackage.cli:main".' });
+  throw new PyportError("E_BUILD", `${cfg.name} has several console scripts (${names.join(", ")}); which one should the onefile run?`, { hint: "Set [tool.pyport] entry = \"NAME\" or pass --entry NAME." });
 }
 
 const SKIP_IN_PROJECT = new Set([".git", ".hg", ".svn", "build", "dist", "__pycache__", ".venv", "venv", "node_modules", ".tox", ".nox"]);

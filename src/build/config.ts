@@ -10,7 +10,7 @@ import { PyportError } from "../errors.js";
 import type { LibcMode } from "../runtime/closure.js";
 import { PROFILES, type Profile } from "../runtime/profile.js";
 
-export const FORMATS = ["dir", "tar.gz", "tar.zst"] as const;
+export const FORMATS = ["dir", "tar.gz", "tar.zst", "onefile"] as const;
 export const RESOURCES = ["filesystem", "zip-stdlib"] as const;
 export type Format = (typeof FORMATS)[number];
 
@@ -40,9 +40,13 @@ export interface BuildConfig {
   isolated: boolean;
   /** Keep pip (and ensurepip) in the bundle; by default they are removed after the install. */
   keepPip: boolean;
+  /** The console script a onefile runs (default: the only one, or the one named like the project). */
+  entry?: string;
+  /** zstd level of the onefile payload (1–19). */
+  onefileLevel?: number;
 }
 
-const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "resources", "pip-args", "requirements", "isolated", "keep-pip"] as const;
+const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "resources", "pip-args", "requirements", "isolated", "keep-pip", "entry", "onefile-level"] as const;
 const BYTECODE_KEYS = ["optimize", "pyc-only"] as const;
 
 function distance(a: string, b: string): number {
@@ -179,6 +183,10 @@ export function loadConfig(projectDir: string): BuildConfig {
   if (typeof isolated !== "boolean") return r.fail("isolated", `expected true or false, got ${JSON.stringify(isolated)}`, "isolated = false lets launchers honour PYTHONPATH and the user site.");
   const keepPip = tool["keep-pip"] ?? false;
   if (typeof keepPip !== "boolean") return r.fail("keep-pip", `expected true or false, got ${JSON.stringify(keepPip)}`, "keep-pip = true keeps pip in the bundle (10 MiB).");
+  const onefileLevel = tool["onefile-level"];
+  if (onefileLevel !== undefined && !(Number.isInteger(onefileLevel) && (onefileLevel as number) >= 1 && (onefileLevel as number) <= 19)) {
+    return r.fail("onefile-level", `expected an integer from 1 to 19, got ${JSON.stringify(onefileLevel)}`, "zstd level of the onefile payload: 19 (default) is smallest; lower levels build faster. Unpacking speed is the same.");
+  }
   const formats = (r.strings(tool, "formats") ?? ["dir"]).map((f) => {
     if ((FORMATS as readonly string[]).includes(f)) return f as Format;
     const near = closest(f, FORMATS);
@@ -203,6 +211,8 @@ export function loadConfig(projectDir: string): BuildConfig {
     requirements: r.string(tool, "requirements"),
     isolated,
     keepPip,
+    entry: r.string(tool, "entry"),
+    onefileLevel: onefileLevel as number | undefined,
   };
   if (cfg.python && cfg.archive) r.fail("archive", "python and archive are both set", "Choose one Python source: python = \"3.12\" (an installed interpreter) or archive = \"URL\" with sha256.");
   if (cfg.requirements && !fs.existsSync(path.join(dir, cfg.requirements))) r.fail("requirements", `${cfg.requirements} does not exist in ${dir}`, "Give a path relative to the project directory.");

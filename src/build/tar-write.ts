@@ -34,7 +34,11 @@ function collect(root: string, prefix: string): Entry[] {
   const walk = (rel: string) => {
     const full = path.join(root, rel);
     const st = fs.lstatSync(full);
-    const name = rel ? `${prefix}/${rel}` : prefix;
+    const name = prefix && rel ? `${prefix}/${rel}` : prefix || rel;
+    if (!name) {
+      for (const e of fs.readdirSync(full).sort()) walk(e); // prefix "": no entry for the root itself
+      return;
+    }
     if (st.isSymbolicLink()) out.push({ name, kind: "symlink", mode: 0o777, size: 0, link: fs.readlinkSync(full), full });
     else if (st.isDirectory()) {
       out.push({ name: `${name}/`, kind: "dir", mode: 0o755, size: 0, full });
@@ -103,14 +107,17 @@ async function* tarStream(root: string, prefix: string, mtime: number): AsyncGen
   yield Buffer.alloc(1024);
 }
 
-/** Writes `root` as `prefix/…` into `dest` (.tar.gz or .tar.zst), reproducibly. */
-export async function writeTarArchive(root: string, prefix: string, dest: string, compression: "gzip" | "zstd"): Promise<void> {
+/**
+ * Writes `root` as `prefix/…` (or, with prefix "", as its bare contents) into `dest` (.tar.gz or
+ * .tar.zst), reproducibly. `zstdLevel` defaults to 19.
+ */
+export async function writeTarArchive(root: string, prefix: string, dest: string, compression: "gzip" | "zstd", zstdLevel = 19): Promise<void> {
   const source = Readable.from(tarStream(root, prefix, archiveEpoch()));
   if (compression === "gzip") {
     await pipeline(source, zlib.createGzip({ level: 9 }), fs.createWriteStream(dest, { mode: 0o644 }));
     return;
   }
-  const child = spawn("zstd", ["-q", "-19", "-T0", "--no-progress", "-o", dest], { stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("zstd", ["-q", `-${zstdLevel}`, "-T0", "--no-progress", "-o", dest], { stdio: ["pipe", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {

@@ -6,7 +6,8 @@ import { PROFILES } from "../runtime/profile.js";
 import { oneOf, parse } from "./args.js";
 import { cliReporter, mib } from "./output.js";
 
-export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst] [--python P]
+export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst,onefile]
+                    [--entry NAME] [--python P]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
                     [--find-links D] [--index-url U] [--no-index] [--only-binary SPEC]
 
@@ -19,7 +20,11 @@ A failed or interrupted build leaves nothing in --out.
 
 Options (flags override [tool.pyport]):
   --out DIR            where outputs go (default: PROJECT_DIR/dist)
-  --format LIST        comma-separated: dir, tar.gz, tar.zst (default: dir)
+  --format LIST        comma-separated: dir, tar.gz, tar.zst, onefile (default: dir)
+                       onefile: one executable <name>-<version>-linux-<arch>; the first run
+                       verifies it and unpacks into the cache, later runs just exec
+  --entry NAME         the console script a onefile runs (default: the only one, or the
+                       one named like the project)
   --python P           X.Y or an interpreter path (default: [tool.pyport] python, else the
                        newest Python 3.8+ found)
   --libc MODE          system (default) or bundled (ships glibc; runs without one)
@@ -31,7 +36,7 @@ Options (flags override [tool.pyport]):
 
 [tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
 bytecode = { optimize = 0|1|2, pyc-only = bool }, resources = "filesystem"|"zip-stdlib", pip-args, requirements, isolated,
-keep-pip.
+keep-pip, entry, onefile-level = 1..19 (zstd level of the onefile payload; default 19).
 Example: pyport build examples/hello --format dir,tar.gz --out /tmp/out`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
@@ -50,6 +55,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       "only-binary": { type: "string" },
       json: { type: "boolean" },
       quiet: { type: "boolean" },
+      entry: { type: "string" },
     },
     BUILD_USAGE,
   );
@@ -70,13 +76,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const { build } = await import("../build/build.js");
   const reporter = cliReporter({ quiet: values.quiet || values.json });
   if (values["no-audit"]) process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");
-  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, pipArgs, audit: !values["no-audit"], reporter });
+  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, pipArgs, entry: values.entry, audit: !values["no-audit"], reporter });
   if (values.json) {
     process.stdout.write(JSON.stringify({ name: r.name, version: r.version, outputs: r.outputs, entryPoints: r.entryPoints, sizes: r.sizes, audit: r.audit && { floors: r.audit.floors, runsOn: r.audit.runsOn.map((x) => x.label), findings: r.audit.findings }, ms: r.ms }, null, 2) + "\n");
     return 0;
   }
   process.stdout.write(`built ${r.name} ${r.version} in ${(r.ms / 1000).toFixed(1)} s\n`);
   for (const o of r.outputs) process.stdout.write(`  ${o.format.padEnd(7)} ${o.path}  ${mib(o.bytes)}  sha256 ${o.sha256.slice(0, 16)}…\n`);
+  const onefile = r.outputs.find((o) => o.format === "onefile");
+  if (onefile) process.stdout.write(`run the onefile: ${onefile.path} (PYPORT_ONEFILE_COMMAND=info ${onefile.path} describes it)\n`);
   if (r.entryPoints.length) {
     const dir = r.outputs.find((o) => o.format === "dir");
     process.stdout.write(`run it: ${r.entryPoints.map((e) => (dir ? path.join(dir.path, "bin", e.name) : `<bundle>/bin/${e.name}`)).join(", ")}\n`);

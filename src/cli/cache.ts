@@ -12,8 +12,11 @@ export const CACHE_USAGE = `pyport cache dir|list|prune [options]
                           remove entries not used for DAYS days (default: all), and every
                           incomplete leftover of an interrupted build
 
-Buckets carry a format version (runtimes-v1, archives-v1, downloads-v1, probes-v1); removing any
-entry is always safe: pyport rebuilds or re-downloads it when needed.`;
+Buckets carry a format version (runtimes-v1, archives-v1, downloads-v1, probes-v1, wheels-v1);
+removing any entry is always safe: pyport rebuilds or re-downloads it when needed.
+onefile-v1 holds what single-file executables unpacked on their first run (each run marks its
+extraction used at most once a day); a pruned one is unpacked again by its next run.
+Example: pyport cache prune --bucket onefile-v1 --older-than 30`;
 
 export async function cacheCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" }, "older-than": { type: "string" }, bucket: { type: "string" }, "dry-run": { type: "boolean" } }, CACHE_USAGE);

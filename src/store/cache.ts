@@ -17,6 +17,8 @@ export const BUCKETS = {
   runtimes: "runtimes-v1",
   probes: "probes-v1",
   wheels: "wheels-v1",
+  /** Written by onefile stubs (native/onefile.c BUCKET), not by pyport itself; their locks are flock files. */
+  onefile: "onefile-v1",
 } as const;
 
 export const COMPLETE_MARKER = ".pyport-complete";
@@ -135,7 +137,10 @@ export async function pruneCache(opts: PruneOptions = {}): Promise<CacheEntry[]>
     const stale = !e.complete || e.lastUsed.getTime() < cutoff;
     if (!stale) continue;
     if (!e.complete && e.key.startsWith(".tmp-") && Date.now() - e.lastUsed.getTime() < 3_600_000) continue; // may be in progress
-    if (!opts.dryRun) await fsp.rm(e.path, { recursive: true, force: true });
+    if (!opts.dryRun) {
+      await fsp.rm(e.path, { recursive: true, force: true });
+      if (e.bucket === BUCKETS.onefile) await fsp.rm(`${e.path}.lock`, { force: true });
+    }
     removed.push(e);
   }
   return removed;

@@ -35,6 +35,7 @@ def main(argv=None):
         print("prefix=%s" % sys.prefix)
         print("isolated=%s" % sys.flags.isolated)
         print("pythonpath=%s" % os.environ.get("PYTHONPATH", ""))
+        print("onefile=%s" % os.environ.get("PYPORT_ONEFILE", ""))
     else:
         print("Hello, %s! (Python %s on %s)" % (args.name, platform.python_version(), platform.machine()))
     return args.exit
