@@ -58,8 +58,8 @@ export async function distroPython(): Promise<FoundPython | undefined> {
   return undefined;
 }
 
-export function run(file: string, args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(file, args, { encoding: "utf8", cwd: opts.cwd, input: opts.input, env: opts.env ?? process.env, timeout: 300_000 });
+export function run(file: string, args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}) {
+  const r = spawnSync(file, args, { encoding: "utf8", cwd: opts.cwd, input: opts.input, env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid, timeout: 300_000 });
   return { code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 

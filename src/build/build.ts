@@ -239,7 +239,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 }
 
 /** The console script a onefile runs: the configured one, the only one, or the one named like the project. */
-function onefileEntry(entryPoints: EntryPoint[], cfg: BuildConfig): string {
+export function onefileEntry(entryPoints: EntryPoint[], cfg: BuildConfig): string {
   const names = entryPoints.map((e) => e.name);
   if (cfg.entry) {
     if (names.includes(cfg.entry)) return cfg.entry;
