@@ -48,20 +48,9 @@ export interface CreateRuntimeResult {
 }
 
 export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateRuntimeResult> {
-  const libc = opts.libc ?? "system";
-  const profile = opts.profile ?? "default";
-  const strip = opts.strip ?? profile !== "full";
   const out = path.resolve(opts.out);
   await checkOut(out, opts.force === true);
-
-  const source = await prepareSource(opts.source, opts.reporter);
-  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip, launcher: libc === "bundled" ? launcherKind() : undefined })).digest("hex").slice(0, 32);
-  const { dir, built } = await materialize({
-    bucket: BUCKETS.runtimes,
-    key,
-    build: (tmp) => buildRuntime({ root: tmp, source, libc, profile, strip, reporter: opts.reporter }),
-  });
-  await touchEntry(dir);
+  const { dir, built } = await cachedRuntime(opts);
 
   opts.reporter?.step(`copying the runtime to ${out}`);
   const tmp = siblingTemp(out, "create");
@@ -75,6 +64,25 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
   }
   const manifest = JSON.parse(await fsp.readFile(path.join(out, MANIFEST_FILE), "utf8")) as RuntimeManifest;
   return { out, manifest, cached: !built };
+}
+
+/**
+ * The runtime inside pyport's cache (built there first if needed): complete, relocatable and
+ * runnable in place, but owned by the cache — `pyport cache prune` may remove it when unused.
+ */
+export async function cachedRuntime(opts: Omit<CreateRuntimeOptions, "out" | "force">): Promise<{ dir: string; built: boolean }> {
+  const libc = opts.libc ?? "system";
+  const profile = opts.profile ?? "default";
+  const strip = opts.strip ?? profile !== "full";
+  const source = await prepareSource(opts.source, opts.reporter);
+  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip, launcher: libc === "bundled" ? launcherKind() : undefined })).digest("hex").slice(0, 32);
+  const result = await materialize({
+    bucket: BUCKETS.runtimes,
+    key,
+    build: (tmp) => buildRuntime({ root: tmp, source, libc, profile, strip, reporter: opts.reporter }),
+  });
+  await touchEntry(result.dir);
+  return result;
 }
 
 async function checkOut(out: string, force: boolean): Promise<void> {

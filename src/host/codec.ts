@@ -1,0 +1,296 @@
+/**
+ * The host protocol's value encoding (the Python side is python/host_worker.py; keep the tags in
+ * step). One tag byte, then a fixed-size or length-prefixed body, all little-endian:
+ *
+ *   0 None/null   1 False   2 True   3 int (i64: safe integers)   4 big int (u32 len, decimal ASCII)
+ *   5 float (f64)   6 str (u32 len, UTF-8)   7 bytes (u32 len, raw)   8 list (u32 n, items)
+ *   9 object with str keys (u32 n, then n × (u32 len, UTF-8 key, value))   10 Map (u32 n, n × (key, value))
+ *   11 Set (u32 n, items)   12 Date (f64 ms since the epoch, UTC)
+ *
+ * JS → Python: null/undefined → None, boolean, safe integer → int, other number → float,
+ * bigint → int, string, Uint8Array (Buffer too) → bytes, array → list, plain object → dict,
+ * Map → dict, Set → set, Date → aware datetime (UTC). Anything else is a TypeError here.
+ * Bytes are copied once into the frame, never base64- or per-element encoded.
+ */
+
+export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12 } as const;
+
+/** Collects the parts of one frame; large byte arrays are kept as their own parts (no copy). */
+class Writer {
+  parts: Uint8Array[] = [];
+  private buf = Buffer.allocUnsafe(4096);
+  private pos = 0;
+  length = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    this.flush();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+  }
+
+  flush(): void {
+    if (this.pos) this.parts.push(this.buf.subarray(0, this.pos));
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.pos = 0;
+  }
+
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.pos++] = v;
+    this.length += 1;
+  }
+
+  u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+    this.length += 4;
+  }
+
+  f64(v: number): void {
+    this.room(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+    this.length += 8;
+  }
+
+  i64(v: number): void {
+    this.room(8);
+    this.buf.writeBigInt64LE(BigInt(v), this.pos);
+    this.pos += 8;
+    this.length += 8;
+  }
+
+  /** u32 byte length, then the UTF-8 of `s`. */
+  str(s: string): void {
+    const max = s.length * 3;
+    this.room(4 + max);
+    const n = this.buf.write(s, this.pos + 4, "utf8");
+    this.buf.writeUInt32LE(n, this.pos);
+    this.pos += 4 + n;
+    this.length += 4 + n;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.u32(b.length);
+    if (b.length < 16384) {
+      this.room(b.length);
+      this.buf.set(b, this.pos);
+      this.pos += b.length;
+    } else {
+      this.flush();
+      this.parts.push(b);
+    }
+    this.length += b.length;
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === "object" && v !== null) return v.constructor?.name ?? "object";
+  return typeof v;
+}
+
+function encodeValue(w: Writer, v: unknown, depth: number): void {
+  if (depth > 200) throw new TypeError("cannot send a value nested more than 200 levels deep (a cycle?) to Python");
+  if (v === null || v === undefined) return w.u8(TAG.none);
+  switch (typeof v) {
+    case "boolean":
+      return w.u8(v ? TAG.true : TAG.false);
+    case "number":
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
+        w.u8(TAG.int);
+        return w.i64(v);
+      }
+      w.u8(TAG.float);
+      return w.f64(v);
+    case "bigint":
+      w.u8(TAG.bigint);
+      return w.str(v.toString());
+    case "string":
+      w.u8(TAG.str);
+      return w.str(v);
+    case "object":
+      break;
+    default:
+      throw new TypeError(`cannot send a ${typeof v} to Python`);
+  }
+  if (v instanceof Uint8Array) {
+    w.u8(TAG.bytes);
+    return w.bytes(v);
+  }
+  if (Array.isArray(v)) {
+    w.u8(TAG.list);
+    w.u32(v.length);
+    for (const x of v) encodeValue(w, x, depth + 1);
+    return;
+  }
+  if (v instanceof Map) {
+    w.u8(TAG.map);
+    w.u32(v.size);
+    for (const [k, x] of v) {
+      encodeValue(w, k, depth + 1);
+      encodeValue(w, x, depth + 1);
+    }
+    return;
+  }
+  if (v instanceof Set) {
+    w.u8(TAG.set);
+    w.u32(v.size);
+    for (const x of v) encodeValue(w, x, depth + 1);
+    return;
+  }
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new TypeError("cannot send an invalid Date to Python");
+    w.u8(TAG.date);
+    return w.f64(v.getTime());
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`cannot send a ${describe(v)} to Python (send plain objects, arrays, Map, Set, Date, Uint8Array, or primitives)`);
+  }
+  const keys = Object.keys(v);
+  w.u8(TAG.object);
+  w.u32(keys.length);
+  for (const k of keys) {
+    w.str(k);
+    encodeValue(w, (v as Record<string, unknown>)[k], depth + 1);
+  }
+}
+
+/** The parts of one frame: a u32 length prefix, then the encoded value. */
+export function encodeFrame(v: unknown): Uint8Array[] {
+  const w = new Writer();
+  w.u32(0); // length placeholder
+  encodeValue(w, v, 0);
+  w.flush();
+  const first = w.parts[0] as Buffer;
+  first.writeUInt32LE(w.length - 4, 0);
+  return w.parts;
+}
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  u32(): number {
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  str(): string {
+    const n = this.u32();
+    const s = this.buf.toString("utf8", this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+}
+
+function decodeValue(r: Reader): unknown {
+  const tag = r.buf[r.pos++];
+  switch (tag) {
+    case TAG.none:
+      return null;
+    case TAG.false:
+      return false;
+    case TAG.true:
+      return true;
+    case TAG.int: {
+      const v = r.buf.readBigInt64LE(r.pos);
+      r.pos += 8;
+      return Number(v);
+    }
+    case TAG.bigint:
+      return BigInt(r.str());
+    case TAG.float: {
+      const v = r.buf.readDoubleLE(r.pos);
+      r.pos += 8;
+      return v;
+    }
+    case TAG.str:
+      return r.str();
+    case TAG.bytes: {
+      const n = r.u32();
+      const out = new Uint8Array(r.buf.buffer, r.buf.byteOffset + r.pos, n);
+      r.pos += n;
+      return out;
+    }
+    case TAG.list: {
+      const n = r.u32();
+      const out = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) out[i] = decodeValue(r);
+      return out;
+    }
+    case TAG.object: {
+      const n = r.u32();
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        const k = r.str();
+        const value = decodeValue(r);
+        if (k === "__proto__") Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
+        else out[k] = value;
+      }
+      return out;
+    }
+    case TAG.map: {
+      const n = r.u32();
+      const out = new Map<unknown, unknown>();
+      for (let i = 0; i < n; i++) {
+        const k = decodeValue(r);
+        out.set(k, decodeValue(r));
+      }
+      return out;
+    }
+    case TAG.set: {
+      const n = r.u32();
+      const out = new Set<unknown>();
+      for (let i = 0; i < n; i++) out.add(decodeValue(r));
+      return out;
+    }
+    case TAG.date: {
+      const v = r.buf.readDoubleLE(r.pos);
+      r.pos += 8;
+      return new Date(v);
+    }
+    default:
+      throw new Error(`host protocol: unknown tag ${tag} at byte ${r.pos - 1}`);
+  }
+}
+
+/** Decodes one frame body (without its length prefix). Byte values are views into `body`. */
+export function decodeBody(body: Buffer): unknown {
+  const r = new Reader(body);
+  const v = decodeValue(r);
+  if (r.pos !== body.length) throw new Error(`host protocol: ${body.length - r.pos} stray bytes after a value`);
+  return v;
+}
+
+/** Splits a byte stream into frame bodies. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+
+  /** Adds a chunk; returns every complete frame body now available. */
+  push(chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.have < 4) break;
+      if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks)];
+      const len = this.chunks[0].readUInt32LE(0);
+      if (this.have < 4 + len) break;
+      let head = this.chunks[0];
+      if (head.length < 4 + len) {
+        head = Buffer.concat(this.chunks, this.have);
+        this.chunks = [head];
+      }
+      out.push(head.subarray(4, 4 + len));
+      const rest = head.subarray(4 + len);
+      this.chunks[0] = rest;
+      if (!rest.length) this.chunks.shift();
+      this.have -= 4 + len;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * One Python worker process (python/host_worker.py). The protocol runs on fds 3 (to Python) and
+ * 4 (from Python); the worker's stdout and stderr go to the host's streams or an `onOutput`
+ * callback, and the last few KiB of stderr are kept for crash reports. Calls are written as they
+ * come (pipelined) and answered in order. When the process exits, every unanswered call is
+ * rejected with WorkerCrashedError at once.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { pythonAsset } from "../util/assets.js";
+import { decodeBody, encodeFrame, FrameReader } from "./codec.js";
+import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
+
+export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
+
+export interface WorkerOptions {
+  python: string;
+  index: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  path: string[];
+  preload: string[];
+  memoryLimitMb?: number;
+  onOutput?: OutputHandler;
+}
+
+export interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  callSite: string;
+}
+
+const STDERR_TAIL = 4096;
+
+export class Worker {
+  readonly pending = new Map<number, Pending>();
+  stderrTail = "";
+  exited = false;
+  readonly done: Promise<void>;
+  /** Called once when the process is gone (after every pending call was rejected). */
+  onExit?: () => void;
+  private readonly child: ChildProcess;
+  private readonly toPython: Writable;
+  private readonly frames = new FrameReader();
+  private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
+
+  private constructor(readonly opts: WorkerOptions) {
+    const args = ["-I", pythonAsset("host_worker.py"), "3", "4"];
+    for (const p of opts.path) args.push("--path", p);
+    for (const m of opts.preload) args.push("--preload", m);
+    if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
+    this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+    this.toPython = this.child.stdio[3] as Writable;
+    this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
+    const fromPython = this.child.stdio[4] as Readable;
+    fromPython.on("data", (chunk: Buffer) => this.onData(chunk));
+    fromPython.on("error", () => undefined);
+    const forward = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
+      const text = chunk.toString();
+      if (stream === "stderr") this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
+      if (opts.onOutput) opts.onOutput({ stream, text, worker: opts.index });
+      else (stream === "stdout" ? process.stdout : process.stderr).write(chunk);
+    };
+    this.child.stdout!.on("data", forward("stdout"));
+    this.child.stderr!.on("data", forward("stderr"));
+    const stderrEnded = new Promise<void>((r) => this.child.stderr!.on("close", r));
+    this.done = new Promise<void>((resolve) => {
+      const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
+        if (this.exited) return;
+        this.exited = true;
+        // Give stderr a moment to drain so the crash report has the last words (bounded: a
+        // grandchild may hold the pipe open).
+        void Promise.race([stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
+          const why = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
+          const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.child.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
+          this.readyWaiter?.reject(err);
+          for (const p of this.pending.values()) p.reject(err);
+          this.pending.clear();
+          this.child.stdout?.destroy();
+          this.child.stderr?.destroy();
+          fromPython.destroy();
+          this.toPython.destroy();
+          this.onExit?.();
+          resolve();
+        });
+      };
+      this.child.on("exit", (code, signal) => finish(code, signal));
+      this.child.on("error", (err) => finish(null, null, err));
+    });
+  }
+
+  /** Starts a worker and waits until it has preloaded its modules and said it is ready. */
+  static async start(opts: WorkerOptions): Promise<Worker> {
+    const w = new Worker(opts);
+    await new Promise<void>((resolve, reject) => (w.readyWaiter = { resolve, reject }));
+    return w;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const body of this.frames.push(chunk)) {
+      const msg = decodeBody(body) as { op?: string; id?: number; ok?: unknown; err?: PythonErrorInfo; error?: PythonErrorInfo };
+      if (msg.op === "ready") {
+        const waiter = this.readyWaiter;
+        this.readyWaiter = undefined;
+        if (msg.error) {
+          waiter?.reject(new PythonError(msg.error));
+          this.kill();
+        } else waiter?.resolve();
+        continue;
+      }
+      const p = this.pending.get(msg.id!);
+      if (!p) continue; // a call that already timed out or was aborted
+      this.pending.delete(msg.id!);
+      if (msg.err) p.reject(new PythonError(msg.err, p.callSite));
+      else p.resolve(msg.ok);
+    }
+  }
+
+  /** Sends a call; its reply settles `pending`. */
+  send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending): void {
+    const parts = encodeFrame({ op: "call", id, target, args, kwargs }); // may throw TypeError: nothing sent
+    this.pending.set(id, pending);
+    if (parts.length === 1) this.toPython.write(parts[0]);
+    else {
+      this.toPython.cork();
+      for (const p of parts) this.toPython.write(p);
+      this.toPython.uncork();
+    }
+  }
+
+  /** True when `id` is the call the worker is running now (calls run in the order sent). */
+  isRunning(id: number): boolean {
+    return this.pending.keys().next().value === id;
+  }
+
+  /** Forgets a call whose caller gave up on it; a late reply is dropped. */
+  forget(id: number): void {
+    this.pending.delete(id);
+  }
+
+  interrupt(): void {
+    if (!this.exited) this.child.kill("SIGINT");
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill("SIGKILL");
+  }
+
+  /** Asks the worker to exit after its current work; kills it if it has not within `graceMs`. */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.exited) return this.done;
+    this.toPython.end(Buffer.concat(encodeFrame({ op: "exit" })));
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await this.done;
+    clearTimeout(timer);
+  }
+}

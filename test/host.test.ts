@@ -1,0 +1,267 @@
+/**
+ * The Node host API against real Python workers: lossless types both ways, Python tracebacks,
+ * output isolation, crash recovery, deadlines and aborts, the pool, clean shutdown, and the
+ * interpreter choice (a managed runtime by default, never PATH).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
+import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+
+useTestCache();
+const FIXTURES = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../test/fixtures/host");
+const M = "hostmod";
+
+let interpreter: string | undefined;
+let py: Python | undefined;
+const output: { stream: string; text: string }[] = [];
+
+before(async () => {
+  interpreter = (await sharedPython())?.path;
+  if (!interpreter) return loud("host tests: no CPython with a shared libpython found");
+  py = await Python.start({ python: interpreter, path: [FIXTURES], onOutput: (o) => output.push(o) });
+});
+after(() => py?.close());
+
+function ready(t: { skip: (m: string) => void }): boolean {
+  if (py) return true;
+  t.skip("no interpreter");
+  return false;
+}
+
+describe("host: types", () => {
+  test("Python values arrive as documented JS values", async (t) => {
+    if (!ready(t)) return;
+    const s = await py!.call<Record<string, unknown>>(`${M}:samples`);
+    assert.equal(s.none, null);
+    assert.equal(s.t, true);
+    assert.equal(s.small, Number.MAX_SAFE_INTEGER);
+    assert.equal(s.big, 2n ** 70n, "2**70 is a bigint, not -1 or a rounded number");
+    assert.equal(s.neg_big, -(2n ** 64n));
+    assert.equal(s.float, 1.5);
+    assert.ok(Number.isNaN(s.nan));
+    assert.equal(s.inf, Infinity);
+    assert.equal(s.str, "héllo \u2603");
+    for (const k of ["bytes", "bytearray", "memoryview"]) assert.ok(s[k] instanceof Uint8Array, k);
+    assert.deepEqual([...(s.bytes as Uint8Array)], [0, 1, 255]);
+    assert.deepEqual(s.tuple, [1, "a"]);
+    assert.ok(s.int_keys instanceof Map);
+    assert.deepEqual([...(s.int_keys as Map<unknown, unknown>).entries()], [[1, "one"], [[2, 3], "pair"]]);
+    assert.deepEqual(s.set, new Set([1, 2]));
+    assert.deepEqual(s.frozenset, new Set(["x"]));
+    assert.equal((s.datetime as Date).toISOString(), "2024-05-06T07:08:09.123Z");
+    assert.equal((s.naive as Date).toISOString(), "2024-05-06T07:08:09.000Z", "naive datetimes are taken as UTC");
+    assert.equal(s.date, "2024-05-06");
+    assert.equal(s.decimal, "1.10");
+  });
+
+  test("JS values arrive as documented Python values and round-trip", async (t) => {
+    if (!ready(t)) return;
+    const values = [null, true, 0, -5, 2 ** 53 - 1, 1.25, -0.5, 2n ** 80n, -(2n ** 80n), "ß✓", new Uint8Array([1, 2, 3]), [1, [2, "x"]], { a: { b: null } }, new Map<unknown, unknown>([[1, "x"], ["k", 2]]), new Set([1, "a"]), new Date("2020-01-02T03:04:05.678Z")];
+    const types = await py!.call<string[]>(`${M}:types_of`, values);
+    assert.deepEqual(types, ["NoneType", "bool", "int", "int", "int", "float", "float", "int", "int", "str", "bytes", "list", "dict", "dict", "set", "datetime"]);
+    for (const v of values) assert.deepEqual(await py!.call(`${M}:identity`, [v]), v, String(v));
+    assert.deepEqual(await py!.call(`${M}:types_of`, [Buffer.from("x")]), ["bytes"], "a Buffer is accepted");
+    assert.deepEqual(await py!.call(`${M}:echo`, [1], { key: "v" }), { args: [1], kwargs: { key: "v" } });
+    const big = new Uint8Array(8 << 20).map((_, i) => i & 255);
+    const back = await py!.call<Uint8Array>(`${M}:identity`, [big]);
+    assert.equal(back.length, big.length);
+    assert.ok(Buffer.from(back.buffer, back.byteOffset, back.length).equals(Buffer.from(big)), "8 MiB of bytes round-trip intact");
+  });
+
+  test("unsupported types fail loudly on both sides, naming the type", async (t) => {
+    if (!ready(t)) return;
+    await assert.rejects(py!.call(`${M}:unsendable`), (e: PythonError) => e.pythonType === "TypeError" && /cannot send a object to JavaScript/.test(e.message));
+    await assert.rejects(py!.call(`${M}:identity`, [() => 1]), /cannot send a function to Python/);
+    await assert.rejects(py!.call(`${M}:identity`, [new (class Point {})()]), /cannot send a Point to Python/);
+    assert.equal(await py!.call(`${M}:identity`, [1]), 1, "the worker is fine afterwards");
+  });
+});
+
+describe("host: errors and isolation", () => {
+  test("PythonError carries type, message, traceback, frames, the cause chain and the JS call site", async (t) => {
+    if (!ready(t)) return;
+    const err = await py!.call(`${M}:chained`).then(
+      () => assert.fail("should reject"),
+      (e: unknown) => e as PythonError,
+    );
+    assert.ok(err instanceof PythonError && err instanceof Error);
+    assert.equal(err.pythonType, "ValueError");
+    assert.equal(err.message, "ValueError: could not load config");
+    assert.match(err.traceback, /Traceback \(most recent call last\):[\s\S]*hostmod\.py", line \d+, in chained/);
+    assert.doesNotMatch(err.traceback, /host_worker\.py/, "the worker's own frames are not shown");
+    assert.deepEqual(err.frames.map((f) => f.name), ["chained"]);
+    assert.ok(err.frames[0].file.endsWith("hostmod.py") && typeof err.frames[0].line === "number");
+    const cause = err.cause as PythonError;
+    assert.ok(cause instanceof PythonError);
+    assert.equal(cause.pythonType, "KeyError");
+    assert.match(err.stack!, /host\.test\.js/, "the JS stack of the call site is kept");
+    await assert.rejects(py!.call("no_such_module_xyz:f"), (e: PythonError) => e.pythonType === "ModuleNotFoundError");
+    await assert.rejects(py!.call("bad target"), (e: PythonError) => e.pythonType === "ValueError" && /package\.module:attr\.path/.test(e.message));
+  });
+
+  test("print() and raw fd 1/2 writes go to onOutput, never into the protocol", async (t) => {
+    if (!ready(t)) return;
+    output.length = 0;
+    assert.equal(await py!.call(`${M}:noisy`, [21]), 42);
+    await new Promise((r) => setTimeout(r, 100));
+    const text = (s: string) => output.filter((o) => o.stream === s).map((o) => o.text).join("");
+    assert.match(text("stdout"), /printed to stdout 21\nraw fd 1 write\n/);
+    assert.match(text("stderr"), /raw fd 2 write/);
+  });
+});
+
+describe("host: crashes, deadlines, aborts", () => {
+  test("a worker that dies rejects its calls within 100 ms with WorkerCrashedError, and is replaced", async (t) => {
+    if (!ready(t)) return;
+    for (const how of ["exit", "segv", "kill"]) {
+      const before = py!.pids[0];
+      const started = Date.now();
+      const inflight = [py!.call(`${M}:crash`, [how]), py!.call(`${M}:identity`, [1])];
+      const results = await Promise.allSettled(inflight);
+      const elapsed = Date.now() - started;
+      for (const r of results) assert.ok(r.status === "rejected" && r.reason instanceof WorkerCrashedError, how);
+      const err = (results[0] as PromiseRejectedResult).reason as WorkerCrashedError;
+      if (how === "exit") assert.deepEqual([err.exitCode, err.signal], [3, null]);
+      if (how === "segv") assert.equal(err.signal, "SIGSEGV");
+      if (how === "kill") assert.equal(err.signal, "SIGKILL");
+      assert.match(err.stderrTail, new RegExp(`about to crash: ${how}`));
+      assert.ok(elapsed < 1000, `rejected after ${elapsed} ms`);
+      assert.equal(await py!.call(`${M}:identity`, ["again"]), "again", "later calls succeed");
+      assert.notEqual(py!.pids[0], before, "on a new worker");
+    }
+  });
+
+  test("crash detection latency: under 100 ms from death to rejection", async (t) => {
+    if (!ready(t)) return;
+    const pid = await py!.call<number>(`${M}:pid`);
+    const call = py!.call(`${M}:sleep`, [30]);
+    await new Promise((r) => setTimeout(r, 200));
+    const killedAt = Date.now();
+    process.kill(pid, "SIGKILL");
+    await assert.rejects(call, WorkerCrashedError);
+    const latency = Date.now() - killedAt;
+    assert.ok(latency < 100, `${latency} ms`);
+  });
+
+  test("a deadline interrupts the call (KeyboardInterrupt) and the worker lives on", async (t) => {
+    if (!ready(t)) return;
+    const pid = await py!.call(`${M}:pid`);
+    const started = Date.now();
+    await assert.rejects(py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }), (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(await py!.call(`${M}:identity`, [5]), 5);
+    assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
+  });
+
+  test("a call that ignores the interrupt is killed after the grace period; its worker is replaced", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], graceMs: 300, onOutput: () => undefined });
+    try {
+      const pid = await p.call(`${M}:pid`);
+      await assert.rejects(p.call(`${M}:stubborn`, [30], {}, { timeoutMs: 200 }), CallTimeoutError);
+      await new Promise((r) => setTimeout(r, 700));
+      assert.notEqual(await p.call(`${M}:pid`), pid);
+    } finally {
+      await p.close();
+    }
+  });
+
+  test("an AbortSignal interrupts the call with AbortError", async (t) => {
+    if (!ready(t)) return;
+    const ac = new AbortController();
+    const call = py!.call(`${M}:sleep`, [30], {}, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error("user cancelled")), 200);
+    await assert.rejects(call, (e: AbortError) => e instanceof AbortError && (e.cause as Error).message === "user cancelled");
+    await assert.rejects(py!.call(`${M}:identity`, [1], {}, { signal: AbortSignal.abort() }), AbortError);
+    assert.equal(await py!.call(`${M}:identity`, [2]), 2);
+  });
+
+  test("coroutine functions are awaited in the worker", async (t) => {
+    if (!ready(t)) return;
+    assert.equal(await py!.call(`${M}:coro`, [41]), 42);
+    await assert.rejects(py!.call(`${M}:coro`, [1], { delay: 30 }, { timeoutMs: 200 }), CallTimeoutError);
+    assert.equal(await py!.call(`${M}:coro`, [1]), 2, "the event loop survives an interrupted coroutine");
+  });
+
+  test("memoryLimitMb turns a runaway allocation into MemoryError", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], memoryLimitMb: 300 });
+    try {
+      assert.equal(await p.call(`${M}:allocate`, [10]), 10 << 20);
+      await assert.rejects(p.call(`${M}:allocate`, [1000]), (e: PythonError) => e.pythonType === "MemoryError");
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+describe("host: pool, options, shutdown", () => {
+  test("workers: N run calls side by side; one worker's crash leaves the others' calls alone", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, workers: 3, path: [FIXTURES], onOutput: () => undefined });
+    try {
+      assert.equal(new Set(p.pids).size, 3);
+      const started = Date.now();
+      const pids = await Promise.all([0, 1, 2].map(() => p.call<number>(`${M}:pid`).then(async (pid) => (await p.call(`${M}:sleep`, [0.5]), pid))));
+      assert.ok(Date.now() - started < 1400, "three 0.5 s calls ran in parallel");
+      assert.ok(pids.length === 3);
+      const slow = [p.call(`${M}:sleep`, [0.8]), p.call(`${M}:sleep`, [0.8])];
+      const crash = p.call(`${M}:crash`, ["exit"]);
+      await assert.rejects(crash, WorkerCrashedError);
+      assert.deepEqual(await Promise.all(slow), ["slept", "slept"], "the other workers' calls complete");
+    } finally {
+      await p.close();
+    }
+  });
+
+  test("preload, cwd and env reach the worker; a failing preload rejects start with its PythonError", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const cwd = tmpDir("host-cwd");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], preload: [M], cwd, env: { ...process.env, HOST_TEST_VAR: "v1" } });
+    try {
+      assert.deepEqual(await p.call(`${M}:cwd_and_env`, ["HOST_TEST_VAR"]), [fs.realpathSync(cwd), "v1"]);
+    } finally {
+      await p.close();
+    }
+    await assert.rejects(Python.start({ python: interpreter, preload: ["no_such_module_xyz"] }), (e: PythonError) => e.pythonType === "ModuleNotFoundError");
+  });
+
+  test("the interpreter: a runtime dir, a path, or a managed runtime; never a PATH lookup", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    await assert.rejects(Python.start({ python: "python3" }), /not a path; pyport does not search PATH/);
+    await assert.rejects(Python.start({ python: "/nonexistent/python3" }), /does not exist/);
+    await assert.rejects(Python.start({ python: tmpDir("host-empty") }), /without bin\/python3/);
+    const managed = await Python.start({ path: [FIXTURES] });
+    try {
+      assert.match(managed.executable, /runtimes-v1\/[0-9a-f]{32}\/bin\/python3$/, "a runtime in pyport's cache");
+      assert.equal(await managed.call(`${M}:identity`, ["ok"]), "ok");
+      const runtimeDir = path.dirname(path.dirname(managed.executable));
+      const fromDir = await Python.start({ python: runtimeDir, path: [FIXTURES] });
+      assert.equal(await fromDir.call("sys:getrecursionlimit"), 1000);
+      await fromDir.close();
+    } finally {
+      await managed.close();
+    }
+  });
+
+  test("after close() the Node process exits on its own: no handles, no zombies", (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const index = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/index.js");
+    const script = `import { Python } from ${JSON.stringify(index)};
+const py = await Python.start({ python: ${JSON.stringify(interpreter)}, workers: 2 });
+const pids = py.pids;
+const slow = py.call("time:sleep", [0.3]);
+await py.close();
+await slow;
+process.stdout.write(JSON.stringify(pids));`;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Date.now() - started < 10_000);
+    for (const pid of JSON.parse(r.stdout) as number[]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
+  });
+});
