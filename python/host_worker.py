@@ -1,20 +1,23 @@
 """pyport host worker: runs calls for a Node host (src/host/).
 
-Usage: python -I host_worker.py IN_FD OUT_FD [--path DIR]... [--preload MODULE]... [--memory-mb N]
+Usage: python -I host_worker.py IN_FD OUT_FD [--path DIR]... [--preload MODULE]...
+                                [--concurrency N] [--memory-mb N]
 
 The protocol runs on the two inherited file descriptors, never on stdin/stdout/stderr, so print()
 and C-level writes cannot corrupt it. Frames are a u32 little-endian length and one value in the
 encoding of src/host/codec.ts (keep the tags in step). Messages in:
-  {"op": "call", "id": n, "target": "pkg.mod:attr.path", "args": [...], "kwargs": {...}}
+  {"op": "call", "id": n, "target": "pkg.mod:attr.path", "args": [...], "kwargs": {...},
+   "stream": bool, "credit": n}
+  {"op": "credit", "id": n, "n": k}     a stream may send k more items
+  {"op": "cancel", "id": n}             stop that call (see Worker)
   {"op": "exit"}
 Messages out:
   {"op": "ready", "pid": n, "version": "3.x.y"}            once, after preloading
-  {"id": n, "ok": value} | {"id": n, "err": {...}}        one per call, in order
-
-Calls run one at a time on the main thread; coroutine results are awaited on one event loop.
-SIGINT interrupts the running call (KeyboardInterrupt) and is ignored between calls.
+  {"id": n, "ok": value} | {"id": n, "err": {...}}        one per call
+  {"id": n, "item": value} ... {"id": n, "done": true}    for a stream
 """
 import asyncio
+import collections
 import datetime
 import decimal
 import importlib
@@ -205,48 +208,54 @@ def _hashable(v):
 
 
 class Channel:
+    """Frames in from a non-blocking fd (parsed into a backlog), frames out to a blocking fd."""
+
     def __init__(self, in_fd, out_fd):
-        self.inp = os.fdopen(in_fd, "rb", buffering=0)
+        self.in_fd = in_fd
         self.out_fd = out_fd
+        self.inbuf = bytearray()
+        self.backlog = collections.deque()
+        self.eof = False
+        os.set_blocking(in_fd, False)
 
-    def _read_exact(self, n):
-        buf = bytearray(n)
-        mv = memoryview(buf)
-        got = 0
-        while got < n:
-            k = self.inp.readinto(mv[got:])
-            if not k:
-                return None
-            got += k
-        return buf
+    def pump(self):
+        """Reads what is available and moves every complete frame to the backlog. Also called
+        from the SIGINT handler, so it never dispatches anything itself."""
+        while not self.eof:
+            try:
+                chunk = os.read(self.in_fd, 1 << 20)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if not chunk:
+                self.eof = True
+                break
+            self.inbuf += chunk
+        buf = self.inbuf
+        while len(buf) >= 4:
+            n = _u32.unpack_from(buf, 0)[0]
+            if len(buf) < 4 + n:
+                break
+            body = bytes(buf[4 : 4 + n])
+            del buf[: 4 + n]
+            self.backlog.append(_Reader(memoryview(body)).value())
 
-    def recv(self):
-        head = self._read_exact(4)
-        if head is None:
-            return None
-        body = self._read_exact(_u32.unpack(head)[0])
-        if body is None:
-            return None
-        return _Reader(memoryview(body)).value()
+    def send(self, value):
+        self.send_parts(frame(value))
 
     def send_parts(self, parts):
         views = [memoryview(p).cast("B") for p in parts]
         while views:
-            n = os.writev(self.out_fd, views)
+            try:
+                n = os.writev(self.out_fd, views)
+            except InterruptedError:
+                continue
             while views and n >= len(views[0]):
                 n -= len(views[0])
                 views.pop(0)
             if views and n:
                 views[0] = views[0][n:]
-
-
-_running = False
-
-
-def _on_sigint(signum, frame):
-    # Interrupt the call in progress (a deadline or an abort in the host); idle, ignore it.
-    if _running:
-        raise KeyboardInterrupt
 
 
 def _resolve(target):
@@ -275,77 +284,172 @@ def describe_error(e, depth=0):
     }
 
 
-def _strip_own_frames(e):
+def _user_error(e):
     # The leading frames are this worker's dispatch: not the user's business.
     tb = e.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    return e.with_traceback(tb)
+    return describe_error(e.with_traceback(tb))
 
 
-_loop = None
+class Worker:
+    """Dispatches messages on an asyncio loop. Plain functions and generator steps run on the
+    loop's thread (one at a time: they block it); coroutines and async generators run as tasks,
+    at most `concurrency` coroutine calls at once. Cancelling a call: a "cancel" message cancels
+    its task; for code running on the thread, the host also sends SIGINT, which raises
+    KeyboardInterrupt there only if that call's cancel message has arrived."""
 
+    def __init__(self, chan, concurrency):
+        self.chan = chan
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.tasks = {}
+        self.streams = {}
+        self.cancelled = set()
+        self.running = None  # id of the call whose code runs on the thread right now
+        self.last_id = 0  # ids grow: a cancel for a higher id is for a call not read yet
+        self.done = False
 
-def _await(awaitable):
-    global _loop
-    if _loop is None:
-        _loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_loop)
-    task = _loop.create_task(awaitable) if inspect.iscoroutine(awaitable) else asyncio.ensure_future(awaitable, loop=_loop)
-    try:
-        return _loop.run_until_complete(task)
-    except BaseException:
-        task.cancel()
-        try:
-            _loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-        except BaseException:
-            pass
-        raise
-
-
-def _call(msg):
-    global _running
-    _running = True
-    try:
-        fn = _resolve(msg["target"])
-        result = fn(*(msg.get("args") or ()), **(msg.get("kwargs") or {}))
-        if inspect.isawaitable(result):
-            result = _await(result)
-    finally:
-        _running = False
-    return result
-
-
-def serve(chan):
-    while True:
-        try:
-            msg = chan.recv()
-        except KeyboardInterrupt:
-            continue
-        if msg is None or msg.get("op") == "exit":
+    def on_sigint(self, signum, frame):
+        if self.running is None:
             return
-        cid = msg.get("id")
+        self.chan.pump()
+        for m in self.chan.backlog:
+            if m.get("op") == "cancel" and m.get("id") == self.running:
+                raise KeyboardInterrupt
+
+    def run_user(self, cid, fn, *args, **kwargs):
+        self.running = cid
         try:
-            try:
-                reply = frame({"id": cid, "ok": _call(msg)})
-            except BaseException as e:  # the call's own error (SystemExit too), or an unsendable result
-                reply = frame({"id": cid, "err": describe_error(_strip_own_frames(e))})
-        except KeyboardInterrupt:  # an interrupt that arrived just after the call ended
-            reply = frame({"id": cid, "err": {"type": "KeyboardInterrupt", "message": "", "traceback": "KeyboardInterrupt\n", "frames": [], "cause": None}})
-        chan.send_parts(reply)
+            return fn(*args, **kwargs)
+        finally:
+            self.running = None
+
+    def reply_error(self, cid, e):
+        self.chan.send({"id": cid, "err": _user_error(e)})
+
+    def on_readable(self):
+        self.chan.pump()
+        self.drain()
+
+    def drain(self):
+        while self.chan.backlog and not self.done:
+            self.handle(self.chan.backlog.popleft())
+        if self.chan.eof and not self.done:
+            self.stop()
+
+    def stop(self):
+        self.done = True
+        self.loop.stop()
+
+    def handle(self, msg):
+        op, cid = msg.get("op"), msg.get("id")
+        if op == "call":
+            self.last_id = max(self.last_id, cid)
+            if cid in self.cancelled:
+                self.cancelled.discard(cid)
+                return self.reply_error(cid, asyncio.CancelledError("cancelled before it started"))
+            self.start_call(cid, msg)
+        elif op == "credit":
+            st = self.streams.get(cid)
+            if st is not None:
+                st["credit"] += msg.get("n", 0)
+                st["event"].set()
+        elif op == "cancel":
+            task = self.tasks.get(cid)
+            if task is not None:
+                task.cancel()
+            elif cid > self.last_id:
+                self.cancelled.add(cid)  # not read yet: skip it when it comes
+        elif op == "exit":
+            self.stop()
+
+    def start_call(self, cid, msg):
+        try:
+            fn = _resolve(msg["target"])
+            result = self.run_user(cid, fn, *(msg.get("args") or ()), **(msg.get("kwargs") or {}))
+        except BaseException as e:
+            return self.reply_error(cid, e)
+        if msg.get("stream"):
+            if not (hasattr(result, "__anext__") or hasattr(result, "__next__") or hasattr(result, "__iter__")):
+                return self.reply_error(cid, TypeError("stream(): %s returned a %s, not an iterator or async iterator" % (msg["target"], _type_name(result))))
+            self.tasks[cid] = self.loop.create_task(self.stream(cid, result, msg.get("credit", 16)))
+        elif inspect.isawaitable(result):
+            self.tasks[cid] = self.loop.create_task(self.await_result(cid, result))
+        else:
+            self.send_result(cid, result)
+
+    def send_result(self, cid, result):
+        try:
+            parts = frame({"id": cid, "ok": result})
+        except BaseException as e:
+            return self.reply_error(cid, e)
+        self.chan.send_parts(parts)
+
+    async def await_result(self, cid, awaitable):
+        try:
+            async with self.slots:
+                result = await awaitable
+        except BaseException as e:
+            self.reply_error(cid, e)
+        else:
+            self.send_result(cid, result)
+        finally:
+            self.tasks.pop(cid, None)
+
+    async def stream(self, cid, it, credit):
+        st = self.streams[cid] = {"credit": credit, "event": asyncio.Event()}
+        is_async = hasattr(it, "__anext__")
+        if not is_async and not hasattr(it, "__next__"):
+            it = iter(it)
+        try:
+            while True:
+                while st["credit"] <= 0:
+                    st["event"].clear()
+                    await st["event"].wait()
+                try:
+                    item = await it.__anext__() if is_async else self.run_user(cid, next, it)
+                except (StopIteration, StopAsyncIteration):
+                    break
+                self.chan.send_parts(frame({"id": cid, "item": item}))
+                st["credit"] -= 1
+                await asyncio.sleep(0)  # let credit and cancel messages in
+            self.chan.send({"id": cid, "done": True})
+        except BaseException as e:
+            self.reply_error(cid, e)
+        finally:
+            self.streams.pop(cid, None)
+            self.tasks.pop(cid, None)
+            close = getattr(it, "aclose", None) if is_async else getattr(it, "close", None)
+            if close is not None:
+                try:
+                    r = close()
+                    if inspect.isawaitable(r):
+                        await r
+                except BaseException:
+                    pass
+
+    def serve(self):
+        signal.signal(signal.SIGINT, self.on_sigint)
+        self.loop.add_reader(self.chan.in_fd, self.on_readable)
+        self.loop.call_soon(self.drain)  # frames read before the loop started
+        self.loop.run_forever()
 
 
 def main(argv):
     in_fd, out_fd = int(argv[0]), int(argv[1])
     os.set_inheritable(in_fd, False)
     os.set_inheritable(out_fd, False)
-    paths, preload, i = [], [], 2
+    paths, preload, concurrency, i = [], [], 1, 2
     while i < len(argv):
         flag, value = argv[i], argv[i + 1]
         if flag == "--path":
             paths.append(value)
         elif flag == "--preload":
             preload.append(value)
+        elif flag == "--concurrency":
+            concurrency = int(value)
         elif flag == "--memory-mb":
             import resource
 
@@ -353,16 +457,17 @@ def main(argv):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         i += 2
     sys.path[:0] = paths
-    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     chan = Channel(in_fd, out_fd)
     try:
         for m in preload:
             importlib.import_module(m)
     except BaseException as e:
-        chan.send_parts(frame({"op": "ready", "error": describe_error(e)}))
+        chan.send({"op": "ready", "error": describe_error(e)})
         return 1
-    chan.send_parts(frame({"op": "ready", "pid": os.getpid(), "version": sys.version.split()[0]}))
-    serve(chan)
+    worker = Worker(chan, concurrency)
+    chan.send({"op": "ready", "pid": os.getpid(), "version": sys.version.split()[0]})
+    worker.serve()
     return 0
 
 

@@ -265,3 +265,78 @@ process.stdout.write(JSON.stringify(pids));`;
     for (const pid of JSON.parse(r.stdout) as number[]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
   });
 });
+
+describe("host: streams and async concurrency", () => {
+  test("stream() iterates generators and async generators", async (t) => {
+    if (!ready(t)) return;
+    const got: unknown[] = [];
+    for await (const x of py!.stream(`${M}:gen`, [5])) got.push(x);
+    assert.deepEqual(got, [0, 1, 2, 3, 4]);
+    const agot: unknown[] = [];
+    for await (const x of py!.stream(`${M}:agen`, [3])) agot.push(x);
+    assert.deepEqual(agot, [{ i: 0 }, { i: 1 }, { i: 2 }]);
+    const list: unknown[] = [];
+    for await (const x of py!.stream("builtins:range", [3])) list.push(x);
+    assert.deepEqual(list, [0, 1, 2], "any iterable");
+  });
+
+  test("backpressure: Python runs at most highWaterMark items ahead; leaving early closes the generator", async (t) => {
+    if (!ready(t)) return;
+    for (const target of ["gen", "agen"]) {
+      await py!.call(`${M}:reset`);
+      let seen = 0;
+      for await (const x of py!.stream(`${M}:${target}`, [1000], {}, { highWaterMark: 4 })) {
+        void x;
+        if (++seen === 3) {
+          await new Promise((r) => setTimeout(r, 300)); // a slow consumer
+          const mid = await py!.call<{ produced: number }>(`${M}:produced`);
+          assert.ok(mid.produced <= 3 + 4, `${target}: produced ${mid.produced} while the consumer held 3`);
+        }
+        if (seen === 10) break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const after = await py!.call<{ produced: number; closed: string[] }>(`${M}:produced`);
+      assert.ok(after.produced <= 10 + 4, `${target}: ${after.produced}`);
+      assert.deepEqual(after.closed, [target], `${target}: its finally ran`);
+    }
+  });
+
+  test("an exception inside the generator ends the stream with PythonError after the items before it", async (t) => {
+    if (!ready(t)) return;
+    const got: unknown[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const x of py!.stream(`${M}:gen`, [10], { fail_at: 3 })) got.push(x);
+      })(),
+      (e: PythonError) => e.pythonType === "RuntimeError" && /failed at 3/.test(e.message),
+    );
+    assert.deepEqual(got, [0, 1, 2]);
+    await assert.rejects(
+      (async () => {
+        for await (const x of py!.stream(`${M}:identity`, [5])) void x;
+      })(),
+      (e: PythonError) => e.pythonType === "TypeError" && /not an iterator/.test(e.message),
+    );
+    await assert.rejects(
+      (async () => {
+        for await (const x of py!.stream(`${M}:agen`, [100], { delay: 0.1 }, { timeoutMs: 300 })) void x;
+      })(),
+      CallTimeoutError,
+    );
+    assert.equal(await py!.call(`${M}:identity`, [3]), 3);
+  });
+
+  test("concurrency: N coroutine calls run at once in one worker", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], concurrency: 4 });
+    try {
+      const started = Date.now();
+      assert.deepEqual(await Promise.all([1, 2, 3, 4].map((i) => p.call(`${M}:coro`, [i], { delay: 0.5 }))), [2, 3, 4, 5]);
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 1500, `four 0.5 s coroutines took ${elapsed} ms`);
+      assert.equal(p.pids.length, 1);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -24,6 +24,8 @@ export interface StartOptions {
   path?: string[];
   /** Modules imported when each worker starts. */
   preload?: string[];
+  /** Coroutine calls each worker runs at once (default 1). Plain functions always run one at a time. */
+  concurrency?: number;
   /** Address-space limit per worker (RLIMIT_AS); allocations beyond it raise MemoryError. */
   memoryLimitMb?: number;
   /** Receives the workers' stdout/stderr; default: written to this process's stdout/stderr. */
@@ -35,6 +37,45 @@ export interface StartOptions {
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+}
+
+export interface StreamOptions extends CallOptions {
+  /** Items Python may produce ahead of the consumer (default 16). */
+  highWaterMark?: number;
+}
+
+/**
+ * The deadline, abort signal and grace period of one call or stream on worker `w`. On a
+ * deadline or abort, `fail` gets the error at once and the call is stopped (cancel + SIGINT);
+ * if the worker has not answered within `graceMs`, it is killed (and replaced on next use).
+ * `finished()` is called when the worker's final answer arrives.
+ */
+function supervise(w: Worker, id: number, target: string, opts: CallOptions, graceMs: number, fail: (err: Error) => void) {
+  let timer: NodeJS.Timeout | undefined;
+  let grace: NodeJS.Timeout | undefined;
+  const onAbort = () => giveUp(new AbortError(`call to ${target} was aborted`, { cause: opts.signal?.reason }));
+  const cleanup = () => {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  };
+  const stop = () => {
+    cleanup();
+    w.cancel(id);
+    grace ??= setTimeout(() => w.kill(), graceMs);
+  };
+  const giveUp = (err: Error) => {
+    stop();
+    fail(err);
+  };
+  if (opts.timeoutMs !== undefined) timer = setTimeout(() => giveUp(new CallTimeoutError(`call to ${target} did not finish within ${opts.timeoutMs} ms`, opts.timeoutMs!)), opts.timeoutMs);
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  return {
+    stop,
+    finished: () => {
+      cleanup();
+      clearTimeout(grace);
+    },
+  };
 }
 
 async function resolveInterpreter(python: string | undefined): Promise<string> {
@@ -85,7 +126,7 @@ export class Python {
   }
 
   private static workerOptions(python: string, opts: StartOptions, index: number) {
-    return { python, index, cwd: opts.cwd, env: opts.env, path: (opts.path ?? []).map((p) => path.resolve(p)), preload: opts.preload ?? [], memoryLimitMb: opts.memoryLimitMb, onOutput: opts.onOutput };
+    return { python, index, cwd: opts.cwd, env: opts.env, path: (opts.path ?? []).map((p) => path.resolve(p)), preload: opts.preload ?? [], memoryLimitMb: opts.memoryLimitMb, concurrency: opts.concurrency, onOutput: opts.onOutput };
   }
 
   /** A dead worker's slot is emptied; the next call that needs it starts a replacement. */
@@ -124,60 +165,91 @@ export class Python {
     return best;
   }
 
+  private checkOpen(opts: CallOptions): void {
+    if (this.closing) throw new PyportError("E_USAGE", "this Python was closed", { hint: "Start a new one with Python.start()." });
+    if (opts.signal?.aborted) throw new AbortError("the call was aborted before it started", { cause: opts.signal.reason });
+  }
+
   /**
    * Calls `target` ("package.module:attr.path") with `args` and `kwargs`; awaits coroutines.
    * Rejects with PythonError, WorkerCrashedError, CallTimeoutError or AbortError.
    */
   async call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
     const site = callSite(1);
-    if (this.closing) throw new PyportError("E_USAGE", "this Python was closed", { hint: "Start a new one with Python.start()." });
-    if (opts.signal?.aborted) throw new AbortError("the call was aborted before it started", { cause: opts.signal.reason });
+    this.checkOpen(opts);
     const id = this.nextId++;
     const w = await this.worker(this.pick());
     return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      let graceTimer: NodeJS.Timeout | undefined;
-      const cleanup = () => {
-        clearTimeout(timer);
-        opts.signal?.removeEventListener("abort", onAbort);
-      };
+      let over = false;
+      const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => {
+        over = true;
+        reject(err);
+      });
       const pending: Pending = {
-        resolve: (v) => {
-          cleanup();
-          clearTimeout(graceTimer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          cleanup();
-          clearTimeout(graceTimer);
-          reject(e);
-        },
+        resolve: (v) => (ctl.finished(), over || resolve(v as T)),
+        reject: (e) => (ctl.finished(), over || reject(e)),
         callSite: site,
       };
-      // A deadline or abort: reject now, interrupt the call if it is running, and replace the
-      // worker if it does not stop within the grace period.
-      const giveUp = (err: Error) => {
-        cleanup();
-        const running = w.isRunning(id);
-        if (running) {
-          w.interrupt();
-          graceTimer = setTimeout(() => w.kill(), this.opts.graceMs ?? 2000);
-          // The interrupted call's reply (KeyboardInterrupt) ends the grace period.
-          pending.resolve = () => clearTimeout(graceTimer);
-          pending.reject = () => clearTimeout(graceTimer);
-        } else w.forget(id);
-        reject(err);
-      };
-      const onAbort = () => giveUp(new AbortError(`call to ${target} was aborted`, { cause: opts.signal?.reason }));
-      if (opts.timeoutMs !== undefined) timer = setTimeout(() => giveUp(new CallTimeoutError(`call to ${target} did not finish within ${opts.timeoutMs} ms`, opts.timeoutMs!)), opts.timeoutMs);
-      opts.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         w.send(id, target, args, kwargs, pending);
       } catch (err) {
-        cleanup();
+        ctl.finished();
         reject(err);
       }
     });
+  }
+
+  /**
+   * Iterates over what `target` returns — a generator, async generator or other iterable —
+   * pulling at most `highWaterMark` (default 16) items ahead of the consumer. Leaving the loop
+   * early stops the generator in Python. `timeoutMs` and `signal` bound the whole stream.
+   */
+  async *stream<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: StreamOptions = {}): AsyncGenerator<T, void, undefined> {
+    const site = callSite(1);
+    this.checkOpen(opts);
+    const window = Math.max(2, opts.highWaterMark ?? 16);
+    const id = this.nextId++;
+    const w = await this.worker(this.pick());
+    const queue: unknown[] = [];
+    let ended = false;
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    const end = (err?: Error) => {
+      if (ended) return;
+      [ended, failure] = [true, err];
+      wake?.();
+    };
+    const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, end);
+    const pending: Pending = {
+      item: (v) => (queue.push(v), wake?.()),
+      resolve: () => (ctl.finished(), end()),
+      reject: (e) => (ctl.finished(), end(e)),
+      callSite: site,
+    };
+    w.send(id, target, args, kwargs, pending, window);
+    let consumed = 0;
+    try {
+      for (;;) {
+        if (queue.length) {
+          const v = queue.shift() as T;
+          if (++consumed >= window / 2 && !ended) {
+            w.credit(id, consumed);
+            consumed = 0;
+          }
+          yield v;
+          continue;
+        }
+        if (failure) throw failure;
+        if (ended) return;
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    } finally {
+      if (!ended) {
+        ended = true;
+        ctl.stop(); // the consumer left early: stop the generator
+      }
+    }
   }
 
   /** Process ids of the live workers. */

@@ -2,8 +2,8 @@
  * One Python worker process (python/host_worker.py). The protocol runs on fds 3 (to Python) and
  * 4 (from Python); the worker's stdout and stderr go to the host's streams or an `onOutput`
  * callback, and the last few KiB of stderr are kept for crash reports. Calls are written as they
- * come (pipelined) and answered in order. When the process exits, every unanswered call is
- * rejected with WorkerCrashedError at once.
+ * come (pipelined) and answered by id. When the process exits, every unanswered call is rejected
+ * with WorkerCrashedError at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
@@ -21,12 +21,16 @@ export interface WorkerOptions {
   path: string[];
   preload: string[];
   memoryLimitMb?: number;
+  /** Coroutine calls a worker runs at once. */
+  concurrency?: number;
   onOutput?: OutputHandler;
 }
 
+/** An unanswered call. Streams get `item` for each value, then `resolve(undefined)` when done. */
 export interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
+  item?: (value: unknown) => void;
   callSite: string;
 }
 
@@ -49,6 +53,7 @@ export class Worker {
     for (const p of opts.path) args.push("--path", p);
     for (const m of opts.preload) args.push("--preload", m);
     if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
+    if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
     this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
@@ -102,7 +107,7 @@ export class Worker {
 
   private onData(chunk: Buffer): void {
     for (const body of this.frames.push(chunk)) {
-      const msg = decodeBody(body) as { op?: string; id?: number; ok?: unknown; err?: PythonErrorInfo; error?: PythonErrorInfo };
+      const msg = decodeBody(body) as { op?: string; id?: number; ok?: unknown; item?: unknown; done?: boolean; err?: PythonErrorInfo; error?: PythonErrorInfo };
       if (msg.op === "ready") {
         const waiter = this.readyWaiter;
         this.readyWaiter = undefined;
@@ -114,36 +119,52 @@ export class Worker {
       }
       const p = this.pending.get(msg.id!);
       if (!p) continue; // a call that already timed out or was aborted
+      if ("item" in msg) {
+        p.item?.(msg.item);
+        continue;
+      }
       this.pending.delete(msg.id!);
       if (msg.err) p.reject(new PythonError(msg.err, p.callSite));
       else p.resolve(msg.ok);
     }
   }
 
-  /** Sends a call; its reply settles `pending`. */
-  send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending): void {
-    const parts = encodeFrame({ op: "call", id, target, args, kwargs }); // may throw TypeError: nothing sent
+  /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
+  send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
+    const msg = credit === undefined ? { op: "call", id, target, args, kwargs } : { op: "call", id, target, args, kwargs, stream: true, credit };
+    const parts = encodeFrame(msg); // may throw TypeError: then nothing was sent
     this.pending.set(id, pending);
-    if (parts.length === 1) this.toPython.write(parts[0]);
+    this.write(parts);
+  }
+
+  private write(parts: Uint8Array[], then?: () => void): void {
+    if (parts.length === 1) this.toPython.write(parts[0], then);
     else {
       this.toPython.cork();
-      for (const p of parts) this.toPython.write(p);
+      parts.forEach((p, i) => this.toPython.write(p, i === parts.length - 1 ? then : undefined));
       this.toPython.uncork();
     }
   }
 
-  /** True when `id` is the call the worker is running now (calls run in the order sent). */
-  isRunning(id: number): boolean {
-    return this.pending.keys().next().value === id;
+  /** Lets a stream send `n` more items. */
+  credit(id: number, n: number): void {
+    if (!this.exited) this.write(encodeFrame({ op: "credit", id, n }));
+  }
+
+  /**
+   * Stops a call: the worker cancels its task, or — for code running on its thread — raises
+   * KeyboardInterrupt on the SIGINT that follows the cancel message.
+   */
+  cancel(id: number): void {
+    if (this.exited) return;
+    this.write(encodeFrame({ op: "cancel", id }), () => {
+      if (!this.exited) this.child.kill("SIGINT");
+    });
   }
 
   /** Forgets a call whose caller gave up on it; a late reply is dropped. */
   forget(id: number): void {
     this.pending.delete(id);
-  }
-
-  interrupt(): void {
-    if (!this.exited) this.child.kill("SIGINT");
   }
 
   kill(): void {
