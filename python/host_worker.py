@@ -4,44 +4,47 @@ Usage: python -I host_worker.py IN_FD OUT_FD [--path DIR]... [--preload MODULE].
                                 [--concurrency N] [--memory-mb N]
 
 The protocol runs on the two inherited file descriptors, never on stdin/stdout/stderr, so print()
-and C-level writes cannot corrupt it. Frames are a u32 little-endian length and one value in the
-encoding of src/host/codec.ts (keep the tags in step). Messages in:
-  {"op": "call", "id": n, "target": "pkg.mod:attr.path", "args": [...], "kwargs": {...},
-   "stream": bool, "credit": n}
-  {"op": "credit", "id": n, "n": k}     a stream may send k more items
-  {"op": "cancel", "id": n}             stop that call (see Worker)
-  {"op": "exit"}
-Messages out:
-  {"op": "ready", "pid": n, "version": "3.x.y"}            once, after preloading
-  {"id": n, "ok": value} | {"id": n, "err": {...}}        one per call
-  {"id": n, "item": value} ... {"id": n, "done": true}    for a stream
+and C-level writes cannot corrupt it. A frame is: u32 length (of what follows), u8 kind, u32 call
+id, then at most one value in the encoding of src/host/codec.ts (keep tags and kinds in step).
+To the worker:
+  CALL   [target, args, kwargs]           target is "package.module:attr.path"
+  STREAM [target, args, kwargs, credit]   iterate the result, sending at most `credit` items
+  CREDIT k                                the stream may send k more items
+  CANCEL                                  stop that call (see Worker)
+  EXIT
+From the worker:
+  READY {"pid", "version"} | {"error"}    once (id 0), after preloading
+  OK value | ERR {type, message, traceback, frames, cause}     one per call
+  ITEM value ... DONE                     for a stream (or ERR)
 """
-import asyncio
-import collections
-import datetime
-import decimal
-import importlib
-import inspect
 import os
 import signal
 import struct
 import sys
-import traceback
+
+# Imported when first needed, to keep start-up short: asyncio (coroutines, async generators),
+# traceback (errors), importlib (calls). datetime and decimal values can only exist once their
+# modules are loaded, so the encoder looks them up in sys.modules.
 
 NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, LIST, OBJECT, MAP, SET, DATE = range(13)
+# Frame kinds (src/host/codec.ts KIND): to the worker, then from it.
+CALL, STREAM, CREDIT, CANCEL, EXIT = 1, 2, 3, 4, 5
+OK, ERR, ITEM, DONE, READY = 1, 2, 3, 4, 5
+_HEAD = struct.Struct("<IBI")  # frame length (after these 4 bytes), kind, call id
 SAFE = 2**53 - 1
 _u32 = struct.Struct("<I")
 _i64 = struct.Struct("<q")
 _f64 = struct.Struct("<d")
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+BIG_FRAME = 1 << 18
+BATCH = 1  # frames this large are read straight into their own buffer
 
 
 class _Writer:
     __slots__ = ("parts", "buf", "size")
 
-    def __init__(self):
+    def __init__(self, kind, cid):
         self.parts = []
-        self.buf = bytearray(4)  # the length prefix, filled in by frame()
+        self.buf = bytearray(_HEAD.pack(0, kind, cid))  # the length is filled in by frame()
         self.size = 0
 
     def blob(self, b):
@@ -69,7 +72,14 @@ def _encode(w, v, depth=0):
     if depth > 200:
         raise TypeError("cannot send a value nested more than 200 levels deep to JavaScript")
     b = w.buf
-    if v is None:
+    t = type(v)
+    if t is str:
+        b.append(STR)
+        w.blob(v.encode("utf-8", "surrogatepass"))
+    elif t is int and -SAFE <= v <= SAFE:
+        b.append(INT)
+        b += _i64.pack(v)
+    elif v is None:
         b.append(NONE)
     elif v is True:
         b.append(TRUE)
@@ -114,89 +124,110 @@ def _encode(w, v, depth=0):
         b += _u32.pack(len(v))
         for x in v:
             _encode(w, x, depth + 1)
-    elif isinstance(v, datetime.datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=datetime.timezone.utc)
-        b.append(DATE)
-        b += _f64.pack((v - _EPOCH) // datetime.timedelta(microseconds=1) / 1000)
-    elif isinstance(v, datetime.date):
-        b.append(STR)
-        w.blob(v.isoformat().encode())
-    elif isinstance(v, decimal.Decimal):
-        b.append(STR)
-        w.blob(str(v).encode())
+    elif _encode_dated(w, v):
+        pass
     else:
         raise TypeError("cannot send a %s to JavaScript (convert it to a supported type first)" % _type_name(v))
 
 
-def frame(value):
-    w = _Writer()
-    _encode(w, value)
+def _encode_dated(w, v):
+    dt = sys.modules.get("datetime")
+    if dt is not None and isinstance(v, dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=dt.timezone.utc)
+        micros = (v - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+        w.buf.append(DATE)
+        w.buf += _f64.pack(micros / 1000)
+        return True
+    if dt is not None and isinstance(v, dt.date):
+        w.buf.append(STR)
+        w.blob(v.isoformat().encode())
+        return True
+    dec = sys.modules.get("decimal")
+    if dec is not None and isinstance(v, dec.Decimal):
+        w.buf.append(STR)
+        w.blob(str(v).encode())
+        return True
+    return False
+
+
+_NO_VALUE = object()
+
+
+def frame(kind, cid, value=_NO_VALUE):
+    """The parts of one frame: header, then the encoded value (if any)."""
+    w = _Writer(kind, cid)
+    if value is not _NO_VALUE:
+        _encode(w, value)
     return w.frame()
 
 
-class _Reader:
-    __slots__ = ("mv", "pos")
+_u32_from = _u32.unpack_from
+_i64_from = _i64.unpack_from
+_f64_from = _f64.unpack_from
 
-    def __init__(self, mv):
-        self.mv = mv
-        self.pos = 0
 
-    def u32(self):
-        v = _u32.unpack_from(self.mv, self.pos)[0]
-        self.pos += 4
-        return v
+def _decode(mv, pos):
+    """The value at `pos` of memoryview `mv`, and the position after it."""
+    tag = mv[pos]
+    pos += 1
+    if tag == INT:
+        return _i64_from(mv, pos)[0], pos + 8
+    if tag == STR:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        return str(mv[pos : pos + n], "utf-8", "surrogatepass"), pos + n
+    if tag == LIST:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        out = []
+        for _ in range(n):
+            v, pos = _decode(mv, pos)
+            out.append(v)
+        return out, pos
+    if tag == OBJECT:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        out = {}
+        for _ in range(n):
+            k = _u32_from(mv, pos)[0]
+            pos += 4
+            key = str(mv[pos : pos + k], "utf-8", "surrogatepass")
+            out[key], pos = _decode(mv, pos + k)
+        return out, pos
+    if tag == FLOAT:
+        return _f64_from(mv, pos)[0], pos + 8
+    if tag == NONE:
+        return None, pos
+    if tag == TRUE:
+        return True, pos
+    if tag == FALSE:
+        return False, pos
+    if tag == BYTES:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        return bytes(mv[pos : pos + n]), pos + n
+    if tag == BIGINT:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        return int(bytes(mv[pos : pos + n])), pos + n
+    if tag == MAP or tag == SET:
+        n = _u32_from(mv, pos)[0]
+        pos += 4
+        out = {} if tag == MAP else set()
+        for _ in range(n):
+            k, pos = _decode(mv, pos)
+            if tag == MAP:
+                out[_hashable(k)], pos = _decode(mv, pos)
+            else:
+                out.add(_hashable(k))
+        return out, pos
+    if tag == DATE:
+        import datetime
 
-    def raw(self):
-        n = self.u32()
-        s = self.mv[self.pos : self.pos + n]
-        self.pos += n
-        return s
-
-    def value(self):
-        tag = self.mv[self.pos]
-        self.pos += 1
-        if tag == NONE:
-            return None
-        if tag == FALSE:
-            return False
-        if tag == TRUE:
-            return True
-        if tag == INT:
-            v = _i64.unpack_from(self.mv, self.pos)[0]
-            self.pos += 8
-            return v
-        if tag == BIGINT:
-            return int(bytes(self.raw()))
-        if tag == FLOAT:
-            v = _f64.unpack_from(self.mv, self.pos)[0]
-            self.pos += 8
-            return v
-        if tag == STR:
-            return str(self.raw(), "utf-8", "surrogatepass")
-        if tag == BYTES:
-            return bytes(self.raw())
-        if tag == LIST:
-            return [self.value() for _ in range(self.u32())]
-        if tag == OBJECT:
-            out = {}
-            for _ in range(self.u32()):
-                k = str(self.raw(), "utf-8", "surrogatepass")
-                out[k] = self.value()
-            return out
-        if tag == MAP:
-            out = {}
-            for _ in range(self.u32()):
-                k = _hashable(self.value())
-                out[k] = self.value()
-            return out
-        if tag == SET:
-            return {_hashable(self.value()) for _ in range(self.u32())}
-        if tag == DATE:
-            ms = _f64.unpack_from(self.mv, self.pos)[0]
-            self.pos += 8
-            return _EPOCH + datetime.timedelta(milliseconds=ms)
-        raise ValueError("host protocol: unknown tag %d" % tag)
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        return epoch + datetime.timedelta(milliseconds=_f64_from(mv, pos)[0]), pos + 8
+    raise ValueError("host protocol: unknown tag %d" % tag)
 
 
 def _hashable(v):
@@ -208,47 +239,108 @@ def _hashable(v):
 
 
 class Channel:
-    """Frames in from a non-blocking fd (parsed into a backlog), frames out to a blocking fd."""
+    """Frames in: `pump()` reads once (blocking when nothing is there) and parses every complete
+    frame into `backlog`. Frames out: queued, and written with writev when `flush()`ed."""
 
     def __init__(self, in_fd, out_fd):
         self.in_fd = in_fd
         self.out_fd = out_fd
-        self.inbuf = bytearray()
-        self.backlog = collections.deque()
+        self.rest = b""
+        self.backlog = []
+        self.next = 0  # backlog[next:] is still to be handled
         self.eof = False
-        os.set_blocking(in_fd, False)
+        self.out = []
+        self.out_bytes = 0
+        self.tuned = False
+
+    def _tune(self):
+        # Big values: a larger send buffer means far fewer round trips with the host (halves the
+        # time of an 8 MiB reply). Done once, when first needed: importing socket costs start-up.
+        self.tuned = True
+        try:
+            import socket
+
+            s = socket.socket(fileno=os.dup(self.out_fd))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.close()
+        except OSError:
+            pass
+
+    def has_input(self):
+        return self.next < len(self.backlog)
+
+    def take(self):
+        m = self.backlog[self.next]
+        self.next += 1
+        if self.next == len(self.backlog):
+            self.backlog.clear()
+            self.next = 0
+        return m
+
+    def readable(self):
+        import select
+
+        return bool(select.select([self.in_fd], [], [], 0)[0])
 
     def pump(self):
-        """Reads what is available and moves every complete frame to the backlog. Also called
-        from the SIGINT handler, so it never dispatches anything itself."""
-        while not self.eof:
-            try:
-                chunk = os.read(self.in_fd, 1 << 20)
-            except BlockingIOError:
+        try:
+            chunk = os.read(self.in_fd, 1 << 20)
+        except InterruptedError:
+            return
+        if not chunk:
+            self.eof = True
+            return
+        data = self.rest + chunk if self.rest else chunk
+        mv = memoryview(data)
+        pos, end = 0, len(data)
+        while end - pos >= 4:
+            n = _u32.unpack_from(data, pos)[0]
+            if end - pos - 4 >= n:
+                self.backlog.append(_message(mv[pos + 4 : pos + 4 + n]))
+                pos += 4 + n
+            elif n >= BIG_FRAME:
+                body = self._read_big(mv[pos + 4 :], n)
+                pos = end
+                if body is not None:
+                    self.backlog.append(_message(memoryview(body)))
+            else:
                 break
+        self.rest = data[pos:] if pos < end else b""
+
+    def _read_big(self, have, n):
+        # The rest of a large frame is read straight into one buffer: no re-concatenation.
+        body = bytearray(n)
+        body[: len(have)] = have
+        mv = memoryview(body)
+        got = len(have)
+        while got < n:
+            try:
+                k = os.readv(self.in_fd, [mv[got:]])
             except InterruptedError:
                 continue
-            if not chunk:
+            if not k:
                 self.eof = True
-                break
-            self.inbuf += chunk
-        buf = self.inbuf
-        while len(buf) >= 4:
-            n = _u32.unpack_from(buf, 0)[0]
-            if len(buf) < 4 + n:
-                break
-            body = bytes(buf[4 : 4 + n])
-            del buf[: 4 + n]
-            self.backlog.append(_Reader(memoryview(body)).value())
+                return None
+            got += k
+        return body
 
-    def send(self, value):
-        self.send_parts(frame(value))
+    def send(self, kind, cid, value=_NO_VALUE):
+        self.queue(frame(kind, cid, value))
+        self.flush()
 
-    def send_parts(self, parts):
-        views = [memoryview(p).cast("B") for p in parts]
+    def queue(self, parts):
+        self.out.extend(parts)
+        self.out_bytes += sum(len(p) for p in parts)
+        if self.out_bytes >= BIG_FRAME and not self.tuned:
+            self._tune()
+
+    def flush(self):
+        views = [memoryview(p).cast("B") for p in self.out]
+        self.out = []
+        self.out_bytes = 0
         while views:
             try:
-                n = os.writev(self.out_fd, views)
+                n = os.writev(self.out_fd, views[:1024])
             except InterruptedError:
                 continue
             while views and n >= len(views[0]):
@@ -258,28 +350,34 @@ class Channel:
                 views[0] = views[0][n:]
 
 
+def _message(mv):
+    """(kind, id, value) of one frame body."""
+    kind, cid = mv[0], _u32_from(mv, 1)[0]
+    return kind, cid, (_decode(mv, 5)[0] if len(mv) > 5 else None)
+
+
 def _resolve(target):
+    import importlib
+
     module, sep, attrs = target.partition(":")
     if not sep or not module or not attrs:
         raise ValueError("target %r must look like 'package.module:attr.path'" % (target,))
-    obj = importlib.import_module(module)
+    obj = sys.modules.get(module) or importlib.import_module(module)
     for name in attrs.split("."):
         obj = getattr(obj, name)
     return obj
 
 
-def _frames(tb):
-    return [{"file": f.filename, "line": f.lineno, "name": f.name} for f in traceback.extract_tb(tb)]
-
-
 def describe_error(e, depth=0):
+    import traceback
+
     tb = e.__traceback__
     cause = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
     return {
         "type": _type_name(e),
         "message": str(e),
         "traceback": "".join(traceback.format_exception(type(e), e, tb)),
-        "frames": _frames(tb),
+        "frames": [{"file": f.filename, "line": f.lineno, "name": f.name} for f in traceback.extract_tb(tb)],
         "cause": describe_error(cause, depth + 1) if cause is not None and depth < 20 else None,
     }
 
@@ -292,31 +390,41 @@ def _user_error(e):
     return describe_error(e.with_traceback(tb))
 
 
+class Cancelled(Exception):
+    """A call cancelled before it started."""
+
+
 class Worker:
-    """Dispatches messages on an asyncio loop. Plain functions and generator steps run on the
-    loop's thread (one at a time: they block it); coroutines and async generators run as tasks,
-    at most `concurrency` coroutine calls at once. Cancelling a call: a "cancel" message cancels
-    its task; for code running on the thread, the host also sends SIGINT, which raises
-    KeyboardInterrupt there only if that call's cancel message has arrived."""
+    """Runs calls. Plain functions and generator steps run on the main thread, one at a time,
+    straight from a blocking read loop (the fast path: no event loop). Coroutines and async
+    generators run as asyncio tasks — at most `concurrency` coroutine calls at once — and while
+    any task is alive the loop runs, stopping whenever input arrives. Each reply is written as
+    soon as it is ready (one writev).
+
+    Cancelling: a "cancel" message cancels the call's task, or marks a call not read yet. For
+    code running on the main thread the host also sends SIGINT, which raises KeyboardInterrupt
+    only if that call's cancel message has arrived (so it never hits another call)."""
 
     def __init__(self, chan, concurrency):
         self.chan = chan
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        self.slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.loop = None
+        self.slots = None
         self.tasks = {}
         self.streams = {}
         self.cancelled = set()
-        self.running = None  # id of the call whose code runs on the thread right now
+        self.running = None  # id of the call whose code runs on the main thread right now
         self.last_id = 0  # ids grow: a cancel for a higher id is for a call not read yet
         self.done = False
 
+    # -- the SIGINT handler --------------------------------------------------------------
     def on_sigint(self, signum, frame):
         if self.running is None:
             return
-        self.chan.pump()
-        for m in self.chan.backlog:
-            if m.get("op") == "cancel" and m.get("id") == self.running:
+        while self.chan.readable() and not self.chan.eof:
+            self.chan.pump()
+        for m in self.chan.backlog[self.chan.next :]:
+            if m[0] == CANCEL and m[1] == self.running:
                 raise KeyboardInterrupt
 
     def run_user(self, cid, fn, *args, **kwargs):
@@ -326,66 +434,114 @@ class Worker:
         finally:
             self.running = None
 
+    # -- replies ---------------------------------------------------------------------------
+    def reply(self, parts):
+        # Written at once, even when more calls are waiting: a reply held back for batching
+        # could wait behind a slow call and miss its caller's deadline.
+        self.chan.queue(parts)
+        self.chan.flush()
+
     def reply_error(self, cid, e):
-        self.chan.send({"id": cid, "err": _user_error(e)})
+        self.reply(frame(ERR, cid, _user_error(e)))
 
-    def on_readable(self):
-        self.chan.pump()
-        self.drain()
+    def send_result(self, cid, result):
+        try:
+            parts = frame(OK, cid, result)
+        except BaseException as e:
+            return self.reply_error(cid, e)
+        self.reply(parts)
 
-    def drain(self):
-        while self.chan.backlog and not self.done:
-            self.handle(self.chan.backlog.popleft())
-        if self.chan.eof and not self.done:
-            self.stop()
+    # -- the main loop -----------------------------------------------------------------------
+    def serve(self):
+        signal.signal(signal.SIGINT, self.on_sigint)
+        chan = self.chan
+        while not self.done:
+            if not chan.has_input():
+                chan.flush()
+                if self.tasks:
+                    self.run_loop_until_input()
+                elif chan.eof:
+                    return
+                else:
+                    chan.pump()
+                continue
+            self.handle(*chan.take())
+        chan.flush()
 
-    def stop(self):
-        self.done = True
-        self.loop.stop()
+    def run_loop_until_input(self):
+        loop, chan = self.loop, self.chan
 
-    def handle(self, msg):
-        op, cid = msg.get("op"), msg.get("id")
-        if op == "call":
+        def on_input():
+            chan.pump()
+            if chan.has_input() or chan.eof:
+                loop.stop()
+
+        loop.add_reader(chan.in_fd, on_input)
+        try:
+            loop.run_forever()
+        finally:
+            loop.remove_reader(chan.in_fd)
+        if chan.eof and not chan.has_input():
+            for t in list(self.tasks.values()):
+                t.cancel()
+            self.done = True
+
+    def spawn(self, cid, coro):
+        if self.loop is None:
+            import asyncio
+
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.slots = asyncio.Semaphore(self.concurrency)
+        task = self.loop.create_task(coro)
+        self.tasks[cid] = task
+
+        def finished(_):
+            self.tasks.pop(cid, None)
+            if not self.tasks:
+                self.loop.stop()
+
+        task.add_done_callback(finished)
+
+    def handle(self, kind, cid, value):
+        if kind == CALL or kind == STREAM:
             self.last_id = max(self.last_id, cid)
             if cid in self.cancelled:
                 self.cancelled.discard(cid)
-                return self.reply_error(cid, asyncio.CancelledError("cancelled before it started"))
-            self.start_call(cid, msg)
-        elif op == "credit":
+                return self.reply_error(cid, Cancelled("cancelled before it started"))
+            self.start_call(cid, kind == STREAM, *value)
+        elif kind == CREDIT:
             st = self.streams.get(cid)
             if st is not None:
-                st["credit"] += msg.get("n", 0)
+                st["credit"] += value
                 st["event"].set()
-        elif op == "cancel":
+        elif kind == CANCEL:
             task = self.tasks.get(cid)
             if task is not None:
                 task.cancel()
             elif cid > self.last_id:
-                self.cancelled.add(cid)  # not read yet: skip it when it comes
-        elif op == "exit":
-            self.stop()
+                self.cancelled.add(cid)
+        elif kind == EXIT:
+            self.done = True
 
-    def start_call(self, cid, msg):
+    def start_call(self, cid, stream, target, args, kwargs, credit=16):
         try:
-            fn = _resolve(msg["target"])
-            result = self.run_user(cid, fn, *(msg.get("args") or ()), **(msg.get("kwargs") or {}))
+            fn = _resolve(target)
+            self.running = cid
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                self.running = None
         except BaseException as e:
             return self.reply_error(cid, e)
-        if msg.get("stream"):
+        if stream:
             if not (hasattr(result, "__anext__") or hasattr(result, "__next__") or hasattr(result, "__iter__")):
-                return self.reply_error(cid, TypeError("stream(): %s returned a %s, not an iterator or async iterator" % (msg["target"], _type_name(result))))
-            self.tasks[cid] = self.loop.create_task(self.stream(cid, result, msg.get("credit", 16)))
-        elif inspect.isawaitable(result):
-            self.tasks[cid] = self.loop.create_task(self.await_result(cid, result))
+                return self.reply_error(cid, TypeError("stream(): %s returned a %s, not an iterator or async iterator" % (target, _type_name(result))))
+            self.spawn(cid, self.stream(cid, result, credit))
+        elif hasattr(result, "__await__"):
+            self.spawn(cid, self.await_result(cid, result))
         else:
             self.send_result(cid, result)
-
-    def send_result(self, cid, result):
-        try:
-            parts = frame({"id": cid, "ok": result})
-        except BaseException as e:
-            return self.reply_error(cid, e)
-        self.chan.send_parts(parts)
 
     async def await_result(self, cid, awaitable):
         try:
@@ -395,10 +551,10 @@ class Worker:
             self.reply_error(cid, e)
         else:
             self.send_result(cid, result)
-        finally:
-            self.tasks.pop(cid, None)
 
     async def stream(self, cid, it, credit):
+        import asyncio
+
         st = self.streams[cid] = {"credit": credit, "event": asyncio.Event()}
         is_async = hasattr(it, "__anext__")
         if not is_async and not hasattr(it, "__next__"):
@@ -412,29 +568,22 @@ class Worker:
                     item = await it.__anext__() if is_async else self.run_user(cid, next, it)
                 except (StopIteration, StopAsyncIteration):
                     break
-                self.chan.send_parts(frame({"id": cid, "item": item}))
+                self.reply(frame(ITEM, cid, item))
                 st["credit"] -= 1
                 await asyncio.sleep(0)  # let credit and cancel messages in
-            self.chan.send({"id": cid, "done": True})
+            self.reply(frame(DONE, cid))
         except BaseException as e:
             self.reply_error(cid, e)
         finally:
             self.streams.pop(cid, None)
-            self.tasks.pop(cid, None)
             close = getattr(it, "aclose", None) if is_async else getattr(it, "close", None)
             if close is not None:
                 try:
                     r = close()
-                    if inspect.isawaitable(r):
+                    if hasattr(r, "__await__"):
                         await r
                 except BaseException:
                     pass
-
-    def serve(self):
-        signal.signal(signal.SIGINT, self.on_sigint)
-        self.loop.add_reader(self.chan.in_fd, self.on_readable)
-        self.loop.call_soon(self.drain)  # frames read before the loop started
-        self.loop.run_forever()
 
 
 def main(argv):
@@ -460,13 +609,15 @@ def main(argv):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     chan = Channel(in_fd, out_fd)
     try:
+        import importlib
+
         for m in preload:
             importlib.import_module(m)
     except BaseException as e:
-        chan.send({"op": "ready", "error": describe_error(e)})
+        chan.send(READY, 0, {"error": describe_error(e)})
         return 1
     worker = Worker(chan, concurrency)
-    chan.send({"op": "ready", "pid": os.getpid(), "version": sys.version.split()[0]})
+    chan.send(READY, 0, {"pid": os.getpid(), "version": sys.version.split()[0]})
     worker.serve()
     return 0
 

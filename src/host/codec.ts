@@ -13,24 +13,36 @@
  * Bytes are copied once into the frame, never base64- or per-element encoded.
  */
 
+/** Frame kinds: a frame is u32 length (of what follows), u8 kind, u32 call id, then at most one value. */
+export const KIND = {
+  toPython: { call: 1, stream: 2, credit: 3, cancel: 4, exit: 5 },
+  fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5 },
+} as const;
+
 export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12 } as const;
 
-/** Collects the parts of one frame; large byte arrays are kept as their own parts (no copy). */
+/**
+ * Collects the parts of one frame in a scratch buffer shared by all frames (encoding is
+ * synchronous), copied out when the frame is done; large byte arrays become parts of their own
+ * (not copied).
+ */
+let scratch = Buffer.allocUnsafe(65536);
+
 class Writer {
   parts: Uint8Array[] = [];
-  private buf = Buffer.allocUnsafe(4096);
+  private buf = scratch;
   private pos = 0;
   length = 0;
 
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    if (n > this.buf.length) scratch = this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
   }
 
+  /** Copies what the scratch buffer holds into a part of its own; the scratch is reused. */
   flush(): void {
-    if (this.pos) this.parts.push(this.buf.subarray(0, this.pos));
-    this.buf = Buffer.allocUnsafe(this.buf.length);
+    if (this.pos) this.parts.push(Buffer.from(this.buf.subarray(0, this.pos)));
     this.pos = 0;
   }
 
@@ -157,14 +169,17 @@ function encodeValue(w: Writer, v: unknown, depth: number): void {
   }
 }
 
-/** The parts of one frame: a u32 length prefix, then the encoded value. */
-export function encodeFrame(v: unknown): Uint8Array[] {
+const NO_VALUE = Symbol("no value");
+
+/** The parts of one frame: header (length, kind, id), then the encoded value if given. */
+export function encodeFrame(kind: number, id: number, value: unknown = NO_VALUE): Uint8Array[] {
   const w = new Writer();
-  w.u32(0); // length placeholder
-  encodeValue(w, v, 0);
+  w.u32(0); // length, filled in below
+  w.u8(kind);
+  w.u32(id);
+  if (value !== NO_VALUE) encodeValue(w, value, 0);
   w.flush();
-  const first = w.parts[0] as Buffer;
-  first.writeUInt32LE(w.length - 4, 0);
+  (w.parts[0] as Buffer).writeUInt32LE(w.length - 4, 0);
   return w.parts;
 }
 
@@ -257,12 +272,13 @@ function decodeValue(r: Reader): unknown {
   }
 }
 
-/** Decodes one frame body (without its length prefix). Byte values are views into `body`. */
-export function decodeBody(body: Buffer): unknown {
+/** Kind, id and value of one frame body (without its length prefix). Byte values are views into `body`. */
+export function decodeFrame(body: Buffer): { kind: number; id: number; value: unknown } {
   const r = new Reader(body);
-  const v = decodeValue(r);
+  r.pos = 5;
+  const value = body.length > 5 ? decodeValue(r) : undefined;
   if (r.pos !== body.length) throw new Error(`host protocol: ${body.length - r.pos} stray bytes after a value`);
-  return v;
+  return { kind: body[0], id: body.readUInt32LE(1), value };
 }
 
 /** Splits a byte stream into frame bodies. */

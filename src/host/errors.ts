@@ -26,7 +26,7 @@ export class PythonError extends Error {
   readonly traceback: string;
   readonly frames: PythonFrame[];
 
-  constructor(info: PythonErrorInfo, callSite?: string) {
+  constructor(info: PythonErrorInfo, callSite?: CallSite | string) {
     const cause = info.cause ? new PythonError(info.cause) : undefined;
     super(info.message ? `${info.type}: ${info.message}` : info.type, cause ? { cause } : undefined);
     this.pythonType = info.type;
@@ -35,7 +35,8 @@ export class PythonError extends Error {
     this.frames = info.frames;
     // The Python traceback first, then where the call was made in JS.
     const py = info.traceback.trimEnd().split("\n").map((l) => `    ${l}`).join("\n");
-    this.stack = `${this.name}: ${this.message}\n  Python traceback:\n${py}${callSite ? `\n${callSite}` : ""}`;
+    const site = callSite ? String(callSite) : "";
+    this.stack = `${this.name}: ${this.message}\n  Python traceback:\n${py}${site ? `\n${site}` : ""}`;
   }
 }
 
@@ -69,8 +70,14 @@ export class AbortError extends Error {
   override name = "AbortError";
 }
 
-/** Where a host API call was made, for appending to errors (stack lines without the message). */
-export function callSite(skip: number): string {
-  const stack = new Error().stack ?? "";
-  return stack.split("\n").slice(1 + skip).join("\n");
+/** Where a host API call was made: captured cheaply now, formatted only if an error needs it. */
+export class CallSite {
+  private readonly holder: { stack?: string } = {};
+  constructor(fn: (...args: never[]) => unknown) {
+    Error.captureStackTrace(this.holder, fn);
+  }
+  /** The stack lines (without a message line). */
+  toString(): string {
+    return (this.holder.stack ?? "").split("\n").slice(1).join("\n");
+  }
 }

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { discoverPythons } from "../python/discover.js";
 import { cachedRuntime } from "../runtime/create.js";
-import { AbortError, CallTimeoutError, callSite } from "./errors.js";
+import { AbortError, CallSite, CallTimeoutError } from "./errors.js";
 import { Worker, type OutputHandler, type Pending } from "./worker.js";
 
 export interface StartOptions {
@@ -98,6 +98,7 @@ async function resolveInterpreter(python: string | undefined): Promise<string> {
 
 export class Python {
   private readonly slots: (Worker | Promise<Worker> | undefined)[];
+  private readonly load: number[];
   private nextId = 1;
   private closing = false;
 
@@ -108,6 +109,7 @@ export class Python {
     workers: Worker[],
   ) {
     this.slots = workers;
+    this.load = workers.map(() => 0);
     workers.forEach((w, i) => this.watch(w, i));
   }
 
@@ -154,15 +156,27 @@ export class Python {
     return starting;
   }
 
-  /** The least busy live worker (a slot being restarted counts as idle). */
-  private pick(): number {
+  /** The least busy worker slot, by calls and streams assigned and not yet settled; counts this one. */
+  private pickSlot(): number {
     let best = 0;
-    let load = Infinity;
-    this.slots.forEach((s, i) => {
-      const n = s instanceof Worker ? s.pending.size : 0;
-      if (n < load) [best, load] = [i, n];
-    });
+    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[best]) best = i;
+    this.load[best]++;
     return best;
+  }
+
+  /** The worker of `slot` (started if needed), and a once-only release of the slot's count. */
+  private async acquire(slot: number): Promise<{ w: Worker; release: () => void }> {
+    let released = false;
+    const release = () => {
+      if (!released) [released, this.load[slot]] = [true, this.load[slot] - 1];
+    };
+    try {
+      const live = this.slots[slot];
+      return { w: live instanceof Worker ? live : await this.worker(slot), release };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   private checkOpen(opts: CallOptions): void {
@@ -174,27 +188,47 @@ export class Python {
    * Calls `target` ("package.module:attr.path") with `args` and `kwargs`; awaits coroutines.
    * Rejects with PythonError, WorkerCrashedError, CallTimeoutError or AbortError.
    */
-  async call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
-    const site = callSite(1);
-    this.checkOpen(opts);
+  call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+    const site = new CallSite(this.call);
+    try {
+      this.checkOpen(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const id = this.nextId++;
-    const w = await this.worker(this.pick());
+    const slot = this.pickSlot();
+    const live = this.slots[slot];
+    // The common case stays synchronous up to the write: no awaits before the call is sent.
+    if (live instanceof Worker) return this.dispatch<T>(live, slot, id, target, args, kwargs, opts, site);
+    return this.worker(slot).then(
+      (w) => this.dispatch<T>(w, slot, id, target, args, kwargs, opts, site),
+      (err: Error) => {
+        this.load[slot]--;
+        throw err;
+      },
+    );
+  }
+
+  private dispatch<T>(w: Worker, slot: number, id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions, site: CallSite): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let over = false;
-      const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => {
-        over = true;
-        reject(err);
-      });
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        this.load[slot]--;
+        return true;
+      };
+      const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => settle() && reject(err));
       const pending: Pending = {
-        resolve: (v) => (ctl.finished(), over || resolve(v as T)),
-        reject: (e) => (ctl.finished(), over || reject(e)),
+        resolve: (v) => (ctl.finished(), settle() && resolve(v as T)),
+        reject: (e) => (ctl.finished(), settle() && reject(e)),
         callSite: site,
       };
       try {
         w.send(id, target, args, kwargs, pending);
       } catch (err) {
         ctl.finished();
-        reject(err);
+        if (settle()) reject(err);
       }
     });
   }
@@ -205,11 +239,11 @@ export class Python {
    * early stops the generator in Python. `timeoutMs` and `signal` bound the whole stream.
    */
   async *stream<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: StreamOptions = {}): AsyncGenerator<T, void, undefined> {
-    const site = callSite(1);
+    const site = new CallSite(this.stream);
     this.checkOpen(opts);
     const window = Math.max(2, opts.highWaterMark ?? 16);
     const id = this.nextId++;
-    const w = await this.worker(this.pick());
+    const { w, release } = await this.acquire(this.pickSlot());
     const queue: unknown[] = [];
     let ended = false;
     let failure: Error | undefined;
@@ -226,9 +260,15 @@ export class Python {
       reject: (e) => (ctl.finished(), end(e)),
       callSite: site,
     };
-    w.send(id, target, args, kwargs, pending, window);
     let consumed = 0;
     try {
+      try {
+        w.send(id, target, args, kwargs, pending, window);
+      } catch (err) {
+        ctl.finished();
+        ended = true;
+        throw err;
+      }
       for (;;) {
         if (queue.length) {
           const v = queue.shift() as T;
@@ -245,6 +285,7 @@ export class Python {
         wake = undefined;
       }
     } finally {
+      release();
       if (!ended) {
         ended = true;
         ctl.stop(); // the consumer left early: stop the generator

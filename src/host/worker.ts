@@ -8,8 +8,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { pythonAsset } from "../util/assets.js";
-import { decodeBody, encodeFrame, FrameReader } from "./codec.js";
-import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
+import { decodeFrame, encodeFrame, FrameReader, KIND } from "./codec.js";
+import { PythonError, WorkerCrashedError, type CallSite, type PythonErrorInfo } from "./errors.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
 
@@ -31,7 +31,7 @@ export interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   item?: (value: unknown) => void;
-  callSite: string;
+  callSite: CallSite;
 }
 
 const STDERR_TAIL = 4096;
@@ -47,6 +47,8 @@ export class Worker {
   private readonly toPython: Writable;
   private readonly frames = new FrameReader();
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
+  /** Frames written since the current cork began (0: not corked). */
+  private corked = 0;
 
   private constructor(readonly opts: WorkerOptions) {
     const args = ["-I", pythonAsset("host_worker.py"), "3", "4"];
@@ -106,49 +108,61 @@ export class Worker {
   }
 
   private onData(chunk: Buffer): void {
+    const from = KIND.fromPython;
     for (const body of this.frames.push(chunk)) {
-      const msg = decodeBody(body) as { op?: string; id?: number; ok?: unknown; item?: unknown; done?: boolean; err?: PythonErrorInfo; error?: PythonErrorInfo };
-      if (msg.op === "ready") {
+      const { kind, id, value } = decodeFrame(body);
+      if (kind === from.ready) {
         const waiter = this.readyWaiter;
         this.readyWaiter = undefined;
-        if (msg.error) {
-          waiter?.reject(new PythonError(msg.error));
+        const error = (value as { error?: PythonErrorInfo }).error;
+        if (error) {
+          waiter?.reject(new PythonError(error));
           this.kill();
         } else waiter?.resolve();
         continue;
       }
-      const p = this.pending.get(msg.id!);
-      if (!p) continue; // a call that already timed out or was aborted
-      if ("item" in msg) {
-        p.item?.(msg.item);
+      const p = this.pending.get(id);
+      if (!p) continue; // a call whose caller gave up on it
+      if (kind === from.item) {
+        p.item?.(value);
         continue;
       }
-      this.pending.delete(msg.id!);
-      if (msg.err) p.reject(new PythonError(msg.err, p.callSite));
-      else p.resolve(msg.ok);
+      this.pending.delete(id);
+      if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo, p.callSite));
+      else p.resolve(kind === from.ok ? value : undefined);
     }
   }
 
   /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
   send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
-    const msg = credit === undefined ? { op: "call", id, target, args, kwargs } : { op: "call", id, target, args, kwargs, stream: true, credit };
-    const parts = encodeFrame(msg); // may throw TypeError: then nothing was sent
+    const to = KIND.toPython;
+    const parts = credit === undefined ? encodeFrame(to.call, id, [target, args, kwargs]) : encodeFrame(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
     this.pending.set(id, pending);
     this.write(parts);
   }
 
+  /**
+   * Writes are corked until the end of the current tick, so calls made together leave in one
+   * writev — or every 64 frames, so the worker can start on a long burst while the rest is encoded.
+   */
   private write(parts: Uint8Array[], then?: () => void): void {
-    if (parts.length === 1) this.toPython.write(parts[0], then);
-    else {
+    if (!this.corked) {
       this.toPython.cork();
-      parts.forEach((p, i) => this.toPython.write(p, i === parts.length - 1 ? then : undefined));
+      process.nextTick(() => {
+        if (this.corked) this.toPython.uncork();
+        this.corked = 0;
+      });
+    } else if (this.corked % 64 === 0) {
       this.toPython.uncork();
+      this.toPython.cork();
     }
+    this.corked++;
+    parts.forEach((p, i) => this.toPython.write(p, i === parts.length - 1 ? then : undefined));
   }
 
   /** Lets a stream send `n` more items. */
   credit(id: number, n: number): void {
-    if (!this.exited) this.write(encodeFrame({ op: "credit", id, n }));
+    if (!this.exited) this.write(encodeFrame(KIND.toPython.credit, id, n));
   }
 
   /**
@@ -157,7 +171,7 @@ export class Worker {
    */
   cancel(id: number): void {
     if (this.exited) return;
-    this.write(encodeFrame({ op: "cancel", id }), () => {
+    this.write(encodeFrame(KIND.toPython.cancel, id), () => {
       if (!this.exited) this.child.kill("SIGINT");
     });
   }
@@ -174,7 +188,7 @@ export class Worker {
   /** Asks the worker to exit after its current work; kills it if it has not within `graceMs`. */
   async shutdown(graceMs: number): Promise<void> {
     if (this.exited) return this.done;
-    this.toPython.end(Buffer.concat(encodeFrame({ op: "exit" })));
+    this.toPython.end(Buffer.concat(encodeFrame(KIND.toPython.exit, 0))); // end() uncorks
     const timer = setTimeout(() => this.kill(), graceMs);
     await this.done;
     clearTimeout(timer);

@@ -1,0 +1,229 @@
+/**
+ * bench/host-calls: pyport's host API against other Node↔Python bridges, side by side in one run:
+ * python-shell (JSON lines over stdio) and pythonia (out of process), node-calls-python (in
+ * process, the reference), and the physical floor — a bare one-byte ping-pong with a Python
+ * process over a pipe. Each figure is measured in a fresh Node process per bridge, in rounds that
+ * alternate the bridges; medians over rounds are printed with ratios (absolute times drift with
+ * the machine's load).
+ *
+ * Peers live in bench/host-peers (npm install there); missing ones are reported and skipped.
+ * All bridges run the same interpreter: the pyenv CPython that node-calls-python was built
+ * against if found, else the newest one pyport discovers.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Python } from "../src/index.js";
+import { discoverPythons } from "../src/python/discover.js";
+import { median } from "./util.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PEERS = path.resolve(HERE, "../../bench/host-peers");
+const MOD = path.join(PEERS, "bench_mod.py");
+const SEQ = 2000;
+const PIPELINED = 5000;
+const BIG = 8 << 20;
+
+interface Figures {
+  startupMs?: number;
+  seqUs?: number;
+  pipelinedUs?: number;
+  bigMs?: number | string;
+}
+
+const us = (t0: bigint, n: number) => Number(process.hrtime.bigint() - t0) / 1e3 / n;
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+async function timeBig(roundTrip: () => Promise<Uint8Array | string>, check: (r: Uint8Array | string) => boolean): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const t = process.hrtime.bigint();
+    const r = await roundTrip();
+    if (i > 0) times.push(ms(t));
+    if (!check(r)) throw new Error("8 MiB round trip came back wrong");
+  }
+  return median(times);
+}
+
+/** Runs `calls` sequentially then pipelined, the same way for every bridge. */
+async function rates(call: (i: number) => Promise<unknown>): Promise<{ seqUs: number; pipelinedUs: number }> {
+  for (let i = 0; i < 200; i++) await call(i);
+  let t = process.hrtime.bigint();
+  for (let i = 0; i < SEQ; i++) await call(i);
+  const seqUs = us(t, SEQ);
+  t = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: PIPELINED }, (_, i) => call(i)));
+  return { seqUs, pipelinedUs: us(t, PIPELINED) };
+}
+
+const bigInput = () => new Uint8Array(BIG).map((_, i) => i & 255);
+
+const runners: Record<string, (python: string) => Promise<Figures>> = {
+  async floor(python) {
+    const child = spawn(python, ["-I", path.join(PEERS, "pingpong.py")], { stdio: ["pipe", "pipe", "inherit"] });
+    const one = Buffer.of(1);
+    const ping = async () => {
+      const got = once(child.stdout, "data");
+      child.stdin.write(one);
+      await got;
+    };
+    for (let i = 0; i < 200; i++) await ping();
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < SEQ; i++) await ping();
+    const seqUs = us(t, SEQ);
+    child.stdin.end();
+    await once(child, "exit");
+    return { seqUs };
+  },
+
+  async pyport(python) {
+    const t0 = process.hrtime.bigint();
+    const py = await Python.start({ python, path: [PEERS] });
+    await py.call("bench_mod:echo", [1]);
+    const startupMs = ms(t0);
+    const r = await rates((i) => py.call("bench_mod:echo", [i]));
+    const input = bigInput();
+    const bigMs = await timeBig(() => py.call<Uint8Array>("bench_mod:identity", [input]), (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255);
+    await py.close();
+    return { startupMs, ...r, bigMs };
+  },
+
+  async "python-shell"(python) {
+    interface Shell {
+      on(event: "message", fn: (m: { id: number; result: unknown }) => void): void;
+      send(m: unknown): void;
+      end(cb: () => void): void;
+    }
+    const { PythonShell } = createRequire(path.join(PEERS, "package.json"))("python-shell") as { PythonShell: new (script: string, opts: object) => Shell };
+    const t0 = process.hrtime.bigint();
+    const shell = new PythonShell(MOD, { pythonPath: python, pythonOptions: ["-I", "-u"], mode: "json" });
+    const waiting = new Map<number, (v: unknown) => void>();
+    shell.on("message", (m: { id: number; result: unknown }) => {
+      waiting.get(m.id)!(m.result);
+      waiting.delete(m.id);
+    });
+    let next = 0;
+    const call = (fn: string, arg: unknown) =>
+      new Promise<unknown>((resolve) => {
+        const id = next++;
+        waiting.set(id, resolve);
+        shell.send({ id, fn, arg });
+      });
+    await call("echo", 1);
+    const startupMs = ms(t0);
+    const r = await rates((i) => call("echo", i));
+    const input = Buffer.from(bigInput());
+    const bigMs = await timeBig(async () => Buffer.from((await call("identity", input.toString("base64"))) as string, "base64"), (out) => out.length === BIG);
+    await new Promise<void>((res) => shell.end(res));
+    return { startupMs, ...r, bigMs };
+  },
+
+  async pythonia(python) {
+    process.env.PYTHON_BIN = python;
+    const t0 = process.hrtime.bigint();
+    const { python: py } = (await import(createRequire(path.join(PEERS, "package.json")).resolve("pythonia"))) as { python: ((m: string) => Promise<Record<string, (...a: unknown[]) => Promise<unknown>>>) & { exit(): void } };
+    const mod = await py(MOD);
+    await mod.echo(1);
+    const startupMs = ms(t0);
+    const r = await rates((i) => mod.echo(i));
+    let bigMs: number | string;
+    try {
+      const input = Buffer.from(bigInput());
+      bigMs = await timeBig(async () => (await mod.identity(input)) as Uint8Array, (out) => (out as Uint8Array).length === BIG);
+    } catch (err) {
+      bigMs = `n/a (${String(err).split("\n")[0].slice(0, 60)})`;
+    }
+    py.exit();
+    return { startupMs, ...r, bigMs };
+  },
+
+  async "node-calls-python"() {
+    const ncp = createRequire(path.join(PEERS, "package.json"))("node-calls-python") as { interpreter: { import(p: string): Promise<unknown>; call(m: unknown, f: string, ...a: unknown[]): Promise<unknown> } };
+    const t0 = process.hrtime.bigint();
+    const py = ncp.interpreter;
+    const mod = await py.import(MOD);
+    await py.call(mod, "echo", 1);
+    const startupMs = ms(t0);
+    const r = await rates((i) => py.call(mod, "echo", i));
+    let bigMs: number | string;
+    try {
+      const input = Buffer.from(bigInput());
+      bigMs = await timeBig(async () => (await py.call(mod, "identity", input)) as Uint8Array, (out) => (out as Uint8Array).length === BIG);
+    } catch (err) {
+      bigMs = `n/a (${String(err).split("\n")[0].slice(0, 60)})`;
+    }
+    return { startupMs, ...r, bigMs };
+  },
+};
+
+/** The interpreter node-calls-python's addon links against, so every bridge runs the same one. */
+async function benchPython(): Promise<string> {
+  const addon = path.join(PEERS, "node_modules/node-calls-python/build/Release/nodecallspython.node");
+  if (fs.existsSync(addon)) {
+    const lib = /libpython[\d.]+\.so[.\d]* => (\S+)/.exec(spawnSync("ldd", [addon], { encoding: "utf8" }).stdout)?.[1];
+    if (lib) {
+      const exe = path.join(path.dirname(path.dirname(lib)), "bin", "python3");
+      if (fs.existsSync(exe)) return exe;
+    }
+  }
+  const found = (await discoverPythons()).sort((a, b) => b.probe.minor - a.probe.minor)[0];
+  if (!found) throw new Error("no interpreter found");
+  return found.path;
+}
+
+function installed(peer: string): boolean {
+  return peer === "floor" || peer === "pyport" || fs.existsSync(path.join(PEERS, "node_modules", peer));
+}
+
+export async function hostCallsBench(): Promise<void> {
+  const python = await benchPython();
+  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip; medians of 3 rounds`);
+  const peers = Object.keys(runners).filter((p) => {
+    if (installed(p)) return true;
+    console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);
+    return false;
+  });
+  const results = new Map<string, Figures[]>();
+  for (let round = 0; round < 3; round++) {
+    for (const peer of round % 2 ? [...peers].reverse() : peers) {
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, python], { encoding: "utf8", timeout: 600_000 });
+      const line = r.stdout.trim().split("\n").pop() ?? "";
+      if (r.status !== 0 || !line.startsWith("{")) {
+        console.log(`${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`);
+        continue;
+      }
+      results.set(peer, [...(results.get(peer) ?? []), JSON.parse(line) as Figures]);
+    }
+  }
+  const med = (peer: string, key: keyof Figures): number | string | undefined => {
+    const xs = (results.get(peer) ?? []).map((f) => f[key]);
+    if (!xs.length || xs[0] === undefined) return undefined;
+    return typeof xs[0] === "string" ? xs[0] : median(xs as number[]);
+  };
+  const fmt = (v: number | string | undefined, unit: string) => (v === undefined ? "-" : typeof v === "string" ? v : `${v.toFixed(1)} ${unit}`);
+  console.log(["bridge", "start-up to 1st result", "sequential /call", "pipelined /call", "8 MiB round trip"].join(" | "));
+  for (const peer of peers) {
+    if (peer === "floor") continue;
+    console.log([peer, fmt(med(peer, "startupMs"), "ms"), fmt(med(peer, "seqUs"), "µs"), fmt(med(peer, "pipelinedUs"), "µs"), fmt(med(peer, "bigMs"), "ms")].join(" | "));
+  }
+  const floor = med("floor", "seqUs") as number | undefined;
+  const seq = med("pyport", "seqUs") as number | undefined;
+  const pipe = med("pyport", "pipelinedUs") as number | undefined;
+  const shellPipe = med("python-shell", "pipelinedUs") as number | undefined;
+  if (floor && seq) console.log(`bare ping-pong ${floor.toFixed(1)} µs; pyport sequential = ${(seq / floor).toFixed(2)}x the floor (target <= 1.15)`);
+  if (pipe && shellPipe) console.log(`pyport pipelined = ${(pipe / shellPipe).toFixed(2)}x python-shell's (target <= 0.5)`);
+  const big = med("pyport", "bigMs");
+  const start = med("pyport", "startupMs");
+  if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10); start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
+}
+
+// Child mode: `node host-calls.js PEER PYTHON` measures one bridge and prints its figures as JSON.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [peer, python] = process.argv.slice(2);
+  const figures = await runners[peer](python);
+  process.stdout.write(`\n${JSON.stringify(figures)}\n`);
+  process.exit(0); // some bridges keep handles open
+}
