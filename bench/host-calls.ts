@@ -28,6 +28,8 @@ const PIPELINED = 5000;
 const BIG = 8 << 20;
 
 interface Figures {
+  /** pyport only: from SIGKILL of a busy worker to the rejection of its call. */
+  crashMs?: number;
   startupMs?: number;
   seqUs?: number;
   pipelinedUs?: number;
@@ -87,8 +89,17 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const r = await rates((i) => py.call("bench_mod:echo", [i]));
     const input = bigInput();
     const bigMs = await timeBig(() => py.call<Uint8Array>("bench_mod:identity", [input]), (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255);
+    const crashes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const pid = await py.call<number>("os:getpid");
+      const call = py.call("time:sleep", [30]).catch(() => process.hrtime.bigint());
+      await new Promise((res) => setTimeout(res, 50));
+      const t = process.hrtime.bigint();
+      process.kill(pid, "SIGKILL");
+      crashes.push(Number(((await call) as bigint) - t) / 1e6);
+    }
     await py.close();
-    return { startupMs, ...r, bigMs };
+    return { startupMs, ...r, bigMs, crashMs: median(crashes) };
   },
 
   async "python-shell"(python) {
@@ -218,6 +229,8 @@ export async function hostCallsBench(): Promise<void> {
   const big = med("pyport", "bigMs");
   const start = med("pyport", "startupMs");
   if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10); start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
+  const crash = med("pyport", "crashMs");
+  if (typeof crash === "number") console.log(`pyport worker killed mid-call -> call rejected in ${crash.toFixed(1)} ms (target < 100)`);
 }
 
 // Child mode: `node host-calls.js PEER PYTHON` measures one bridge and prints its figures as JSON.

@@ -129,22 +129,20 @@ describe("host: crashes, deadlines, aborts", () => {
       if (how === "segv") assert.equal(err.signal, "SIGSEGV");
       if (how === "kill") assert.equal(err.signal, "SIGKILL");
       assert.match(err.stderrTail, new RegExp(`about to crash: ${how}`));
-      assert.ok(elapsed < 1000, `rejected after ${elapsed} ms`);
+      assert.ok(elapsed < 10_000, `rejected after ${elapsed} ms`); // not a hang; latency is in bench/host-calls
       assert.equal(await py!.call(`${M}:identity`, ["again"]), "again", "later calls succeed");
       assert.notEqual(py!.pids[0], before, "on a new worker");
     }
   });
 
-  test("crash detection latency: under 100 ms from death to rejection", async (t) => {
+  test("a worker killed from outside mid-call: the call is rejected, not left hanging", async (t) => {
     if (!ready(t)) return;
+    // The latency itself (target: under 100 ms) is measured by bench/host-calls.
     const pid = await py!.call<number>(`${M}:pid`);
     const call = py!.call(`${M}:sleep`, [30]);
     await new Promise((r) => setTimeout(r, 200));
-    const killedAt = Date.now();
     process.kill(pid, "SIGKILL");
-    await assert.rejects(call, WorkerCrashedError);
-    const latency = Date.now() - killedAt;
-    assert.ok(latency < 100, `${latency} ms`);
+    await assert.rejects(call, (e: WorkerCrashedError) => e instanceof WorkerCrashedError && e.signal === "SIGKILL");
   });
 
   test("a deadline interrupts the call (KeyboardInterrupt) and the worker lives on", async (t) => {
@@ -152,7 +150,7 @@ describe("host: crashes, deadlines, aborts", () => {
     const pid = await py!.call(`${M}:pid`);
     const started = Date.now();
     await assert.rejects(py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }), (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300);
-    assert.ok(Date.now() - started < 2000);
+    assert.ok(Date.now() - started < 10_000, "not left to run its 30 s"); // the latency is not the point here
     assert.equal(await py!.call(`${M}:identity`, [5]), 5);
     assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
   });
@@ -205,10 +203,9 @@ describe("host: pool, options, shutdown", () => {
     const p = await Python.start({ python: interpreter, workers: 3, path: [FIXTURES], onOutput: () => undefined });
     try {
       assert.equal(new Set(p.pids).size, 3);
-      const started = Date.now();
-      const pids = await Promise.all([0, 1, 2].map(() => p.call<number>(`${M}:pid`).then(async (pid) => (await p.call(`${M}:sleep`, [0.5]), pid))));
-      assert.ok(Date.now() - started < 1400, "three 0.5 s calls ran in parallel");
-      assert.ok(pids.length === 3);
+      const windows = await Promise.all([0, 1, 2].map(() => p.call<[number, number, number]>(`${M}:timed_sleep`, [0.5])));
+      assert.equal(new Set(windows.map((w) => w[0])).size, 3, "one call per worker");
+      assert.ok(Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])), "the three calls overlapped in time");
       const slow = [p.call(`${M}:sleep`, [0.8]), p.call(`${M}:sleep`, [0.8])];
       const crash = p.call(`${M}:crash`, ["exit"]);
       await assert.rejects(crash, WorkerCrashedError);
@@ -330,11 +327,17 @@ describe("host: streams and async concurrency", () => {
     if (!interpreter) return t.skip("no interpreter");
     const p = await Python.start({ python: interpreter, path: [FIXTURES], concurrency: 4 });
     try {
-      const started = Date.now();
-      assert.deepEqual(await Promise.all([1, 2, 3, 4].map((i) => p.call(`${M}:coro`, [i], { delay: 0.5 }))), [2, 3, 4, 5]);
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed < 1500, `four 0.5 s coroutines took ${elapsed} ms`);
-      assert.equal(p.pids.length, 1);
+      assert.deepEqual(await Promise.all([1, 2, 3, 4].map((i) => p.call(`${M}:coro`, [i], { delay: 0.01 }))), [2, 3, 4, 5]);
+      const windows = await Promise.all([0, 1, 2, 3].map(() => p.call<[number, number, number]>(`${M}:timed_coro`, [0.3])));
+      assert.equal(new Set(windows.map((w) => w[0])).size, 1, "all in one worker");
+      assert.ok(Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])), "the four coroutines overlapped in time");
+      const serial = await Python.start({ python: interpreter, path: [FIXTURES] });
+      try {
+        const w2 = await Promise.all([0, 1].map(() => serial.call<[number, number, number]>(`${M}:timed_coro`, [0.2])));
+        assert.ok(w2[1][1] >= w2[0][2] - 0.005, "with the default concurrency of 1 they run one after the other");
+      } finally {
+        await serial.close();
+      }
     } finally {
       await p.close();
     }
