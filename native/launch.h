@@ -32,9 +32,12 @@
 
 static const char *self_name = "pyport";
 static int die_status = 127;
+/* Run by die() before exiting, e.g. to remove a half-written directory. */
+static void (*before_die)(void) = NULL;
 
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "%s: %s%s%s\n", self_name, what, detail ? ": " : "", detail ? detail : "");
+  if (before_die) before_die();
   exit(die_status);
 }
 

@@ -110,6 +110,7 @@ static void verify_or_die(struct onefile *of, const char *self) {
   char got[65];
   if (verify(of, got)) return;
   fprintf(stderr, "%s: %s is corrupted: payload sha256 is %s, the trailer says %s.\n%s: nothing was extracted; download or build the file again.\n", self_name, self, got, of->hex, self_name);
+  if (before_die) before_die();
   exit(die_status);
 }
 
@@ -414,6 +415,17 @@ static char *fallback_bucket(int create, char *why, size_t whylen) {
   return join(dir, BUCKET);
 }
 
+/* The directory being extracted into, removed if extraction fails (die()). */
+static char half_written[PATH_MAX];
+static void remove_half_written(void) {
+  if (half_written[0]) rm_tree(half_written);
+}
+
+static int verbose(void) {
+  const char *v = getenv("PYPORT_ONEFILE_VERBOSE");
+  return v && *v && strcmp(v, "0") != 0;
+}
+
 static int usable_dir(const char *bucket) { return mkdirs(bucket) == 0 && access(bucket, W_OK | X_OK) == 0; }
 
 static char *entry_dir(const char *bucket, const struct onefile *of) {
@@ -472,18 +484,21 @@ static void extract_into_cache(struct onefile *of, const char *self, const char 
     verify_or_die(of, self);
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%d", bucket, base, (int)getpid());
     if (mkdir(tmp, 0700) != 0) die("cannot create temp directory", tmp);
-    int verbose = getenv("PYPORT_ONEFILE_VERBOSE") && *getenv("PYPORT_ONEFILE_VERBOSE") && strcmp(getenv("PYPORT_ONEFILE_VERBOSE"), "0") != 0;
+    snprintf(half_written, sizeof half_written, "%s", tmp);
+    before_die = remove_half_written;
     time_t t0 = now_ms();
-    extract_to(of, tmp, isatty(2) && !verbose);
+    extract_to(of, tmp, isatty(2) && !verbose());
     chmod(tmp, 0755);
     if (rename(tmp, dir) != 0) die("cannot move the extraction into place", dir);
+    snprintf(half_written, sizeof half_written, "%s", dir); /* until the marker is written */
     char marker[PATH_MAX];
     snprintf(marker, sizeof marker, "%s/" MARKER, dir);
     int m = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (m < 0) die("cannot write completion marker", marker);
     dprintf(m, "%s %s %s\n", of->name, of->version, of->hex);
     close(m);
-    if (verbose) fprintf(stderr, "%s: extracted %s %s to %s in %ld ms\n", self_name, of->name, of->version, dir, (long)(now_ms() - t0));
+    before_die = NULL;
+    if (verbose()) fprintf(stderr, "%s: extracted %s %s to %s in %ld ms\n", self_name, of->name, of->version, dir, (long)(now_ms() - t0));
   }
   close(lock);
 }
@@ -569,9 +584,12 @@ static int cmd_extract(struct onefile *of, const char *self, const char *dest) {
   char tmp[PATH_MAX];
   snprintf(tmp, sizeof tmp, "%s.pyport-tmp-%d", dest, (int)getpid());
   if (mkdir(tmp, 0700) != 0) die("cannot create directory", tmp);
+  snprintf(half_written, sizeof half_written, "%s", tmp);
+  before_die = remove_half_written;
   extract_to(of, tmp, 0);
   chmod(tmp, 0755);
   if (rename(tmp, dest) != 0) die("cannot move the extraction into place", dest);
+  before_die = NULL;
   printf("extracted %s %s to %s (run %s/%s)\n", of->name, of->version, dest, dest, of->entry);
   return 0;
 }

@@ -235,7 +235,7 @@ describe("onefile", () => {
     assert.match(refused.stderr, /set PYPORT_CACHE/);
   });
 
-  test("a noexec cache is explained; a read-only cache after extraction is fine", async (t) => {
+  test("a noexec cache is explained; a full disk leaves nothing behind; a read-only cache after extraction is fine", async (t) => {
     if (!ready(t)) return;
     if (!isRoot) return void (loud("onefile mount tests need root"), t.skip("needs root"));
     const noexec = tmpDir("onefile-noexec");
@@ -247,6 +247,18 @@ describe("onefile", () => {
       assert.match(r.stderr, /set PYPORT_CACHE to a directory on a filesystem that allows exec/);
     } finally {
       execFileSync("umount", [noexec]);
+    }
+
+    // A full disk mid-extraction: a clear message, and the half-written temp dir is removed.
+    const full = tmpDir("onefile-full");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", full]);
+    try {
+      const r = run(onefile!, ["--version"], { env: { ...process.env, PYPORT_CACHE: full } });
+      assert.equal(r.code, 127);
+      assert.match(r.stderr, /no space left while extracting/);
+      assert.deepEqual(entries(full).filter((e) => !e.endsWith(".lock")), [], "nothing half-written left");
+    } finally {
+      execFileSync("umount", [full]);
     }
 
     const { cache, env } = freshCache();

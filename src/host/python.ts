@@ -140,7 +140,7 @@ export class Python {
 
   private async worker(index: number): Promise<Worker> {
     const slot = this.slots[index];
-    if (slot) return slot;
+    if (slot && !(slot instanceof Worker && slot.exited)) return slot;
     const starting = Worker.start(Python.workerOptions(this.executable, this.opts, index)).then(
       (w) => {
         this.slots[index] = w;
@@ -171,8 +171,7 @@ export class Python {
       if (!released) [released, this.load[slot]] = [true, this.load[slot] - 1];
     };
     try {
-      const live = this.slots[slot];
-      return { w: live instanceof Worker ? live : await this.worker(slot), release };
+      return { w: await this.worker(slot), release };
     } catch (err) {
       release();
       throw err;
@@ -199,7 +198,7 @@ export class Python {
     const slot = this.pickSlot();
     const live = this.slots[slot];
     // The common case stays synchronous up to the write: no awaits before the call is sent.
-    if (live instanceof Worker) return this.dispatch<T>(live, slot, id, target, args, kwargs, opts, site);
+    if (live instanceof Worker && !live.exited) return this.dispatch<T>(live, slot, id, target, args, kwargs, opts, site);
     return this.worker(slot).then(
       (w) => this.dispatch<T>(w, slot, id, target, args, kwargs, opts, site),
       (err: Error) => {

@@ -135,6 +135,7 @@ export class Worker {
 
   /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
   send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
+    if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
     const to = KIND.toPython;
     const parts = credit === undefined ? encodeFrame(to.call, id, [target, args, kwargs]) : encodeFrame(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
     this.pending.set(id, pending);
