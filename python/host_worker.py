@@ -246,6 +246,7 @@ class Channel:
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.rest = b""
+        self.rbuf = bytearray(1 << 16)
         self.backlog = []
         self.next = 0  # backlog[next:] is still to be handled
         self.eof = False
@@ -284,13 +285,14 @@ class Channel:
 
     def pump(self):
         try:
-            chunk = os.read(self.in_fd, 1 << 20)
+            got = os.readv(self.in_fd, [self.rbuf])  # into a reused buffer: os.read(1 MiB) would map fresh memory each time
         except InterruptedError:
             return
-        if not chunk:
+        if not got:
             self.eof = True
             return
-        data = self.rest + chunk if self.rest else chunk
+        chunk = self.rbuf[:got]
+        data = self.rest + chunk if self.rest else bytes(chunk)
         mv = memoryview(data)
         pos, end = 0, len(data)
         while end - pos >= 4:
