@@ -84,10 +84,16 @@ describe("host: types", () => {
 describe("host: errors and isolation", () => {
   test("PythonError carries type, message, traceback, frames, the cause chain and the JS call site", async (t) => {
     if (!ready(t)) return;
-    const err = await py!.call(`${M}:chained`).then(
-      () => assert.fail("should reject"),
-      (e: unknown) => e as PythonError,
-    );
+    async function loadSettings() {
+      return await py!.call(`${M}:chained`);
+    }
+    let err: PythonError | undefined;
+    try {
+      await loadSettings();
+    } catch (e) {
+      err = e as PythonError;
+    }
+    assert.ok(err, "should reject");
     assert.ok(err instanceof PythonError && err instanceof Error);
     assert.equal(err.pythonType, "ValueError");
     assert.equal(err.message, "ValueError: could not load config");
@@ -98,7 +104,7 @@ describe("host: errors and isolation", () => {
     const cause = err.cause as PythonError;
     assert.ok(cause instanceof PythonError);
     assert.equal(cause.pythonType, "KeyError");
-    assert.match(err.stack!, /host\.test\.js/, "the JS stack of the call site is kept");
+    assert.match(err.stack!, /Python traceback:\n {4}Traceback[\s\S]*in chained[\s\S]*\n {4}at async loadSettings \(.*host\.test\.js:\d+/, "the Python traceback, then the JS call site");
     await assert.rejects(py!.call("no_such_module_xyz:f"), (e: PythonError) => e.pythonType === "ModuleNotFoundError");
     await assert.rejects(py!.call("bad target"), (e: PythonError) => e.pythonType === "ValueError" && /package\.module:attr\.path/.test(e.message));
   });

@@ -26,17 +26,24 @@ export class PythonError extends Error {
   readonly traceback: string;
   readonly frames: PythonFrame[];
 
-  constructor(info: PythonErrorInfo, callSite?: CallSite | string) {
+  /** The wire form, to re-raise this error where the caller awaits it (see `atCallSite`). */
+  readonly info: PythonErrorInfo;
+
+  /** `above`: the host API function whose frame (and everything it called) the JS stack leaves out. */
+  constructor(info: PythonErrorInfo, above?: (...args: never[]) => unknown) {
     const cause = info.cause ? new PythonError(info.cause) : undefined;
     super(info.message ? `${info.type}: ${info.message}` : info.type, cause ? { cause } : undefined);
     this.pythonType = info.type;
     this.pythonMessage = info.message;
     this.traceback = info.traceback;
     this.frames = info.frames;
-    // The Python traceback first, then where the call was made in JS.
+    this.info = info;
+    // The Python traceback first, then the JS frames: created where the caller's await resumes,
+    // V8's async stack traces make them the call site (`at async yourFunction`).
+    if (above) Error.captureStackTrace(this, above);
+    const js = (this.stack ?? "").split("\n").slice(1).join("\n");
     const py = info.traceback.trimEnd().split("\n").map((l) => `    ${l}`).join("\n");
-    const site = callSite ? String(callSite) : "";
-    this.stack = `${this.name}: ${this.message}\n  Python traceback:\n${py}${site ? `\n${site}` : ""}`;
+    this.stack = `${this.name}: ${this.message}\n  Python traceback:\n${py}${js ? `\n${js}` : ""}`;
   }
 }
 
@@ -70,14 +77,11 @@ export class AbortError extends Error {
   override name = "AbortError";
 }
 
-/** Where a host API call was made: captured cheaply now, formatted only if an error needs it. */
-export class CallSite {
-  private readonly holder: { stack?: string } = {};
-  constructor(fn: (...args: never[]) => unknown) {
-    Error.captureStackTrace(this.holder, fn);
-  }
-  /** The stack lines (without a message line). */
-  toString(): string {
-    return (this.holder.stack ?? "").split("\n").slice(1).join("\n");
-  }
+/**
+ * Called where a host API call resumes in the caller's async chain: a PythonError (created in
+ * an I/O callback, with no useful JS stack) is raised again there, so its stack shows the call
+ * site. Free when nothing fails — unlike capturing a stack on every call.
+ */
+export function atCallSite(err: unknown, above: (...args: never[]) => unknown): unknown {
+  return err instanceof PythonError ? new PythonError(err.info, above) : err;
 }

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { discoverPythons } from "../python/discover.js";
 import { cachedRuntime } from "../runtime/create.js";
-import { AbortError, CallSite, CallTimeoutError } from "./errors.js";
+import { AbortError, atCallSite, CallTimeoutError } from "./errors.js";
 import { Worker, type OutputHandler, type Pending } from "./worker.js";
 
 export interface StartOptions {
@@ -187,28 +187,28 @@ export class Python {
    * Calls `target` ("package.module:attr.path") with `args` and `kwargs`; awaits coroutines.
    * Rejects with PythonError, WorkerCrashedError, CallTimeoutError or AbortError.
    */
-  call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
-    const site = new CallSite(this.call);
-    try {
-      this.checkOpen(opts);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+    this.checkOpen(opts);
     const id = this.nextId++;
     const slot = this.pickSlot();
     const live = this.slots[slot];
-    // The common case stays synchronous up to the write: no awaits before the call is sent.
-    if (live instanceof Worker && !live.exited) return this.dispatch<T>(live, slot, id, target, args, kwargs, opts, site);
-    return this.worker(slot).then(
-      (w) => this.dispatch<T>(w, slot, id, target, args, kwargs, opts, site),
-      (err: Error) => {
+    try {
+      // The common case stays synchronous up to the write: no awaits before the call is sent.
+      if (live instanceof Worker && !live.exited) return await this.dispatch<T>(live, slot, id, target, args, kwargs, opts);
+      let w: Worker;
+      try {
+        w = await this.worker(slot);
+      } catch (err) {
         this.load[slot]--;
         throw err;
-      },
-    );
+      }
+      return await this.dispatch<T>(w, slot, id, target, args, kwargs, opts);
+    } catch (err) {
+      throw atCallSite(err, this.call);
+    }
   }
 
-  private dispatch<T>(w: Worker, slot: number, id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions, site: CallSite): Promise<T> {
+  private dispatch<T>(w: Worker, slot: number, id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const settle = () => {
@@ -221,7 +221,6 @@ export class Python {
       const pending: Pending = {
         resolve: (v) => (ctl.finished(), settle() && resolve(v as T)),
         reject: (e) => (ctl.finished(), settle() && reject(e)),
-        callSite: site,
       };
       try {
         w.send(id, target, args, kwargs, pending);
@@ -238,7 +237,6 @@ export class Python {
    * early stops the generator in Python. `timeoutMs` and `signal` bound the whole stream.
    */
   async *stream<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: StreamOptions = {}): AsyncGenerator<T, void, undefined> {
-    const site = new CallSite(this.stream);
     this.checkOpen(opts);
     const window = Math.max(2, opts.highWaterMark ?? 16);
     const id = this.nextId++;
@@ -257,7 +255,6 @@ export class Python {
       item: (v) => (queue.push(v), wake?.()),
       resolve: () => (ctl.finished(), end()),
       reject: (e) => (ctl.finished(), end(e)),
-      callSite: site,
     };
     let consumed = 0;
     try {
@@ -278,7 +275,7 @@ export class Python {
           yield v;
           continue;
         }
-        if (failure) throw failure;
+        if (failure) throw atCallSite(failure, this.stream);
         if (ended) return;
         await new Promise<void>((r) => (wake = r));
         wake = undefined;

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { pythonAsset } from "../util/assets.js";
 import { decodeFrame, encodeFrame, FrameReader, KIND } from "./codec.js";
-import { PythonError, WorkerCrashedError, type CallSite, type PythonErrorInfo } from "./errors.js";
+import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
 
@@ -31,7 +31,6 @@ export interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   item?: (value: unknown) => void;
-  callSite: CallSite;
 }
 
 const STDERR_TAIL = 4096;
@@ -128,7 +127,7 @@ export class Worker {
         continue;
       }
       this.pending.delete(id);
-      if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo, p.callSite));
+      if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo));
       else p.resolve(kind === from.ok ? value : undefined);
     }
   }
