@@ -57,6 +57,10 @@ class _Writer:
             self.buf = bytearray()
 
     def frame(self):
+        if not self.parts:  # the common case: one buffer
+            buf = self.buf
+            _u32.pack_into(buf, 0, len(buf) - 4)
+            return [buf]
         self.parts.append(self.buf)
         total = sum(len(p) for p in self.parts) - 4
         self.parts[0][0:4] = _u32.pack(total)
@@ -240,7 +244,7 @@ def _hashable(v):
 
 class Channel:
     """Frames in: `pump()` reads once (blocking when nothing is there) and parses every complete
-    frame into `backlog`. Frames out: queued, and written with writev when `flush()`ed."""
+    frame into `backlog`. Frames out: `write()`, at once."""
 
     def __init__(self, in_fd, out_fd):
         self.in_fd = in_fd
@@ -250,8 +254,6 @@ class Channel:
         self.backlog = []
         self.next = 0  # backlog[next:] is still to be handled
         self.eof = False
-        self.out = []
-        self.out_bytes = 0
         self.tuned = False
 
     def _tune(self):
@@ -327,19 +329,22 @@ class Channel:
         return body
 
     def send(self, kind, cid, value=_NO_VALUE):
-        self.queue(frame(kind, cid, value))
-        self.flush()
+        self.write(frame(kind, cid, value))
 
-    def queue(self, parts):
-        self.out.extend(parts)
-        self.out_bytes += sum(len(p) for p in parts)
-        if self.out_bytes >= BIG_FRAME and not self.tuned:
+    def write(self, parts):
+        """Writes one frame's parts now (all of them: a blocking fd, retried after signals)."""
+        if len(parts) == 1:
+            data = parts[0]
+            n = 0
+            while n < len(data):
+                try:
+                    n += os.write(self.out_fd, data if n == 0 else memoryview(data)[n:])
+                except InterruptedError:
+                    pass
+            return
+        if not self.tuned and sum(len(p) for p in parts) >= BIG_FRAME:
             self._tune()
-
-    def flush(self):
-        views = [memoryview(p).cast("B") for p in self.out]
-        self.out = []
-        self.out_bytes = 0
+        views = [memoryview(p).cast("B") for p in parts]
         while views:
             try:
                 n = os.writev(self.out_fd, views[:1024])
@@ -359,12 +364,14 @@ def _message(mv):
 
 
 def _resolve(target):
-    import importlib
-
     module, sep, attrs = target.partition(":")
     if not sep or not module or not attrs:
         raise ValueError("target %r must look like 'package.module:attr.path'" % (target,))
-    obj = sys.modules.get(module) or importlib.import_module(module)
+    obj = sys.modules.get(module)
+    if obj is None:
+        import importlib
+
+        obj = importlib.import_module(module)
     for name in attrs.split("."):
         obj = getattr(obj, name)
     return obj
@@ -440,8 +447,7 @@ class Worker:
     def reply(self, parts):
         # Written at once, even when more calls are waiting: a reply held back for batching
         # could wait behind a slow call and miss its caller's deadline.
-        self.chan.queue(parts)
-        self.chan.flush()
+        self.chan.write(parts)
 
     def reply_error(self, cid, e):
         self.reply(frame(ERR, cid, _user_error(e)))
@@ -459,7 +465,6 @@ class Worker:
         chan = self.chan
         while not self.done:
             if not chan.has_input():
-                chan.flush()
                 if self.tasks:
                     self.run_loop_until_input()
                 elif chan.eof:
@@ -468,7 +473,6 @@ class Worker:
                     chan.pump()
                 continue
             self.handle(*chan.take())
-        chan.flush()
 
     def run_loop_until_input(self):
         loop, chan = self.loop, self.chan
