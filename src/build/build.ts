@@ -21,7 +21,7 @@ import { createRuntime } from "../runtime/create.js";
 import { describeGraft, type GraftedLibrary, type LibcMode } from "../runtime/closure.js";
 import { fixShebangs } from "../runtime/fixups.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
-import type { Profile } from "../runtime/profile.js";
+import { dropBuildSupport, type Profile } from "../runtime/profile.js";
 import type { RuntimeSource } from "../runtime/sources.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
 import { BUCKETS, materialize, touchEntry } from "../store/cache.js";
@@ -182,7 +182,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await dropLocalDirectUrls(site);
 
     reporter?.step("pruning and compiling bytecode");
-    if (!cfg.keepPip) await removePip(bundle, site);
+    if (!cfg.keepPip) {
+      // Without pip nothing is built in the bundle: its C headers and pkg-config files go too.
+      await removePip(bundle, site);
+      await dropBuildSupport(bundle);
+    }
     await applyGlobs(bundle, cfg.include, cfg.exclude);
     await refreshRecords(site);
     await compileBytecode(python, site, cfg, bundle);

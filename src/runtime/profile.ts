@@ -84,14 +84,24 @@ export async function pruneRuntime(root: string, stdlibRel: string, profile: Pro
   };
   await visit(stdlib, "");
   if (profile === "minimal") {
-    for (const sub of ["include", "share/man", "lib/pkgconfig"]) {
-      const p = path.join(root, sub);
-      const bytes = await treeSize(p).catch(() => 0);
-      if (bytes) report.dropped["headers and man pages"] = (report.dropped["headers and man pages"] ?? 0) + bytes;
-      await fsp.rm(p, { recursive: true, force: true });
-    }
+    const bytes = await dropBuildSupport(root);
+    if (bytes) report.dropped["headers and man pages"] = bytes;
   }
   return report;
+}
+
+/**
+ * Removes C headers, pkg-config files and man pages — needed only to build extension modules
+ * (or to read man pages) — from a runtime or bundle. Returns the bytes removed.
+ */
+export async function dropBuildSupport(root: string): Promise<number> {
+  let bytes = 0;
+  for (const sub of ["include", "share/man", "lib/pkgconfig"]) {
+    const p = path.join(root, sub);
+    bytes += await treeSize(p).catch(() => 0);
+    await fsp.rm(p, { recursive: true, force: true });
+  }
+  return bytes;
 }
 
 /**
