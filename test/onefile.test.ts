@@ -354,7 +354,9 @@ describe("onefile", () => {
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.kind, "bundle");
+    assert.deepEqual(report.onefile, { sha256: (await readOnefile(onefile!))!.sha256, entry: "bin/hello" });
     assert.equal(report.libc.mode, "bundled");
+    assert.match(pyport(["audit", onefile!]).stdout, /^audit of .* \(onefile running bin\/hello, payload sha256 [0-9a-f]{16}… verified; bundle, libc bundled/m);
     assert.deepEqual(report.findings.filter((f: { severity: string }) => f.severity === "error"), []);
   });
 

@@ -10,7 +10,7 @@ import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { extractArchive } from "../archive/extract.js";
-import { copyPayload, readOnefile, verifyOnefile } from "../build/onefile.js";
+import { copyPayload, readOnefile, verifyOnefile, type OnefileInfo } from "../build/onefile.js";
 import { PyportError } from "../errors.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import { collectComponents, type Component } from "./components.js";
@@ -39,6 +39,8 @@ export interface AuditReport {
   schema: number;
   target: string;
   kind: "runtime" | "bundle" | "directory";
+  /** Set when the target was a onefile executable: its payload's sha256 (verified) and entry. */
+  onefile?: { sha256: string; entry: string };
   policy: string;
   libc: { mode: "system" | "bundled"; kernelFloor?: string };
   floors: Record<string, string>;
@@ -54,7 +56,7 @@ async function isDirectory(p: string): Promise<boolean> {
 }
 
 /** Runs `fn` on the target's directory: the target itself, or its archive extracted privately. */
-async function withTargetDir<T>(target: string, fn: (dir: string) => Promise<T>): Promise<T> {
+async function withTargetDir<T>(target: string, fn: (dir: string, onefile?: OnefileInfo) => Promise<T>): Promise<T> {
   if (await isDirectory(target)) return fn(target);
   const st = await fsp.stat(target).catch(() => undefined);
   if (!st?.isFile()) throw new PyportError("E_USAGE", `${target} does not exist`, { hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable." });
@@ -78,7 +80,7 @@ async function withTargetDir<T>(target: string, fn: (dir: string) => Promise<T>)
     // An archive of one top-level directory is audited as that directory.
     const top = await fsp.readdir(dest);
     const root = top.length === 1 && (await isDirectory(path.join(dest, top[0]))) ? path.join(dest, top[0]) : dest;
-    return await fn(root);
+    return await fn(root, onefile);
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }
@@ -95,7 +97,7 @@ async function readManifestIn(dir: string): Promise<RuntimeManifest | undefined>
 export async function audit(target: string, opts: AuditOptions = {}): Promise<AuditReport> {
   const policy = getPolicy(opts.policy ?? "auto");
   const started = Date.now();
-  return withTargetDir(target, async (dir) => {
+  return withTargetDir(target, async (dir, onefile) => {
     const tree = await readTree(dir);
     const manifest = await readManifestIn(dir);
     const findings: Finding[] = [];
@@ -142,6 +144,7 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
       schema: AUDIT_SCHEMA,
       target,
       kind: manifest?.kind === "runtime" ? "runtime" : manifest ? "bundle" : "directory",
+      ...(onefile && { onefile: { sha256: onefile.sha256, entry: onefile.meta.entry } }),
       policy: policy.name,
       libc: { mode: bundledLibc ? "bundled" : "system", kernelFloor },
       floors: floorVersions,

@@ -3,7 +3,7 @@ import type { AuditReport } from "./audit.js";
 
 export function formatAudit(r: AuditReport, opts: { verbose?: boolean } = {}): string {
   const lines: string[] = [];
-  lines.push(`audit of ${r.target} (${r.kind}, libc ${r.libc.mode}${r.libc.kernelFloor ? `, kernel >= ${r.libc.kernelFloor}` : ""}) against policy ${r.policy}`);
+  lines.push(`audit of ${r.target} (${r.onefile ? `onefile running ${r.onefile.entry}, payload sha256 ${r.onefile.sha256.slice(0, 16)}… verified; ` : ""}${r.kind}, libc ${r.libc.mode}${r.libc.kernelFloor ? `, kernel >= ${r.libc.kernelFloor}` : ""}) against policy ${r.policy}`);
   const floors = Object.entries(r.floorDetails);
   if (floors.length === 0) lines.push("floors: none (nothing versioned is needed from outside)");
   for (const [ns, f] of floors) {
