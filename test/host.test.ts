@@ -349,3 +349,20 @@ describe("host: streams and async concurrency", () => {
     }
   });
 });
+
+describe("host: sys.path", () => {
+  test("path entries come first and pyport's own helper scripts never shadow user modules (-I), on every Python", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const { sharedPythons } = await import("./helpers.js");
+    for (const found of await sharedPythons()) {
+      const p = await Python.start({ python: found.path, path: [FIXTURES] });
+      try {
+        const sysPath = await p.call<string[]>("sys:__dict__.get", ["path"]);
+        assert.equal(sysPath[0], FIXTURES, `${found.probe.version}: path entries come first`);
+        assert.ok(!sysPath.some((d) => d && fs.existsSync(path.join(d, "host_worker.py"))), `${found.probe.version}: ${sysPath.join(":")}`);
+      } finally {
+        await p.close();
+      }
+    }
+  });
+});
