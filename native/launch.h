@@ -66,6 +66,16 @@ static void find_self(const char *argv0, char *out) {
   die("cannot find own path (mount /proc, or run me by path)", argv0);
 }
 
+/* Names error messages after argv[0], finds our own file (into `self`, PATH_MAX bytes) and
+ * returns argv[0]. */
+static const char *identify(int argc, char **argv, char *self) {
+  const char *argv0 = argc > 0 ? argv[0] : "";
+  const char *base = strrchr(argv0, '/');
+  self_name = base ? base + 1 : argv0;
+  find_self(argv0, self);
+  return argv0;
+}
+
 static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
 /* The spec appended to `file`, NUL-terminated; NULL when the file carries none. */

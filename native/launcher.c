@@ -10,11 +10,8 @@
 #include "launch.h"
 
 int main(int argc, char **argv) {
-  const char *argv0 = argc > 0 ? argv[0] : "";
-  const char *base = strrchr(argv0, '/');
-  self_name = base ? base + 1 : argv0;
   char self[PATH_MAX];
-  find_self(argv0, self);
+  const char *argv0 = identify(argc, argv, self);
   char dir[PATH_MAX];
   strcpy(dir, self);
   *strrchr(dir, '/') = 0;

@@ -616,11 +616,8 @@ static int cmd_clean(struct onefile *of) {
 }
 
 int main(int argc, char **argv) {
-  const char *argv0 = argc > 0 ? argv[0] : "";
-  const char *base = strrchr(argv0, '/');
-  self_name = base ? base + 1 : argv0;
   char self[PATH_MAX];
-  find_self(argv0, self);
+  const char *argv0 = identify(argc, argv, self);
   char *invoked = invoked_path(argv0, self);
   struct onefile of;
   const char *cmd = getenv("PYPORT_ONEFILE_COMMAND");
