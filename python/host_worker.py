@@ -105,8 +105,8 @@ def _encode(w, v, depth=0):
     elif isinstance(v, (bytes, bytearray, memoryview)):
         b.append(BYTES)
         w.blob(v if not isinstance(v, memoryview) else v.cast("B"))
-    elif isinstance(v, (list, tuple)):
-        b.append(LIST)
+    elif isinstance(v, (list, tuple, set, frozenset)):
+        b.append(SET if isinstance(v, (set, frozenset)) else LIST)
         b += _u32.pack(len(v))
         for x in v:
             _encode(w, x, depth + 1)
@@ -123,11 +123,6 @@ def _encode(w, v, depth=0):
             for k, x in v.items():
                 _encode(w, k, depth + 1)
                 _encode(w, x, depth + 1)
-    elif isinstance(v, (set, frozenset)):
-        b.append(SET)
-        b += _u32.pack(len(v))
-        for x in v:
-            _encode(w, x, depth + 1)
     elif _encode_dated(w, v):
         pass
     else:
