@@ -78,6 +78,18 @@ describe("hello (system libc)", () => {
     const sbom = JSON.parse(fs.readFileSync(path.join(moved, "sbom.cdx.json"), "utf8"));
     assert.equal(sbom.specVersion, "1.5");
     assert.ok(!fs.existsSync(path.join(moved, "bin", "pip")), "pip is not shipped by default");
+
+    // The default profile: the stdlib ships as sourceless .pyc (os.py, the prefix landmark,
+    // stays), the app keeps its sources, and stdlib tracebacks still name file and line.
+    const stdlib = path.join(moved, "lib", fs.readdirSync(path.join(moved, "lib")).find((d) => /^python3\.\d+$/.test(d))!);
+    assert.ok(fs.existsSync(path.join(stdlib, "json", "decoder.pyc")) && !fs.existsSync(path.join(stdlib, "json", "decoder.py")), "stdlib is sourceless");
+    assert.ok(!fs.existsSync(path.join(stdlib, "json", "__pycache__")), "no __pycache__ left beside sourceless .pyc");
+    assert.ok(fs.existsSync(path.join(stdlib, "os.py")));
+    assert.ok(fs.existsSync(path.join(stdlib, "site-packages", "hello", "cli.py")), "the app keeps its sources");
+    for (const gone of ["pydoc_data", "lib2to3", "crypt.py"]) assert.ok(!fs.existsSync(path.join(stdlib, gone)), `${gone} is dropped by the default profile`);
+    const tb = run(path.join(moved, "bin", "python3"), ["-c", "import json; json.loads('x')"]);
+    assert.match(tb.stderr, /File "lib\/python3\.\d+\/json\/decoder\.py", line \d+, in raw_decode\n/);
+    assert.match(tb.stderr, /JSONDecodeError: Expecting value/);
     bundle = moved;
   });
 
@@ -142,6 +154,8 @@ describe("hello (system libc)", () => {
     assert.equal(res.code, 0, res.stderr);
     const doc = run(path.join(dir, "bin", "python3"), ["-OO", "-c", "import hello.cli; print(hello.cli.__doc__)"]);
     assert.equal(doc.stdout.trim(), "None", "-OO bytecode drops docstrings");
+    const stdlibDoc = run(path.join(dir, "bin", "python3"), ["-c", "import json.decoder; print(json.decoder.__doc__, json.decoder.__file__)"]);
+    assert.match(stdlibDoc.stdout.trim(), /^None \S+\/json\/decoder\.pyc$/, "the sourceless stdlib is the -OO bytecode");
   });
 
   test("audit errors fail the build (exit 1, nothing written); --no-audit builds and says so", async (t) => {
@@ -183,6 +197,10 @@ describe("hello (system libc)", () => {
     fs.rmSync(path.join(dir, "pyproject.toml"));
     fs.writeFileSync(path.join(dir, "pyport.toml"), 'name = "solo"\nprofile = "minimal"\nbytecode = { optimize = 3 }\n');
     assert.throws(() => loadConfig(dir), /pyport\.toml:3: bytecode: optimize must be 0, 1 or 2/);
+    fs.writeFileSync(path.join(dir, "pyport.toml"), 'name = "solo"\nbytecode = { stdlib-source = true }\n');
+    assert.throws(() => loadConfig(dir), (e: Error & { hint?: string }) => /pyport\.toml:2: bytecode\.stdlib-source: unknown key/.test(e.message) && /Did you mean "stdlib-sources"\?/.test(e.hint ?? ""));
+    fs.writeFileSync(path.join(dir, "pyport.toml"), 'name = "solo"\nbytecode = { stdlib-sources = true }\n');
+    assert.equal(loadConfig(dir).bytecode.stdlibSources, true);
   });
 });
 

@@ -8,9 +8,28 @@ import { readElfFile } from "../src/elf/file.js";
 
 export const isRoot = process.getuid?.() === 0;
 
+const made: string[] = [];
+
+/** A fresh temp dir, removed when the test file's process exits (PYPORT_KEEP_TEST_DIRS=1 keeps them). */
 export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `pyport-test-${tag}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pyport-test-${tag}-`));
+  made.push(dir);
+  return dir;
 }
+
+process.on("exit", () => {
+  if (process.env.PYPORT_KEEP_TEST_DIRS) return;
+  // Never recurse into a dir with something still mounted below it (a chroot's /proc).
+  const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
+  for (const dir of made) {
+    if (mounts.some((m) => m === dir || m.startsWith(`${dir}/`))) continue;
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort: a dir a test made read-only or immutable stays
+    }
+  }
+});
 
 /** Every test run uses its own cache unless PYPORT_CACHE is set by the caller. */
 export function useTestCache(): string {

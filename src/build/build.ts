@@ -16,6 +16,7 @@ import { findHostLibrary } from "../runtime/host-libs.js";
 import { cycloneDx } from "../audit/sbom.js";
 import { PyportError } from "../errors.js";
 import { compileArgs } from "../python/compile.js";
+import { dropSources } from "./sourceless.js";
 import { discoverPythons } from "../python/discover.js";
 import { createRuntime } from "../runtime/create.js";
 import { describeGraft, type GraftedLibrary, type LibcMode } from "../runtime/closure.js";
@@ -194,6 +195,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       reporter?.step("zipping the standard library");
       await run(python, ["-I", pythonAsset("zip_stdlib.py"), bundle, String(cfg.bytecode.optimize)], "zipping the standard library");
     }
+    await dropStdlibSources(path.dirname(site), cfg);
 
     reporter?.step("collecting licences");
     const bundleManifest = { ...manifest, kind: "bundle", grafted: [...manifest.grafted, ...graftedForWheels], app: { name: cfg.name, version: cfg.version, entryPoints } };
@@ -332,27 +334,30 @@ async function removePip(bundle: string, site: string): Promise<void> {
   await fsp.rm(path.join(path.dirname(site), "ensurepip"), { recursive: true, force: true });
 }
 
-/** Hash-checked .pyc for everything installed (or sourceless .pyc with pyc-only). */
+/** Hash-checked .pyc for everything installed (sourceless .pyc with pyc-only). */
 async function compileBytecode(python: string, site: string, cfg: BuildConfig, bundle: string): Promise<void> {
-  if (!fs.existsSync(site)) return;
   const optimize = cfg.bytecode.optimize;
+  const stdlib = path.dirname(site);
   if (optimize > 0) {
     // Runtimes ship plain .pyc only: give the stdlib the optimisation level the launchers use.
-    await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, exclude: "/site-packages/", targets: [path.dirname(site)] }), "compiling the standard library's bytecode");
+    await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, exclude: "/site-packages/", targets: [stdlib] }), "compiling the standard library's bytecode");
   }
+  if (!fs.existsSync(site)) return;
   if (!cfg.bytecode.pycOnly) {
     await run(python, compileArgs({ root: bundle, mode: "checked-hash", optimize, targets: [site] }), "compiling bytecode");
     return;
   }
   await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, legacy: true, targets: [site] }), "compiling bytecode");
-  const strip = async (dir: string) => {
-    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) {
-        if (e.name === "__pycache__") await fsp.rm(full, { recursive: true, force: true });
-        else await strip(full);
-      } else if (e.name.endsWith(".py") && fs.existsSync(`${full}c`)) await fsp.rm(full);
-    }
-  };
-  await strip(site);
+  await dropSources(site, { optimize });
+}
+
+/**
+ * The stdlib ships sourceless unless `stdlib-sources` (default: only with the full profile) —
+ * except os.py, CPython's landmark for its prefix, and _sysconfigdata (the audit scans it for
+ * build-machine paths). Runs after zip-stdlib, which compiles from the sources.
+ */
+async function dropStdlibSources(stdlib: string, cfg: BuildConfig): Promise<void> {
+  if (cfg.bytecode.stdlibSources ?? cfg.profile === "full") return;
+  const keep = (rel: string) => rel === "os.py" || /^(site|dist)-packages$|^config-|^_sysconfigdata_.*\.py$/.test(rel);
+  await dropSources(stdlib, { optimize: cfg.bytecode.optimize, keep });
 }

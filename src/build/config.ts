@@ -29,7 +29,11 @@ export interface BuildConfig {
   formats: Format[];
   include: string[];
   exclude: string[];
-  bytecode: { optimize: 0 | 1 | 2; pycOnly: boolean };
+  /**
+   * pycOnly: the project and its dependencies ship sourceless .pyc. stdlibSources: the standard
+   * library keeps its .py sources (undefined: only with the full profile).
+   */
+  bytecode: { optimize: 0 | 1 | 2; pycOnly: boolean; stdlibSources?: boolean };
   /** `zip-stdlib`: the pure-Python stdlib as .pyc in lib/pythonXY.zip (smaller, no stdlib sources). */
   resources: (typeof RESOURCES)[number];
   /** Extra arguments for `pip install` (e.g. --no-index, --find-links DIR). */
@@ -47,7 +51,7 @@ export interface BuildConfig {
 }
 
 const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "resources", "pip-args", "requirements", "isolated", "keep-pip", "entry", "onefile-level"] as const;
-const BYTECODE_KEYS = ["optimize", "pyc-only"] as const;
+const BYTECODE_KEYS = ["optimize", "pyc-only", "stdlib-sources"] as const;
 
 function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
@@ -88,7 +92,9 @@ class ConfigReader {
   ) {}
 
   fail(key: string, message: string, hint: string): never {
-    const line = lineOfKey(this.text, this.table, key);
+    // A key inside an inline table (`bytecode = { optimize = 3 }`) is on its parent's line.
+    let line = 0;
+    for (let k = key; !line && k; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") line = lineOfKey(this.text, this.table, k);
     const where = `${this.file}${line ? `:${line}` : ""}`;
     throw new PyportError("E_CONFIG", `${where}: ${this.table ? `${this.table}.` : ""}${key}: ${message}`, { hint });
   }
@@ -179,6 +185,10 @@ export function loadConfig(projectDir: string): BuildConfig {
   if (optimize !== 0 && optimize !== 1 && optimize !== 2) return r.fail("bytecode", `optimize must be 0, 1 or 2, got ${JSON.stringify(optimize)}`, "0 keeps asserts and docstrings; 1 drops asserts; 2 also drops docstrings.");
   const pycOnly = bytecode["pyc-only"] ?? false;
   if (typeof pycOnly !== "boolean") return r.fail("bytecode", `pyc-only must be true or false, got ${JSON.stringify(pycOnly)}`, "pyc-only = true ships .pyc files without their .py sources.");
+  const stdlibSources = bytecode["stdlib-sources"];
+  if (stdlibSources !== undefined && typeof stdlibSources !== "boolean") {
+    return r.fail("bytecode", `stdlib-sources must be true or false, got ${JSON.stringify(stdlibSources)}`, "stdlib-sources = true keeps the standard library's .py files, so tracebacks through it show source lines (+2.3 MB in a tar.gz).");
+  }
   const isolated = tool.isolated ?? true;
   if (typeof isolated !== "boolean") return r.fail("isolated", `expected true or false, got ${JSON.stringify(isolated)}`, "isolated = false lets launchers honour PYTHONPATH and the user site.");
   const keepPip = tool["keep-pip"] ?? false;
@@ -205,7 +215,7 @@ export function loadConfig(projectDir: string): BuildConfig {
     formats,
     include: r.strings(tool, "include") ?? [],
     exclude: r.strings(tool, "exclude") ?? [],
-    bytecode: { optimize, pycOnly },
+    bytecode: { optimize, pycOnly, stdlibSources },
     resources: r.oneOf(tool, "resources", RESOURCES) ?? "filesystem",
     pipArgs: r.strings(tool, "pip-args") ?? [],
     requirements: r.string(tool, "requirements"),

@@ -19,9 +19,10 @@ pyport runtime create (--python P | --archive A [--sha256 H]) --out DIR [options
   --libc MODE       system (default): use the target's glibc; the runtime's glibc floor is
                     recorded (see 'runtime info'). bundled: ship the loader and glibc too, so it
                     runs on any Linux kernel >= 3.2, even in a root with no libc
-  --profile P       default (drops tests, tkinter/idlelib/turtle, static libpython),
-                    full (keeps everything), minimal (also drops headers, config dir,
-                    lib2to3, pydoc_data, ensurepip, distutils)
+  --profile P       default (drops tests, tkinter/idlelib/turtle, static libpython,
+                    help() topics, and the deprecated lib2to3, nis and crypt), full (keeps
+                    everything), minimal (also drops headers, config dir, ensurepip,
+                    distutils)
   --strip / --no-strip
                     strip debug information from ELF files (default: all profiles but full)
   --force           replace DIR if it exists and is not empty

@@ -26,7 +26,7 @@ import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
 
 /** Bump when the runtime layout or build steps change: old cache entries are then not reused. */
-const RUNTIME_FORMAT = 9;
+const RUNTIME_FORMAT = 10;
 
 export interface CreateRuntimeOptions {
   source: RuntimeSource;

@@ -3,9 +3,12 @@
  *  - full:    nothing dropped, nothing stripped.
  *  - default: test suites and test extension modules, static libpython archives, GUI parts
  *             (tkinter, idlelib, turtle, turtledemo: they drag in Tcl/Tk and X11 libraries),
- *             and -O/-OO bytecode (.opt-1/.opt-2.pyc; compiled on demand).
- *  - minimal: default, plus lib2to3, pydoc_data, ensurepip, the C headers and config dir
- *             (no C extension builds), distutils, and man pages.
+ *             -O/-OO bytecode (.opt-1/.opt-2.pyc; compiled on demand), help()'s topic texts
+ *             (pydoc_data), and the deprecated lib2to3, nis and crypt (PEP 594; gone in 3.13):
+ *             nis and crypt pull in libnsl, libtirpc, Kerberos and libcrypt, which also raise
+ *             the glibc floor.
+ *  - minimal: default, plus ensurepip, the C headers and config dir (no C extension builds),
+ *             distutils, and man pages.
  */
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
@@ -24,6 +27,9 @@ interface DropRule {
   test: (stdlibRel: string) => boolean;
 }
 
+/** A top-level stdlib module file: `name.py` and its cached bytecode. */
+const moduleFile = (r: string, name: string) => r === `${name}.py` || (r.startsWith(`__pycache__/${name}.`) && r.endsWith(".pyc"));
+
 const TESTS: DropRule = {
   group: "tests",
   test: (r) =>
@@ -34,21 +40,22 @@ const TESTS: DropRule = {
 const STATIC_LIBS: DropRule = { group: "static libpython", test: (r) => /^config-[^/]+\/libpython[^/]*\.a$/.test(r) };
 const GUI: DropRule = {
   group: "gui (tkinter, idlelib, turtle)",
-  test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || r === "turtle.py" || /^lib-dynload\/_tkinter/.test(r),
+  test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || moduleFile(r, "turtle") || /^lib-dynload\/_tkinter/.test(r),
 };
 // -O/-OO bytecode: rarely used, twice the size of the plain .pyc; Python compiles it on demand.
 const OPT_PYC: DropRule = { group: "optimised bytecode (.opt-1/.opt-2.pyc)", test: (r) => /\/__pycache__\/[^/]+\.opt-[12]\.pyc$|^__pycache__\/[^/]+\.opt-[12]\.pyc$/.test(r) };
 const DEV: DropRule = { group: "build support (config dir)", test: (r) => /^config-[^/]+(\/|$)/.test(r) };
 // ensurepip is removed only after it has installed pip (runtime/create.ts).
-const EXTRAS: DropRule = {
-  group: "lib2to3, pydoc_data, distutils",
-  test: (r) => /^(lib2to3|pydoc_data|distutils)(\/|$)/.test(r),
+const DEPRECATED: DropRule = {
+  group: "help() topics and deprecated modules (pydoc_data, lib2to3, nis, crypt)",
+  test: (r) => /^(lib2to3|pydoc_data)(\/|$)/.test(r) || moduleFile(r, "crypt") || /^lib-dynload\/(nis|_crypt)\./.test(r),
 };
+const DISTUTILS: DropRule = { group: "distutils", test: (r) => /^distutils(\/|$)/.test(r) };
 
 const RULES: Record<Profile, DropRule[]> = {
   full: [],
-  default: [TESTS, STATIC_LIBS, GUI, OPT_PYC],
-  minimal: [TESTS, STATIC_LIBS, GUI, OPT_PYC, DEV, EXTRAS],
+  default: [TESTS, STATIC_LIBS, GUI, OPT_PYC, DEPRECATED],
+  minimal: [TESTS, STATIC_LIBS, GUI, OPT_PYC, DEPRECATED, DEV, DISTUTILS],
 };
 
 export interface PruneReport {
