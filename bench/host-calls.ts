@@ -18,6 +18,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Python } from "../src/index.js";
 import { discoverPythons } from "../src/python/discover.js";
+import { cachedRuntime } from "../src/runtime/create.js";
 import { median } from "./util.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -55,6 +56,8 @@ interface Figures {
   /** pyport only: from SIGKILL of a busy worker to the rejection of its call. */
   crashMs?: number;
   startupMs?: number;
+  /** pyport only: start-up with a pyport runtime made from the same interpreter (no site-packages .pth of the build machine). */
+  startupRuntimeMs?: number;
   seqUs?: number;
   pipelinedUs?: number;
   bigMs?: number | string;
@@ -121,7 +124,16 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       crashes.push(Number(((await call) as bigint) - t) / 1e6);
     }
     await py.close();
-    return { startupMs, ...r, bigMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
+    const { dir } = await cachedRuntime({ source: { python } });
+    const starts: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t = process.hrtime.bigint();
+      const rt = await Python.start({ python: dir, path: [PEERS] });
+      await rt.call("bench_mod:echo", [1]);
+      starts.push(ms(t));
+      await rt.close();
+    }
+    return { startupMs, startupRuntimeMs: median(starts), ...r, bigMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
   },
 
   async "python-shell"(python) {
@@ -249,7 +261,9 @@ export async function hostCallsBench(): Promise<void> {
   if (pipe && shellPipe) console.log(`pyport pipelined = ${(pipe / shellPipe).toFixed(2)}x python-shell's (target <= 0.5)`);
   const big = med("pyport", "bigMs");
   const start = med("pyport", "startupMs");
+  const startRt = med("pyport", "startupRuntimeMs");
   if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10); start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
+  if (typeof startRt === "number") console.log(`pyport start-up to first result with a pyport runtime of the same Python: ${startRt.toFixed(1)} ms (median of 7; no build-machine site-packages)`);
   const crash = med("pyport", "crashMs");
   if (typeof crash === "number") console.log(`pyport worker killed mid-call -> call rejected in ${crash.toFixed(1)} ms (target < 100)`);
 }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -351,6 +352,24 @@ describe("host: streams and async concurrency", () => {
 });
 
 describe("host: sys.path", () => {
+  test("the worker's compiled code is cached per Python version; a corrupt cache file is compiled again", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const bucket = path.join(process.env.PYPORT_CACHE!, "host-v1");
+    const tag = spawnSync(interpreter, ["-c", "import sys; print(sys.implementation.cache_tag)"], { encoding: "utf8" }).stdout.trim();
+    const source = path.resolve(FIXTURES, "../../../python/host_worker.py");
+    const file = path.join(bucket, `${createHash("sha256").update(fs.readFileSync(source)).digest("hex").slice(0, 24)}-${tag}.bin`);
+    assert.ok(fs.existsSync(file), "the first start cached the worker's code, keyed by its source");
+    fs.writeFileSync(file, "not marshal data");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], spinUs: 0 });
+    try {
+      assert.equal(await p.call(`${M}:identity`, [7]), 7);
+    } finally {
+      await p.close();
+    }
+    assert.notEqual(fs.readFileSync(file, "utf8"), "not marshal data", "rewritten after the corrupt read");
+    await assert.rejects(Python.start({ python: interpreter, spinUs: -1 }), /spinUs must be an integer from 0 to 100000/);
+  });
+
   test("path entries come first and pyport's own helper scripts never shadow user modules (-I), on every Python", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const { sharedPythons } = await import("./helpers.js");
@@ -360,6 +379,7 @@ describe("host: sys.path", () => {
         const sysPath = await p.call<string[]>("sys:__dict__.get", ["path"]);
         assert.equal(sysPath[0], FIXTURES, `${found.probe.version}: path entries come first`);
         assert.ok(!sysPath.some((d) => d && fs.existsSync(path.join(d, "host_worker.py"))), `${found.probe.version}: ${sysPath.join(":")}`);
+        assert.equal(await p.call("sys:modules.get", ["host_worker"]), null, `${found.probe.version}: the worker is not an importable module`);
       } finally {
         await p.close();
       }

@@ -1,12 +1,16 @@
 /**
- * One Python worker process (python/host_worker.py). The protocol runs on fds 3 (to Python) and
+ * One Python worker process (python/host_worker.py, started by python/host_boot.py). The protocol runs on fds 3 (to Python) and
  * 4 (from Python); the worker's stdout and stderr go to the host's streams or an `onOutput`
  * callback, and the last few KiB of stderr are kept for crash reports. Calls are written as they
  * come (pipelined) and answered by id. When the process exits, every unanswered call is rejected
  * with WorkerCrashedError at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { bucketDir, BUCKETS } from "../store/cache.js";
 import { pythonAsset } from "../util/assets.js";
 import { decodeFrame, encodeFrame, FrameReader, KIND } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
@@ -23,6 +27,8 @@ export interface WorkerOptions {
   memoryLimitMb?: number;
   /** Coroutine calls a worker runs at once. */
   concurrency?: number;
+  /** Microseconds the worker polls for the next call before sleeping, while calls come back to back. */
+  spinUs?: number;
   onOutput?: OutputHandler;
 }
 
@@ -34,6 +40,13 @@ export interface Pending {
 }
 
 const STDERR_TAIL = 4096;
+
+let codePrefix: string | undefined;
+/** Where host_boot.py caches the worker's compiled code: the cache's host bucket, by source hash. */
+function workerCodePrefix(): string {
+  codePrefix ??= path.join(bucketDir(BUCKETS.host), createHash("sha256").update(fs.readFileSync(pythonAsset("host_worker.py"))).digest("hex").slice(0, 24));
+  return codePrefix;
+}
 
 export class Worker {
   readonly pending = new Map<number, Pending>();
@@ -50,11 +63,12 @@ export class Worker {
   private corked = 0;
 
   private constructor(readonly opts: WorkerOptions) {
-    const args = ["-I", pythonAsset("host_worker.py"), "3", "4"];
+    const args = ["-I", pythonAsset("host_boot.py"), pythonAsset("host_worker.py"), workerCodePrefix(), "3", "4"];
     for (const p of opts.path) args.push("--path", p);
     for (const m of opts.preload) args.push("--preload", m);
     if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
     if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
+    if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
     this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler

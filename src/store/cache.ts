@@ -17,6 +17,8 @@ export const BUCKETS = {
   runtimes: "runtimes-v1",
   probes: "probes-v1",
   wheels: "wheels-v1",
+  /** The host worker's compiled code, one file per (source hash, Python version): python/host_boot.py. */
+  host: "host-v1",
   /** Written by onefile stubs (native/onefile.c BUCKET), not by pyport itself; their locks are flock files. */
   onefile: "onefile-v1",
 } as const;
