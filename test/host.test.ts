@@ -61,9 +61,9 @@ describe("host: types", () => {
 
   test("JS values arrive as documented Python values and round-trip", async (t) => {
     if (!ready(t)) return;
-    const values = [null, true, 0, -5, 2 ** 53 - 1, 1.25, -0.5, 2n ** 80n, -(2n ** 80n), "ß✓", new Uint8Array([1, 2, 3]), [1, [2, "x"]], { a: { b: null } }, new Map<unknown, unknown>([[1, "x"], ["k", 2]]), new Set([1, "a"]), new Date("2020-01-02T03:04:05.678Z")];
+    const values = [null, true, 0, -5, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 32, -(2 ** 32) - 1, 1.25, -0.5, 2n ** 80n, -(2n ** 80n), "ß✓", new Uint8Array([1, 2, 3]), [1, [2, "x"]], { a: { b: null } }, new Map<unknown, unknown>([[1, "x"], ["k", 2]]), new Set([1, "a"]), new Date("2020-01-02T03:04:05.678Z")];
     const types = await py!.call<string[]>(`${M}:types_of`, values);
-    assert.deepEqual(types, ["NoneType", "bool", "int", "int", "int", "float", "float", "int", "int", "str", "bytes", "list", "dict", "dict", "set", "datetime"]);
+    assert.deepEqual(types, ["NoneType", "bool", "int", "int", "int", "int", "int", "int", "float", "float", "int", "int", "str", "bytes", "list", "dict", "dict", "set", "datetime"]);
     for (const v of values) assert.deepEqual(await py!.call(`${M}:identity`, [v]), v, String(v));
     assert.deepEqual(await py!.call(`${M}:types_of`, [Buffer.from("x")]), ["bytes"], "a Buffer is accepted");
     assert.deepEqual(await py!.call(`${M}:echo`, [1], { key: "v" }), { args: [1], kwargs: { key: "v" } });

@@ -66,9 +66,12 @@ class Writer {
     this.length += 8;
   }
 
+  /** A safe integer as i64, in two 32-bit halves (exact for safe integers; no BigInt allocated). */
   i64(v: number): void {
     this.room(8);
-    this.buf.writeBigInt64LE(BigInt(v), this.pos);
+    const hi = Math.floor(v / 4294967296);
+    this.buf.writeUInt32LE(v - hi * 4294967296, this.pos);
+    this.buf.writeInt32LE(hi, this.pos + 4);
     this.pos += 8;
     this.length += 8;
   }
@@ -211,9 +214,10 @@ function decodeValue(r: Reader): unknown {
     case TAG.true:
       return true;
     case TAG.int: {
-      const v = r.buf.readBigInt64LE(r.pos);
+      // Python sends this tag for safe integers only, so the halves combine exactly.
+      const v = r.buf.readInt32LE(r.pos + 4) * 4294967296 + r.buf.readUInt32LE(r.pos);
       r.pos += 8;
-      return Number(v);
+      return v;
     }
     case TAG.bigint:
       return BigInt(r.str());

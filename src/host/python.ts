@@ -51,6 +51,9 @@ export interface StreamOptions extends CallOptions {
   highWaterMark?: number;
 }
 
+/** For a call without deadline or signal: nothing to watch (streams always need `stop`). */
+const UNSUPERVISED = { stop: () => undefined, finished: () => undefined };
+
 /**
  * The deadline, abort signal and grace period of one call or stream on worker `w`. On a
  * deadline or abort, `fail` gets the error at once and the call is stopped (cancel + SIGINT);
@@ -229,7 +232,7 @@ export class Python {
         this.load[slot]--;
         return true;
       };
-      const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => settle() && reject(err));
+      const ctl = opts.timeoutMs === undefined && !opts.signal ? UNSUPERVISED : supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => settle() && reject(err));
       const pending: Pending = {
         resolve: (v) => (ctl.finished(), settle() && resolve(v as T)),
         reject: (e) => (ctl.finished(), settle() && reject(e)),
