@@ -195,7 +195,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       reporter?.step("zipping the standard library");
       await run(python, ["-I", pythonAsset("zip_stdlib.py"), bundle, String(cfg.bytecode.optimize)], "zipping the standard library");
     }
-    await dropStdlibSources(path.dirname(site), cfg);
+    const sourceBytes = await dropStdlibSources(path.dirname(site), cfg);
+    if (sourceBytes) reporter?.note(`the standard library ships as bytecode only (${(sourceBytes / 2 ** 20).toFixed(1)} MiB of .py left out; bytecode.stdlib-sources = true keeps them)`);
 
     reporter?.step("collecting licences");
     const bundleManifest = { ...manifest, kind: "bundle", grafted: [...manifest.grafted, ...graftedForWheels], app: { name: cfg.name, version: cfg.version, entryPoints } };
@@ -356,8 +357,8 @@ async function compileBytecode(python: string, site: string, cfg: BuildConfig, b
  * except os.py, CPython's landmark for its prefix, and _sysconfigdata (the audit scans it for
  * build-machine paths). Runs after zip-stdlib, which compiles from the sources.
  */
-async function dropStdlibSources(stdlib: string, cfg: BuildConfig): Promise<void> {
-  if (cfg.bytecode.stdlibSources ?? cfg.profile === "full") return;
+async function dropStdlibSources(stdlib: string, cfg: BuildConfig): Promise<number> {
+  if (cfg.bytecode.stdlibSources ?? cfg.profile === "full") return 0;
   const keep = (rel: string) => rel === "os.py" || /^(site|dist)-packages$|^config-|^_sysconfigdata_.*\.py$/.test(rel);
-  await dropSources(stdlib, { optimize: cfg.bytecode.optimize, keep });
+  return dropSources(stdlib, { optimize: cfg.bytecode.optimize, keep });
 }
