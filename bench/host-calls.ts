@@ -219,6 +219,14 @@ async function benchPython(): Promise<string> {
   return found.path;
 }
 
+/** Median time to load a module in a fresh Node process (what an app pays before its first call). */
+function importMs(specifier: string, how: "import" | "require"): number {
+  const load = how === "import" ? `await import(${JSON.stringify(specifier)})` : `createRequire(${JSON.stringify(path.join(PEERS, "package.json"))})(${JSON.stringify(specifier)})`;
+  const code = `import { createRequire } from "node:module"; const t = process.hrtime.bigint(); ${load}; console.log(Number(process.hrtime.bigint() - t) / 1e6);`;
+  const times = Array.from({ length: 7 }, () => Number(spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8" }).stdout));
+  return median(times);
+}
+
 function installed(peer: string): boolean {
   return peer === "pyport" || fs.existsSync(path.join(PEERS, "node_modules", peer));
 }
@@ -264,6 +272,10 @@ export async function hostCallsBench(): Promise<void> {
   const startRt = med("pyport", "startupRuntimeMs");
   if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10); start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
   if (typeof startRt === "number") console.log(`pyport start-up to first result with a pyport runtime of the same Python: ${startRt.toFixed(1)} ms (median of 7; no build-machine site-packages)`);
+  const host = path.resolve(HERE, "../src/host/index.js");
+  const whole = path.resolve(HERE, "../src/index.js");
+  const shellImport = installed("python-shell") ? `, python-shell ${importMs("python-shell", "require").toFixed(1)} ms` : "";
+  console.log(`module load in a fresh Node process (median of 7): pyport/host ${importMs(host, "import").toFixed(1)} ms, pyport (everything) ${importMs(whole, "import").toFixed(1)} ms${shellImport}`);
   const crash = med("pyport", "crashMs");
   if (typeof crash === "number") console.log(`pyport worker killed mid-call -> call rejected in ${crash.toFixed(1)} ms (target < 100)`);
 }

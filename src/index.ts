@@ -17,5 +17,4 @@ export { extractArchive } from "./archive/extract.js";
 export { audit, auditFailed, type AuditOptions, type AuditReport } from "./audit/audit.js";
 export type { Finding } from "./audit/findings.js";
 export { cycloneDx } from "./audit/sbom.js";
-export { Python, type StartOptions, type CallOptions, type StreamOptions } from "./host/python.js";
-export { PythonError, WorkerCrashedError, CallTimeoutError, AbortError, type PythonFrame } from "./host/errors.js";
+export * from "./host/index.js";

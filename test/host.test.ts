@@ -352,6 +352,13 @@ describe("host: streams and async concurrency", () => {
 });
 
 describe("host: sys.path", () => {
+  test("pyport/host resolves to the host API (the package's light entry point)", () => {
+    const root = path.resolve(FIXTURES, "../../..");
+    const code = 'import { Python, PythonError, AbortError } from "pyport/host"; console.log(typeof Python, typeof PythonError, typeof AbortError);';
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8" });
+    assert.equal(r.stdout.trim(), "function function function", r.stderr);
+  });
+
   test("the worker's compiled code is cached per Python version; a corrupt cache file is compiled again", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const bucket = path.join(process.env.PYPORT_CACHE!, "host-v1");

@@ -8,8 +8,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
-import { discoverPythons } from "../python/discover.js";
-import { cachedRuntime } from "../runtime/create.js";
 import { AbortError, atCallSite, CallTimeoutError } from "./errors.js";
 import { Worker, type OutputHandler, type Pending } from "./worker.js";
 
@@ -92,6 +90,8 @@ const DEFAULT_SPIN_US = 200;
 
 async function resolveInterpreter(python: string | undefined): Promise<string> {
   if (python === undefined) {
+    // Loaded only here: the runtime builder is most of pyport, and `pyport/host` stays light.
+    const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([import("../python/discover.js"), import("../runtime/create.js")]);
     const found = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8).sort((a, b) => b.probe.minor - a.probe.minor)[0];
     if (!found) throw new PyportError("E_NOT_FOUND", "no CPython 3.8+ found on this machine to build a runtime from", { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." });
     const { dir } = await cachedRuntime({ source: { python: found.path } });
