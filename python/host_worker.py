@@ -37,6 +37,7 @@ _u32 = struct.Struct("<I")
 _i64 = struct.Struct("<q")
 _f64 = struct.Struct("<d")
 BIG_FRAME = 1 << 18
+REUSE_MAX = 64 << 20
 BATCH = 1  # frames this large are read straight into their own buffer
 
 
@@ -252,6 +253,7 @@ class Channel:
         self.eof = False
         self.tuned = False
         self.poller = None
+        self.big = None  # a reused receive buffer for large frames
         self.wrote_at = 0  # perf_counter_ns() of the last write
 
     def _tune(self):
@@ -319,16 +321,22 @@ class Channel:
                 body = self._read_big(mv[pos + 4 :], n)
                 pos = end
                 if body is not None:
-                    self.backlog.append(_message(memoryview(body)))
+                    self.backlog.append(_message(body))  # decoding copies: the buffer can be reused
             else:
                 break
         self.rest = data[pos:] if pos < end else b""
 
     def _read_big(self, have, n):
-        # The rest of a large frame is read straight into one buffer: no re-concatenation.
-        body = bytearray(n)
-        body[: len(have)] = have
-        mv = memoryview(body)
+        """The rest of a large frame, read straight into one buffer (no re-concatenation), as a
+        memoryview. Buffers up to REUSE_MAX are kept for the next large frame: memory that is
+        already mapped takes the data far faster than fresh pages."""
+        buf = self.big
+        if buf is None or len(buf) < n:
+            buf = bytearray(n)
+            if n <= REUSE_MAX:
+                self.big = buf
+        mv = memoryview(buf)[:n]
+        mv[: len(have)] = have
         got = len(have)
         while got < n:
             try:
@@ -339,7 +347,7 @@ class Channel:
                 self.eof = True
                 return None
             got += k
-        return body
+        return mv
 
     def send(self, kind, cid, value=_NO_VALUE):
         self.write(frame(kind, cid, value))

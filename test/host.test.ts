@@ -71,6 +71,13 @@ describe("host: types", () => {
     const back = await py!.call<Uint8Array>(`${M}:identity`, [big]);
     assert.equal(back.length, big.length);
     assert.ok(Buffer.from(back.buffer, back.byteOffset, back.length).equals(Buffer.from(big)), "8 MiB of bytes round-trip intact");
+    // The worker reuses its receive buffer for large frames: a smaller one after it, then a larger one.
+    for (const size of [300 << 10, 9 << 20]) {
+      const value = new Uint8Array(size).map((_, i) => (i * 7 + size) & 255);
+      const echoed = await py!.call<Uint8Array>(`${M}:identity`, [[value, "tail"]]);
+      assert.ok(Buffer.from((echoed as unknown as [Uint8Array])[0]).equals(Buffer.from(value)), `${size} bytes after a larger frame`);
+      assert.equal((echoed as unknown as [Uint8Array, string])[1], "tail");
+    }
   });
 
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {
