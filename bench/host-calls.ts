@@ -49,6 +49,36 @@ async function pingPong(python: string) {
   return ping;
 }
 
+/** The transport floor for the 8 MiB round trip: raw bytes over the same kind of pipes, no protocol. */
+async function rawBigRoundTrip(python: string): Promise<number> {
+  const child = spawn(python, ["-I", path.join(PEERS, "bigecho.py"), String(BIG)], { stdio: ["ignore", "inherit", "inherit", "pipe", "pipe"] });
+  let chunks: Buffer[] = [];
+  let have = 0;
+  let done: (b: Buffer) => void = () => undefined;
+  (child.stdio[4] as NodeJS.ReadableStream).on("data", (d: Buffer) => {
+    chunks.push(d);
+    have += d.length;
+    if (have >= BIG) {
+      const all = Buffer.concat(chunks, have);
+      [chunks, have] = [[], 0];
+      done(all);
+    }
+  });
+  const input = bigInput();
+  const toPython = child.stdio[3] as NodeJS.WritableStream;
+  const result = await timeBig(
+    () =>
+      new Promise<Uint8Array>((resolve) => {
+        done = resolve;
+        toPython.write(input);
+      }),
+    (out) => out.length === BIG,
+  );
+  toPython.end();
+  await once(child, "exit");
+  return result;
+}
+
 interface Figures {
   /** pyport only: the bare ping-pong and pyport's sequential calls, interleaved in blocks. */
   floorUs?: number;
@@ -61,6 +91,8 @@ interface Figures {
   seqUs?: number;
   pipelinedUs?: number;
   bigMs?: number | string;
+  /** pyport only: rawBigRoundTrip, measured right after pyport's own. */
+  bigFloorMs?: number;
 }
 
 const us = (t0: bigint, n: number) => Number(process.hrtime.bigint() - t0) / 1e3 / n;
@@ -114,6 +146,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const seqInterleavedUs = Number(seqNs) / 1e3 / SEQ;
     const input = bigInput();
     const bigMs = await timeBig(() => py.call<Uint8Array>("bench_mod:identity", [input]), (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255);
+    const bigFloorMs = await rawBigRoundTrip(python);
     const crashes: number[] = [];
     for (let i = 0; i < 5; i++) {
       const pid = await py.call<number>("os:getpid");
@@ -133,7 +166,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       starts.push(ms(t));
       await rt.close();
     }
-    return { startupMs, startupRuntimeMs: median(starts), ...r, bigMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
+    return { startupMs, startupRuntimeMs: median(starts), ...r, bigMs, bigFloorMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
   },
 
   async "python-shell"(python) {
@@ -270,7 +303,8 @@ export async function hostCallsBench(): Promise<void> {
   const big = med("pyport", "bigMs");
   const start = med("pyport", "startupMs");
   const startRt = med("pyport", "startupRuntimeMs");
-  if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10); start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
+  const bigFloor = med("pyport", "bigFloorMs");
+  if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms (target <= 10) vs ${typeof bigFloor === "number" ? bigFloor.toFixed(1) : "-"} ms for the raw bytes over the same kind of pipes, no protocol; start-up to first result ${typeof start === "number" ? start.toFixed(1) : "-"} ms (target <= 60)`);
   if (typeof startRt === "number") console.log(`pyport start-up to first result with a pyport runtime of the same Python: ${startRt.toFixed(1)} ms (median of 7; no build-machine site-packages)`);
   const host = path.resolve(HERE, "../src/host/index.js");
   const whole = path.resolve(HERE, "../src/index.js");
