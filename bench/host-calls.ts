@@ -317,6 +317,9 @@ export async function hostCallsBench(): Promise<void> {
 // Child mode: `node host-calls.js PEER PYTHON` measures one bridge and prints its figures as JSON.
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [peer, python] = process.argv.slice(2);
+  // Every bridge starts from the same quiet state: module loading leaves background compilation
+  // and GC work behind, which would otherwise compete with the first interpreter start-up.
+  await new Promise((r) => setTimeout(r, 200));
   const figures = await runners[peer](python);
   process.stdout.write(`\n${JSON.stringify(figures)}\n`);
   process.exit(0); // some bridges keep handles open

@@ -440,7 +440,7 @@ class Worker:
         self.chan = chan
         self.concurrency = concurrency
         self.spin_ns = spin_us * 1000
-        self.chatty = False
+        self.chatty = True  # READY is a reply: the first call usually follows it at once
         self.loop = None
         self.slots = None
         self.tasks = {}

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
 import { pythonAsset } from "../util/assets.js";
-import { decodeFrame, encodeFrame, FrameReader, KIND } from "./codec.js";
+import { decodeFrame, encodeFrame, FrameReader, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
@@ -70,6 +70,7 @@ export class Worker {
     if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
     if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
     this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+    warmUp(); // while the interpreter starts
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
     const fromPython = this.child.stdio[4] as Readable;
