@@ -1,7 +1,8 @@
 /**
- * One Python worker process (python/host_worker.py, started by python/host_boot.py). The protocol runs on fds 3 (to Python) and
- * 4 (from Python); the worker's stdout and stderr go to the host's streams or an `onOutput`
- * callback, and the last few KiB of stderr are kept for crash reports. Calls are written as they
+ * One Python worker process (python/host_worker.py, started by python/host_boot.py). The
+ * protocol runs on fds 3 (to Python) and 4 (from Python); the worker's stdout and stderr go to
+ * the host's streams or an `onOutput` callback, and the last few KiB of stderr are kept for
+ * crash reports. Calls are written as they
  * come (pipelined) and answered by id. When the process exits, every unanswered call is rejected
  * with WorkerCrashedError at once.
  */
