@@ -28,15 +28,20 @@ Options (flags override [tool.pyport]):
   --python P           X.Y or an interpreter path (default: [tool.pyport] python, else the
                        newest Python 3.8+ found)
   --libc MODE          system (default) or bundled (ships glibc; runs without one)
-  --profile P          default, full or minimal (what the runtime drops)
+  --profile P          default, full or minimal (what the runtime drops; default and minimal
+                       also ship the standard library as .pyc only, see stdlib-sources)
   --no-audit           skip the audit that otherwise fails the build on errors
   --find-links D, --index-url U, --no-index, --only-binary SPEC
                        passed to pip install (after [tool.pyport] pip-args)
   --json               print {"outputs": [{"format","path","sha256","bytes"}], …}
 
 [tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
-bytecode = { optimize = 0|1|2, pyc-only = bool }, resources = "filesystem"|"zip-stdlib", pip-args, requirements, isolated,
-keep-pip, entry, onefile-level = 1..19 (zstd level of the onefile payload; default 19).
+bytecode = { optimize = 0|1|2, pyc-only = bool, stdlib-sources = bool }, resources =
+"filesystem"|"zip-stdlib", pip-args, requirements, isolated, keep-pip, entry,
+onefile-level = 1..19 (zstd level of the onefile payload; default 19).
+stdlib-sources = true keeps the standard library's .py files (stdlib tracebacks then show
+source lines; ~2.3 MB more in a tar.gz); pyc-only = true ships your project and its
+dependencies without sources too.
 Example: pyport build examples/hello --format dir,tar.gz --out /tmp/out`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
