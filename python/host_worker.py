@@ -280,21 +280,23 @@ class Channel:
             self.next = 0
         return m
 
-    def readable(self):
-        import select
-
-        return bool(select.select([self.in_fd], [], [], 0)[0])
-
-    def spin(self, budget_ns):
-        """Polls for input for up to budget_ns without sleeping; True when some arrived."""
+    def _poll(self):
+        """poll(0) on the input: a non-empty list when input is waiting."""
         if self.poller is None:
             import select
 
             self.poller = select.poll()
             self.poller.register(self.in_fd, select.POLLIN)
-        poll, now = self.poller.poll, time.perf_counter_ns
+        return self.poller.poll(0)
+
+    def readable(self):
+        return bool(self._poll())
+
+    def spin(self, budget_ns):
+        """Polls for input for up to budget_ns without sleeping; True when some arrived."""
+        poll, now = self._poll, time.perf_counter_ns
         end = now() + budget_ns
-        while not poll(0):
+        while not poll():
             if now() >= end:
                 return False
             os.sched_yield()  # on a shared core, the host runs first
