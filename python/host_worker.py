@@ -239,6 +239,9 @@ def _hashable(v):
     return v
 
 
+SHARED_YIELD_NS = 5000  # a yield that took longer ran another task on this CPU
+
+
 class Channel:
     """Frames in: `pump()` reads once (blocking when nothing is there) and parses every complete
     frame into `backlog`. Frames out: `write()`, at once."""
@@ -293,13 +296,18 @@ class Channel:
         return bool(self._poll())
 
     def spin(self, budget_ns):
-        """Polls for input for up to budget_ns without sleeping; True when some arrived."""
+        """Polls for input for up to budget_ns without sleeping; True when some arrived. Polling
+        stops early when a yield shows the host shares this CPU: sleeping is the quicker
+        hand-over then (see native/hostpoll.c)."""
         poll, now = self._poll, time.perf_counter_ns
         end = now() + budget_ns
         while not poll():
-            if now() >= end:
+            before = now()
+            if before >= end:
                 return False
-            os.sched_yield()  # on a shared core, the host runs first
+            os.sched_yield()
+            if now() - before > SHARED_YIELD_NS:
+                return bool(poll())
         return True
 
     def pump(self):

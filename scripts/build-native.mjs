@@ -1,9 +1,11 @@
 // Compiles the native parts into dist/native/<name>-<arch>:
 //   launcher  (native/launcher.c)  the static launcher written into bin/ of runtimes and bundles
 //   onefile   (native/onefile.c)   the stub at the head of `--format onefile` executables
+//   hostpoll  (native/hostpoll.c)  a Node addon the host uses to poll for quick replies
 // A static build needs a C compiler and the static C library (Debian: gcc libc6-dev); the onefile
 // stub also needs static libzstd (libzstd-dev). Without them the build still succeeds: pyport
-// falls back to POSIX sh launchers, and refuses --format onefile, saying what to install.
+// falls back to POSIX sh launchers, refuses --format onefile, saying what to install, and the
+// host waits for replies in the event loop only.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,15 +13,16 @@ import * as path from "node:path";
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const cc = process.env.CC ?? "cc";
 const targets = [
-  { name: "launcher", flags: ["-Os"], libs: [], without: "bundled-libc runtimes and bundles start through POSIX sh launchers (slower, need /bin/sh)", install: "gcc libc6-dev" },
-  { name: "onefile", flags: ["-O2"], libs: ["-lzstd"], without: "pyport build --format onefile is unavailable", install: "gcc libc6-dev libzstd-dev" },
+  { name: "launcher", flags: ["-static", "-Os"], libs: [], without: "bundled-libc runtimes and bundles start through POSIX sh launchers (slower, need /bin/sh)", install: "gcc libc6-dev" },
+  { name: "onefile", flags: ["-static", "-O2"], libs: ["-lzstd"], without: "pyport build --format onefile is unavailable", install: "gcc libc6-dev libzstd-dev" },
+  { name: "hostpoll", suffix: ".node", flags: ["-shared", "-fPIC", "-O2"], libs: [], without: "Python.start's spinUs polls in the worker only (replies wake the event loop)", install: "gcc libc6-dev" },
 ];
 for (const t of targets) {
-  const out = path.join(root, "dist", "native", `${t.name}-${process.arch}`);
+  const out = path.join(root, "dist", "native", `${t.name}-${process.arch}${t.suffix ?? ""}`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
   try {
-    execFileSync(cc, ["-static", ...t.flags, "-s", "-Wall", "-Werror", "-o", tmp, path.join(root, "native", `${t.name}.c`), ...t.libs], { stdio: ["ignore", "inherit", "inherit"] });
+    execFileSync(cc, [...t.flags, "-s", "-Wall", "-Werror", "-o", tmp, path.join(root, "native", `${t.name}.c`), ...t.libs], { stdio: ["ignore", "inherit", "inherit"] });
     fs.chmodSync(tmp, 0o755);
     fs.renameSync(tmp, out);
   } catch (err) {

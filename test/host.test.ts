@@ -4,12 +4,14 @@
  * interpreter choice (a managed runtime by default, never PATH).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
+import { hostPoll } from "../src/host/worker.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
@@ -352,6 +354,54 @@ describe("host: streams and async concurrency", () => {
       } finally {
         await serial.close();
       }
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+describe("host: polling for quick replies", () => {
+  test("the native poll reads what is there, times out on nothing, sees the end of stream, rejects bad arguments", async (t) => {
+    const pollRead = hostPoll();
+    if (!pollRead) {
+      loud("hostpoll addon not built (npm run build needs a C compiler): replies are only awaited in the event loop");
+      return t.skip("hostpoll not built");
+    }
+    const cat = spawn("cat", [], { stdio: ["pipe", "pipe", "inherit"] });
+    const fd = (cat.stdout as unknown as { _handle: { fd: number } })._handle.fd;
+    const buf = Buffer.alloc(16);
+    assert.equal(pollRead(fd, buf, 0, 2000), -1, "nothing to read within the budget");
+    cat.stdin.write("abc");
+    let n = -1;
+    for (let i = 0; i < 100 && n === -1; i++) n = pollRead(fd, buf, 4, 50_000);
+    assert.equal(n, 3);
+    assert.equal(buf.toString("latin1", 4, 7), "abc", "read at the offset");
+    cat.stdin.end();
+    await once(cat.stdin, "finish"); // not "exit": then Node drains and closes cat.stdout itself
+    assert.equal(pollRead(fd, buf, 0, 5_000_000), 0, "end of stream");
+    assert.throws(() => pollRead(fd, buf, 16, 10), TypeError, "offset past the buffer");
+    assert.throws(() => pollRead(fd, buf, 0, -1), TypeError, "negative budget");
+    cat.stdout.destroy();
+  });
+
+  test("back-to-back calls mixing quick and slow replies, alone and beside another worker's calls, all come back right", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, workers: 2, path: [FIXTURES], spinUs: 5000, onOutput: () => undefined });
+    try {
+      for (let i = 0; i < 60; i++) {
+        // quick (echo), slower than the polling budget (sleep 10 ms), and a stream in between
+        assert.deepEqual(await p.call(`${M}:echo`, [i]), { args: [i], kwargs: {} });
+        if (i % 10 === 0) assert.equal(await p.call(`${M}:sleep`, [0.01]), "slept");
+        if (i % 20 === 0) {
+          const items: unknown[] = [];
+          for await (const v of p.stream(`${M}:gen`, [3])) items.push(v);
+          assert.equal(items.length, 3);
+        }
+      }
+      // calls on both workers at once (no polling then: it would hold up the other worker's replies)
+      const both = await Promise.all([p.call(`${M}:sleep`, [0.05]), ...Array.from({ length: 20 }, (_, i) => p.call(`${M}:echo`, [i]))]);
+      assert.equal(both[0], "slept");
+      assert.deepEqual(both[20], { args: [19], kwargs: {} });
     } finally {
       await p.close();
     }

@@ -29,10 +29,13 @@ export interface StartOptions {
   /** Receives the workers' stdout/stderr; default: written to this process's stdout/stderr. */
   onOutput?: OutputHandler;
   /**
-   * While calls arrive back to back (each within this many µs of the previous reply), a worker
-   * polls for the next call for up to this long before sleeping, yielding the CPU between polls:
-   * the call then skips a process wake-up. Costs at most this much CPU per call, and only in
-   * back-to-back phases. Default 200; 0 turns it off.
+   * Polling instead of sleeping, to skip a process wake-up (~15–100 µs) per call. While calls
+   * arrive back to back (each within this many µs of the previous reply), a worker polls for the
+   * next call for up to this long, yielding the CPU between polls. While replies come back within
+   * this many µs, this process polls for the reply to a lone call for up to a few times their
+   * usual latency (never more than this), blocking its event loop meanwhile — only when calls in
+   * flight are all on one worker, and only with the native poll `npm run build` compiles. Costs
+   * CPU only in back-to-back phases. Default 200; 0 turns both off.
    */
   spinUs?: number;
   /** After a deadline or abort, how long an interrupted call may take to stop before its worker is killed and replaced (default 2000 ms). */

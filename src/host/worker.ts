@@ -9,10 +9,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
-import { pythonAsset } from "../util/assets.js";
+import { packageRoot, pythonAsset } from "../util/assets.js";
 import { decodeFrame, encodeFrame, FrameReader, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
@@ -28,7 +29,7 @@ export interface WorkerOptions {
   memoryLimitMb?: number;
   /** Coroutine calls a worker runs at once. */
   concurrency?: number;
-  /** Microseconds the worker polls for the next call before sleeping, while calls come back to back. */
+  /** Microseconds the worker polls for the next call, and this process for a quick reply, before sleeping (0: never). */
   spinUs?: number;
   onOutput?: OutputHandler;
 }
@@ -41,6 +42,25 @@ export interface Pending {
 }
 
 const STDERR_TAIL = 4096;
+/** The smallest polling budget (µs): about one round trip's CPU work. */
+const MIN_POLL_US = 30;
+
+type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
+let pollRead: PollRead | null | undefined;
+/** The native poll (native/hostpoll.c), or null when it was not built. */
+export function hostPoll(): PollRead | null {
+  if (pollRead === undefined) {
+    try {
+      pollRead = (createRequire(import.meta.url)(path.join(packageRoot(), "dist", "native", `hostpoll-${process.arch}.node`)) as { pollRead: PollRead }).pollRead;
+    } catch {
+      pollRead = null;
+    }
+  }
+  return pollRead;
+}
+
+/** Calls in flight on every worker of this process: a worker polls only when all of them are its own. */
+let inFlight = 0;
 
 let codePrefix: string | undefined;
 /** Where host_boot.py caches the worker's compiled code: the cache's host bucket, by source hash. */
@@ -62,6 +82,17 @@ export class Worker {
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Frames written since the current cork began (0: not corked). */
   private corked = 0;
+  /** The descriptor fromPython reads, for pollReplies (undefined: no polling). */
+  private readonly fromFd: number | undefined;
+  private pollScheduled = false;
+  /** The last lone call was answered within spinUs: worth polling for the next reply. */
+  private chatty = true;
+  /** performance.now() when the oldest in-flight call was sent while none were. */
+  private sentAt = 0;
+  /** Moving average of quick lone calls' reply latency (µs): sets the polling budget. */
+  private replyUs = MIN_POLL_US;
+  private slab = Buffer.alloc(0);
+  private slabUsed = 0;
 
   private constructor(readonly opts: WorkerOptions) {
     const args = ["-I", pythonAsset("host_boot.py"), pythonAsset("host_worker.py"), workerCodePrefix(), "3", "4"];
@@ -75,6 +106,7 @@ export class Worker {
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
     const fromPython = this.child.stdio[4] as Readable;
+    if (opts.spinUs && hostPoll()) this.fromFd = (fromPython as unknown as { _handle?: { fd?: number } })._handle?.fd;
     fromPython.on("data", (chunk: Buffer) => this.onData(chunk));
     fromPython.on("error", () => undefined);
     const forward = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
@@ -96,8 +128,10 @@ export class Worker {
           const why = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
           const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.child.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
           this.readyWaiter?.reject(err);
-          for (const p of this.pending.values()) p.reject(err);
+          inFlight -= this.pending.size;
+          const pending = [...this.pending.values()];
           this.pending.clear();
+          for (const p of pending) p.reject(err);
           this.child.stdout?.destroy();
           this.child.stderr?.destroy();
           fromPython.destroy();
@@ -124,6 +158,7 @@ export class Worker {
 
   private onData(chunk: Buffer): void {
     const from = KIND.fromPython;
+    if (this.pending.size === 1 && this.fromFd !== undefined) this.timeLoneReply();
     for (const body of this.frames.push(chunk)) {
       const { kind, id, value } = decodeFrame(body);
       if (kind === from.ready) {
@@ -142,7 +177,7 @@ export class Worker {
         p.item?.(value);
         continue;
       }
-      this.pending.delete(id);
+      this.forget(id);
       if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo));
       else p.resolve(kind === from.ok ? value : undefined);
     }
@@ -153,9 +188,44 @@ export class Worker {
     if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
     const to = KIND.toPython;
     const parts = credit === undefined ? encodeFrame(to.call, id, [target, args, kwargs]) : encodeFrame(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
+    if (!this.pending.size) this.sentAt = performance.now();
     this.pending.set(id, pending);
+    inFlight++;
     this.write(parts);
+    if (this.chatty && !this.pollScheduled && this.fromFd !== undefined) {
+      this.pollScheduled = true;
+      setImmediate(this.pollReplies);
+    }
   }
+
+  /**
+   * Called when the reply to the only call in flight arrives: the call was quick (within
+   * spinUs) or not, and quick ones set the polling budget — a few times their typical latency,
+   * so a slow call costs the event loop little polling.
+   */
+  private timeLoneReply(): void {
+    const us = (performance.now() - this.sentAt) * 1000;
+    this.chatty = us < this.opts.spinUs!;
+    if (this.chatty) this.replyUs += (us - this.replyUs) / 8;
+  }
+
+  /**
+   * Polls for replies for up to spinUs, right after this tick's calls left (setImmediate: after
+   * the corked writes were flushed), so a quick reply is picked up without an event-loop wake-up.
+   * Stops at the first data, after spinUs without any, or at once when writes are backed up.
+   */
+  private readonly pollReplies = (): void => {
+    this.pollScheduled = false;
+    if (this.exited || !this.pending.size || this.pending.size !== inFlight || this.toPython.writableLength) return;
+    if (this.slab.length - this.slabUsed < 4096) [this.slab, this.slabUsed] = [Buffer.allocUnsafe(65536), 0];
+    const budgetUs = Math.round(Math.min(this.opts.spinUs!, Math.max(MIN_POLL_US, 4 * this.replyUs)));
+    const n = pollRead!(this.fromFd!, this.slab, this.slabUsed, budgetUs);
+    if (n === -1) this.chatty = false;
+    if (n <= 0) return; // timed out, end of stream or an error: left to the event loop
+    const chunk = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+    this.slabUsed += n;
+    this.onData(chunk);
+  };
 
   /**
    * Writes are corked until the end of the current tick, so calls made together leave in one
@@ -194,7 +264,7 @@ export class Worker {
 
   /** Forgets a call whose caller gave up on it; a late reply is dropped. */
   forget(id: number): void {
-    this.pending.delete(id);
+    if (this.pending.delete(id)) inFlight--;
   }
 
   kill(): void {
