@@ -109,15 +109,25 @@ async function timeBig(roundTrip: () => Promise<Uint8Array | string>, check: (r:
   return median(times);
 }
 
-/** Runs `calls` sequentially then pipelined, the same way for every bridge. */
+/**
+ * Runs `calls` sequentially then pipelined, the same way for every bridge. Each pattern is
+ * warmed up first (V8 optimises each bridge's code path after a few thousand calls), then
+ * pipelined bursts are timed in 3 rounds (median).
+ */
 async function rates(call: (i: number) => Promise<unknown>): Promise<{ seqUs: number; pipelinedUs: number }> {
-  for (let i = 0; i < 200; i++) await call(i);
+  for (let i = 0; i < 1000; i++) await call(i);
   let t = process.hrtime.bigint();
   for (let i = 0; i < SEQ; i++) await call(i);
   const seqUs = us(t, SEQ);
-  t = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: PIPELINED }, (_, i) => call(i)));
-  return { seqUs, pipelinedUs: us(t, PIPELINED) };
+  const burst = () => Promise.all(Array.from({ length: PIPELINED }, (_, i) => call(i)));
+  await burst();
+  const rounds: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    t = process.hrtime.bigint();
+    await burst();
+    rounds.push(us(t, PIPELINED));
+  }
+  return { seqUs, pipelinedUs: median(rounds) };
 }
 
 const bigInput = () => new Uint8Array(BIG).map((_, i) => i & 255);
@@ -266,7 +276,7 @@ function installed(peer: string): boolean {
 
 export async function hostCallsBench(): Promise<void> {
   const python = await benchPython();
-  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip; medians of 3 rounds`);
+  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip; medians of 3 runs`);
   const peers = Object.keys(runners).filter((p) => {
     if (installed(p)) return true;
     console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);

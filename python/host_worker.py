@@ -182,9 +182,20 @@ def _decode(mv, pos):
         n = _u32_from(mv, pos)[0]
         pos += 4
         out = []
+        append = out.append
         for _ in range(n):
-            v, pos = _decode(mv, pos)
-            out.append(v)
+            t = mv[pos]  # ints and strings inline: a call frame is [target, args, kwargs]
+            if t == INT:
+                append(_i64_from(mv, pos + 1)[0])
+                pos += 9
+            elif t == STR:
+                k = _u32_from(mv, pos + 1)[0]
+                pos += 5
+                append(str(mv[pos : pos + k], "utf-8", "surrogatepass"))
+                pos += k
+            else:
+                v, pos = _decode(mv, pos)
+                append(v)
         return out, pos
     if tag == OBJECT:
         n = _u32_from(mv, pos)[0]
@@ -239,6 +250,8 @@ def _hashable(v):
     return v
 
 
+HOLD_MAX = 1 << 16  # bytes of replies held back at most (Worker.reply_held)
+QUICK_NS = 50_000  # a call this quick may run while earlier replies are held back
 SHARED_YIELD_NS = 5000  # a yield that took longer ran another task on this CPU
 
 
@@ -258,6 +271,7 @@ class Channel:
         self.poller = None
         self.big = None  # a reused receive buffer for large frames
         self.wrote_at = 0  # perf_counter_ns() of the last write
+        self.held = bytearray()  # replies held back while more calls are waiting (Worker.reply)
 
     def _tune(self):
         # Big values: a larger send buffer means far fewer round trips with the host (halves the
@@ -318,7 +332,7 @@ class Channel:
         if not got:
             self.eof = True
             return
-        chunk = self.rbuf[:got]
+        chunk = memoryview(self.rbuf)[:got]
         data = self.rest + chunk if self.rest else bytes(chunk)
         mv = memoryview(data)
         pos, end = 0, len(data)
@@ -362,8 +376,17 @@ class Channel:
     def send(self, kind, cid, value=_NO_VALUE):
         self.write(frame(kind, cid, value))
 
+    def release(self):
+        """Writes the replies held back, if any."""
+        if self.held:
+            held, self.held = self.held, bytearray()
+            self.write([held])
+
     def write(self, parts):
-        """Writes one frame's parts now (all of them: a blocking fd, retried after signals)."""
+        """Writes one frame's parts now (all of them: a blocking fd, retried after signals),
+        after any replies held back."""
+        if self.held:
+            self.release()
         self.wrote_at = time.perf_counter_ns()
         if len(parts) == 1:
             data = parts[0]
@@ -439,8 +462,11 @@ class Worker:
     """Runs calls. Plain functions and generator steps run on the main thread, one at a time,
     straight from a blocking read loop (the fast path: no event loop). Coroutines and async
     generators run as asyncio tasks — at most `concurrency` coroutine calls at once — and while
-    any task is alive the loop runs, stopping whenever input arrives. Each reply is written as
-    soon as it is ready (one writev).
+    any task is alive the loop runs, stopping whenever input arrives. A reply is written as soon
+    as it is ready (one writev), except that a plain function's result is held back while more
+    calls already received wait behind it, and only ahead of calls to targets that were quick
+    last time (see reply_held): a burst of quick calls is answered in a few writes. If the
+    process dies, held replies die with it: those calls get WorkerCrashedError.
 
     Cancelling: a "cancel" message cancels the call's task, or marks a call not read yet. For
     code running on the main thread the host also sends SIGINT, which raises KeyboardInterrupt
@@ -459,6 +485,7 @@ class Worker:
         self.running = None  # id of the call whose code runs on the main thread right now
         self.last_id = 0  # ids grow: a cancel for a higher id is for a call not read yet
         self.done = False
+        self.quick = {}  # target -> its last call took under QUICK_NS (replies may be held before it)
 
     # -- the SIGINT handler --------------------------------------------------------------
     def on_sigint(self, signum, frame):
@@ -479,26 +506,43 @@ class Worker:
 
     # -- replies ---------------------------------------------------------------------------
     def reply(self, parts):
-        # Written at once, even when more calls are waiting: a reply held back for batching
-        # could wait behind a slow call and miss its caller's deadline.
         self.chan.write(parts)
+
+    def reply_held(self, parts):
+        """A result of a plain function: held back while more calls already received are waiting
+        (one write for a burst of quick calls), up to HOLD_MAX bytes. Held replies are written
+        before the worker waits for input, before a call to a target that was not quick last
+        time (so a slow call does not hold them up), and before any other frame."""
+        chan = self.chan
+        if len(parts) == 1 and chan.has_input() and len(chan.held) < HOLD_MAX:
+            chan.held += parts[0]
+        else:
+            chan.write(parts)
 
     def reply_error(self, cid, e):
         self.reply(frame(ERR, cid, _user_error(e)))
 
-    def send_result(self, cid, result):
+    def send_result(self, cid, result, hold=False):
         try:
             parts = frame(OK, cid, result)
         except BaseException as e:
             return self.reply_error(cid, e)
-        self.reply(parts)
+        (self.reply_held if hold else self.reply)(parts)
 
     # -- the main loop -----------------------------------------------------------------------
     def serve(self):
         signal.signal(signal.SIGINT, self.on_sigint)
         chan = self.chan
+        try:
+            self.serve_until_done()
+        finally:
+            chan.release()
+
+    def serve_until_done(self):
+        chan = self.chan
         while not self.done:
             if not chan.has_input():
+                chan.release()
                 if self.tasks:
                     self.run_loop_until_input()
                 elif chan.eof:
@@ -578,13 +622,20 @@ class Worker:
             self.done = True
 
     def start_call(self, cid, stream, target, args, kwargs, credit=16):
+        quick = self.quick
+        if self.chan.held and not quick.get(target):
+            self.chan.release()
         try:
             fn = _resolve(target)
             self.running = cid
+            t0 = time.perf_counter_ns()
             try:
                 result = fn(*args, **kwargs)
             finally:
                 self.running = None
+                if len(quick) > 4096:
+                    quick.clear()
+                quick[target] = time.perf_counter_ns() - t0 < QUICK_NS
         except BaseException as e:
             return self.reply_error(cid, e)
         if stream:
@@ -594,7 +645,7 @@ class Worker:
         elif hasattr(result, "__await__"):
             self.spawn(cid, self.await_result(cid, result))
         else:
-            self.send_result(cid, result)
+            self.send_result(cid, result, hold=True)
 
     async def await_result(self, cid, awaitable):
         try:

@@ -408,6 +408,28 @@ describe("host: polling for quick replies", () => {
   });
 });
 
+describe("host: replies to a burst", () => {
+  test("quick calls' replies are not held back behind a call to a target that was slow or never called", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({ python: interpreter, path: [FIXTURES], onOutput: () => undefined });
+    // Each reply's arrival (Date.now) against the end of the sleep in the same burst (Python's
+    // time.time, the same clock): a reply held back with the sleep's would arrive after it.
+    const burst = async (sleep: number) => {
+      const arrived = Array.from({ length: 20 }, (_, i) => p.call(`${M}:echo`, [i]).then(() => Date.now() / 1000));
+      const [, , end] = await p.call<[number, number, number]>(`${M}:timed_sleep`, [sleep]);
+      return { arrived: await Promise.all(arrived), end };
+    };
+    try {
+      const first = await burst(0.3); // timed_sleep never called before
+      assert.ok(Math.max(...first.arrived) < first.end, "every echo reply arrived while the sleep was still running");
+      const again = await burst(0.2); // timed_sleep was slow last time
+      assert.ok(Math.max(...again.arrived) < again.end, "again, now that timed_sleep is known to be slow");
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe("host: sys.path", () => {
   test("pyport/host resolves to the host API (the package's light entry point)", () => {
     const root = path.resolve(FIXTURES, "../../..");
