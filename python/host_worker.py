@@ -155,8 +155,17 @@ def _encode_dated(w, v):
 _NO_VALUE = object()
 
 
+_INT_FRAME = struct.Struct("<IBIBq")  # a frame holding a safe int: the common reply, packed at once
+_NONE_FRAME = struct.Struct("<IBIB")
+
+
 def frame(kind, cid, value=_NO_VALUE):
     """The parts of one frame: header, then the encoded value (if any)."""
+    t = type(value)
+    if t is int and -SAFE <= value <= SAFE:
+        return [_INT_FRAME.pack(14, kind, cid, INT, value)]
+    if value is None:
+        return [_NONE_FRAME.pack(6, kind, cid, NONE)]
     w = _Writer(kind, cid)
     if value is not _NO_VALUE:
         _encode(w, value)
@@ -193,6 +202,9 @@ def _decode(mv, pos):
                 pos += 5
                 append(str(mv[pos : pos + k], "utf-8", "surrogatepass"))
                 pos += k
+            elif t == OBJECT and not _u32_from(mv, pos + 1)[0]:  # no kwargs
+                append({})
+                pos += 5
             else:
                 v, pos = _decode(mv, pos)
                 append(v)
@@ -250,7 +262,7 @@ def _hashable(v):
     return v
 
 
-HOLD_MAX = 1 << 16  # bytes of replies held back at most (Worker.reply_held)
+HOLD_MAX = 1 << 14  # bytes of replies held back at most (Worker.reply_held)
 QUICK_NS = 50_000  # a call this quick may run while earlier replies are held back
 SHARED_YIELD_NS = 5000  # a yield that took longer ran another task on this CPU
 

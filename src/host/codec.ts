@@ -21,29 +21,62 @@ export const KIND = {
 
 export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12 } as const;
 
-/**
- * Collects the parts of one frame in a scratch buffer shared by all frames (encoding is
- * synchronous), copied out when the frame is done; large byte arrays become parts of their own
- * (not copied).
- */
-let scratch = Buffer.allocUnsafe(65536);
+const NO_VALUE = Symbol("no value");
 
-class Writer {
-  parts: Uint8Array[] = [];
-  private buf = scratch;
+/**
+ * Frames on their way to Python, encoded back to back into one buffer, so that the calls of one
+ * tick leave in one write with no per-frame allocation. Large byte arrays become parts of their
+ * own (never copied). Regions handed out by `take()` are never written again: a fresh buffer is
+ * started when the current one is full.
+ */
+export class FrameWriter {
+  private parts: Uint8Array[] = [];
+  private buf = Buffer.allocUnsafe(0);
   private pos = 0;
-  length = 0;
+  /** Start of the region of `buf` not yet in `parts`. */
+  private sealed = 0;
+  /** Bytes of the frame being encoded, after its length prefix. */
+  private length = 0;
+  /** Frames encoded since the last take(). */
+  count = 0;
+
+  /** Appends one frame: length, kind, id, then the value if given. Throws TypeError for a value that cannot be sent, leaving no trace of the frame. */
+  frame(kind: number, id: number, value: unknown = NO_VALUE): void {
+    this.room(9);
+    const [head, at, sealed, parts] = [this.buf, this.pos, this.sealed, this.parts.length];
+    this.pos += 4;
+    this.length = 0;
+    this.u8(kind);
+    this.u32(id);
+    try {
+      if (value !== NO_VALUE) encodeValue(this, value, 0);
+    } catch (err) {
+      [this.buf, this.pos, this.sealed, this.parts.length] = [head, at, sealed, parts];
+      throw err;
+    }
+    head.writeUInt32LE(this.length, at);
+    this.count++;
+  }
+
+  /** Everything encoded since the last call, to be written in order (empty when nothing is). */
+  take(): Uint8Array[] {
+    this.seal();
+    const out = this.parts;
+    this.parts = [];
+    this.count = 0;
+    return out;
+  }
+
+  private seal(): void {
+    if (this.pos > this.sealed) this.parts.push(this.buf.subarray(this.sealed, this.pos));
+    this.sealed = this.pos;
+  }
 
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    this.flush();
-    if (n > this.buf.length) scratch = this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
-  }
-
-  /** Copies what the scratch buffer holds into a part of its own; the scratch is reused. */
-  flush(): void {
-    if (this.pos) this.parts.push(Buffer.from(this.buf.subarray(0, this.pos)));
-    this.pos = 0;
+    this.seal();
+    this.buf = Buffer.allocUnsafe(Math.max(n, 65536));
+    this.pos = this.sealed = 0;
   }
 
   u8(v: number): void {
@@ -78,8 +111,7 @@ class Writer {
 
   /** u32 byte length, then the UTF-8 of `s`. */
   str(s: string): void {
-    const max = s.length * 3;
-    this.room(4 + max);
+    this.room(4 + s.length * 3);
     const n = this.buf.write(s, this.pos + 4, "utf8");
     this.buf.writeUInt32LE(n, this.pos);
     this.pos += 4 + n;
@@ -93,7 +125,7 @@ class Writer {
       this.buf.set(b, this.pos);
       this.pos += b.length;
     } else {
-      this.flush();
+      this.seal();
       this.parts.push(b);
     }
     this.length += b.length;
@@ -105,7 +137,7 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function encodeValue(w: Writer, v: unknown, depth: number): void {
+function encodeValue(w: FrameWriter, v: unknown, depth: number): void {
   if (depth > 200) throw new TypeError("cannot send a value nested more than 200 levels deep (a cycle?) to Python");
   if (v === null || v === undefined) return w.u8(TAG.none);
   switch (typeof v) {
@@ -170,20 +202,6 @@ function encodeValue(w: Writer, v: unknown, depth: number): void {
     w.str(k);
     encodeValue(w, (v as Record<string, unknown>)[k], depth + 1);
   }
-}
-
-const NO_VALUE = Symbol("no value");
-
-/** The parts of one frame: header (length, kind, id), then the encoded value if given. */
-export function encodeFrame(kind: number, id: number, value: unknown = NO_VALUE): Uint8Array[] {
-  const w = new Writer();
-  w.u32(0); // length, filled in below
-  w.u8(kind);
-  w.u32(id);
-  if (value !== NO_VALUE) encodeValue(w, value, 0);
-  w.flush();
-  (w.parts[0] as Buffer).writeUInt32LE(w.length - 4, 0);
-  return w.parts;
 }
 
 class Reader {
@@ -323,7 +341,7 @@ let warmed = false;
 export function warmUp(): void {
   if (warmed) return;
   warmed = true;
-  const parts = encodeFrame(KIND.toPython.call, 0, ["module:function", [1, 2.5, "text", null, true, [1]], { key: "value" }]);
-  const frame = Buffer.concat(parts);
-  new FrameReader().push(frame).forEach(decodeFrame);
+  const w = new FrameWriter();
+  w.frame(KIND.toPython.call, 0, ["module:function", [1, 2.5, "text", null, true, [1]], { key: "value" }]);
+  new FrameReader().push(Buffer.concat(w.take())).forEach(decodeFrame);
 }

@@ -14,7 +14,7 @@ import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
 import { packageRoot, pythonAsset } from "../util/assets.js";
-import { decodeFrame, encodeFrame, FrameReader, KIND, warmUp } from "./codec.js";
+import { decodeFrame, FrameReader, FrameWriter, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
@@ -80,8 +80,8 @@ export class Worker {
   private readonly toPython: Writable;
   private readonly frames = new FrameReader();
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
-  /** Frames written since the current cork began (0: not corked). */
-  private corked = 0;
+  /** Frames of this tick, written at its end (see post). */
+  private readonly outbox = new FrameWriter();
   /** The descriptor fromPython reads, for pollReplies (undefined: no polling). */
   private readonly fromFd: number | undefined;
   private pollScheduled = false;
@@ -187,11 +187,11 @@ export class Worker {
   send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
     if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
     const to = KIND.toPython;
-    const parts = credit === undefined ? encodeFrame(to.call, id, [target, args, kwargs]) : encodeFrame(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
+    if (credit === undefined) this.post(to.call, id, [target, args, kwargs]);
+    else this.post(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
     if (!this.pending.size) this.sentAt = performance.now();
     this.pending.set(id, pending);
     inFlight++;
-    this.write(parts);
     if (this.chatty && !this.pollScheduled && this.fromFd !== undefined) {
       this.pollScheduled = true;
       setImmediate(this.pollReplies);
@@ -211,7 +211,7 @@ export class Worker {
 
   /**
    * Polls for replies for up to spinUs, right after this tick's calls left (setImmediate: after
-   * the corked writes were flushed), so a quick reply is picked up without an event-loop wake-up.
+   * the outbox was written), so a quick reply is picked up without an event-loop wake-up.
    * Stops at the first data, after spinUs without any, or at once when writes are backed up.
    */
   private readonly pollReplies = (): void => {
@@ -228,27 +228,34 @@ export class Worker {
   };
 
   /**
-   * Writes are corked until the end of the current tick, so calls made together leave in one
-   * writev — or every 64 frames, so the worker can start on a long burst while the rest is encoded.
+   * Encodes a frame into the outbox, which is written at the end of this tick, so calls made
+   * together leave in one write — or every 64 frames, so the worker can start on a long burst
+   * while the rest is encoded. Throws TypeError for a value that cannot be sent (nothing is
+   * posted then).
    */
-  private write(parts: Uint8Array[], then?: () => void): void {
-    if (!this.corked) {
-      this.toPython.cork();
-      process.nextTick(() => {
-        if (this.corked) this.toPython.uncork();
-        this.corked = 0;
-      });
-    } else if (this.corked % 64 === 0) {
-      this.toPython.uncork();
-      this.toPython.cork();
-    }
-    this.corked++;
-    parts.forEach((p, i) => this.toPython.write(p, i === parts.length - 1 ? then : undefined));
+  private post(kind: number, id: number, value?: unknown): void {
+    if (value === undefined) this.outbox.frame(kind, id);
+    else this.outbox.frame(kind, id, value);
+    if (this.outbox.count === 1) process.nextTick(this.flush);
+    else if (this.outbox.count >= 64) this.flush();
   }
+
+  /** Writes what the outbox holds now; `then` runs once it has left. */
+  private readonly flush = (then?: () => void): void => {
+    const parts = this.outbox.take();
+    if (parts.length <= 1) {
+      if (parts.length) this.toPython.write(parts[0], then);
+      else then?.();
+      return;
+    }
+    this.toPython.cork();
+    parts.forEach((p, i) => this.toPython.write(p, i === parts.length - 1 ? then : undefined));
+    this.toPython.uncork();
+  };
 
   /** Lets a stream send `n` more items. */
   credit(id: number, n: number): void {
-    if (!this.exited) this.write(encodeFrame(KIND.toPython.credit, id, n));
+    if (!this.exited) this.post(KIND.toPython.credit, id, n);
   }
 
   /**
@@ -257,7 +264,8 @@ export class Worker {
    */
   cancel(id: number): void {
     if (this.exited) return;
-    this.write(encodeFrame(KIND.toPython.cancel, id), () => {
+    this.post(KIND.toPython.cancel, id);
+    this.flush(() => {
       if (!this.exited) this.child.kill("SIGINT");
     });
   }
@@ -274,7 +282,9 @@ export class Worker {
   /** Asks the worker to exit after its current work; kills it if it has not within `graceMs`. */
   async shutdown(graceMs: number): Promise<void> {
     if (this.exited) return this.done;
-    this.toPython.end(Buffer.concat(encodeFrame(KIND.toPython.exit, 0))); // end() uncorks
+    this.post(KIND.toPython.exit, 0);
+    this.flush();
+    this.toPython.end();
     const timer = setTimeout(() => this.kill(), graceMs);
     await this.done;
     clearTimeout(timer);
