@@ -89,6 +89,19 @@ describe("host: types", () => {
     await assert.rejects(py!.call(`${M}:identity`, [new (class Point {})()]), /cannot send a Point to Python/);
     assert.equal(await py!.call(`${M}:identity`, [1]), 1, "the worker is fine afterwards");
   });
+
+  test("a value that cannot be sent leaves no trace in the calls sent beside it in the same tick", async (t) => {
+    if (!ready(t)) return;
+    const big = new Uint8Array(100_000).fill(7); // large bytes travel as parts of their own
+    const before = py!.call<Uint8Array>(`${M}:identity`, [big]);
+    const bad = py!.call(`${M}:identity`, [[big, "x".repeat(30_000), () => 1]]); // fails after parts were split off
+    const after = py!.call<[number, Uint8Array]>(`${M}:identity`, [[1, big.subarray(0, 20_000)]]);
+    await assert.rejects(bad, /cannot send a function to Python/);
+    assert.deepEqual(await before, big);
+    const [one, bytes] = await after;
+    assert.equal(one, 1);
+    assert.deepEqual(bytes, big.subarray(0, 20_000));
+  });
 });
 
 describe("host: errors and isolation", () => {

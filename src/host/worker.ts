@@ -78,6 +78,7 @@ export class Worker {
   onExit?: () => void;
   private readonly child: ChildProcess;
   private readonly toPython: Writable;
+  private readonly fromPython: Readable;
   private readonly frames = new FrameReader();
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Frames of this tick, written at its end (see post). */
@@ -105,7 +106,7 @@ export class Worker {
     warmUp(); // while the interpreter starts
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
-    const fromPython = this.child.stdio[4] as Readable;
+    const fromPython = (this.fromPython = this.child.stdio[4] as Readable);
     if (opts.spinUs && hostPoll()) this.fromFd = (fromPython as unknown as { _handle?: { fd?: number } })._handle?.fd;
     fromPython.on("data", (chunk: Buffer) => this.onData(chunk));
     fromPython.on("error", () => undefined);
@@ -216,7 +217,8 @@ export class Worker {
    */
   private readonly pollReplies = (): void => {
     this.pollScheduled = false;
-    if (this.exited || !this.pending.size || this.pending.size !== inFlight || this.toPython.writableLength) return;
+    // Not once the stream is destroyed: its descriptor may be closed and its number reused.
+    if (this.exited || this.fromPython.destroyed || !this.pending.size || this.pending.size !== inFlight || this.toPython.writableLength) return;
     if (this.slab.length - this.slabUsed < 4096) [this.slab, this.slabUsed] = [Buffer.allocUnsafe(65536), 0];
     const budgetUs = Math.round(Math.min(this.opts.spinUs!, Math.max(MIN_POLL_US, 4 * this.replyUs)));
     const n = pollRead!(this.fromFd!, this.slab, this.slabUsed, budgetUs);
