@@ -2,8 +2,7 @@
  * One Python worker process (python/host_worker.py, started by python/host_boot.py). The
  * protocol runs on fds 3 (to Python) and 4 (from Python); the worker's stdout and stderr go to
  * the host's streams or an `onOutput` callback, and the last few KiB of stderr are kept for
- * crash reports. Calls are written as they
- * come (pipelined) and answered by id. When the process exits, every unanswered call is rejected
+ * crash reports. The calls of one tick are written together (pipelined) and answered by id. When the process exits, every unanswered call is rejected
  * with WorkerCrashedError at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -236,8 +235,7 @@ export class Worker {
    * posted then).
    */
   private post(kind: number, id: number, value?: unknown): void {
-    if (value === undefined) this.outbox.frame(kind, id);
-    else this.outbox.frame(kind, id, value);
+    this.outbox.frame(kind, id, value); // undefined: a frame without a value (the parameter's default)
     if (this.outbox.count === 1) process.nextTick(this.flush);
     else if (this.outbox.count >= 64) this.flush();
   }
