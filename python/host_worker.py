@@ -38,7 +38,6 @@ _i64 = struct.Struct("<q")
 _f64 = struct.Struct("<d")
 BIG_FRAME = 1 << 18
 REUSE_MAX = 64 << 20
-BATCH = 1  # frames this large are read straight into their own buffer
 
 
 class _Writer:
@@ -269,7 +268,8 @@ SHARED_YIELD_NS = 5000  # a yield that took longer ran another task on this CPU
 
 class Channel:
     """Frames in: `pump()` reads once (blocking when nothing is there) and parses every complete
-    frame into `backlog`. Frames out: `write()`, at once."""
+    frame into `backlog`. Frames out: `write()`, at once, after the replies held back in `held`
+    (see Worker.reply_held)."""
 
     def __init__(self, in_fd, out_fd):
         self.in_fd = in_fd
@@ -283,7 +283,7 @@ class Channel:
         self.poller = None
         self.big = None  # a reused receive buffer for large frames
         self.wrote_at = 0  # perf_counter_ns() of the last write
-        self.held = bytearray()  # replies held back while more calls are waiting (Worker.reply)
+        self.held = bytearray()  # replies held back while more calls are waiting (Worker.reply_held)
 
     def _tune(self):
         # Big values: a larger send buffer means far fewer round trips with the host (halves the

@@ -10,7 +10,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PyportError } from "../errors.js";
-import { packageRoot } from "../util/assets.js";
+import { nativeAsset } from "../util/assets.js";
 import { treeSize } from "../util/fs.js";
 import { writeTarArchive } from "./tar-write.js";
 
@@ -23,7 +23,7 @@ export const DEFAULT_ONEFILE_LEVEL = 19;
 
 /** The stub built for this machine's architecture; throws E_TOOL (saying what to install) when missing. */
 export function onefileStub(): string {
-  const p = path.join(packageRoot(), "dist", "native", `onefile-${process.arch}`);
+  const p = nativeAsset("onefile");
   if (fs.existsSync(p)) return p;
   throw new PyportError("E_TOOL", "--format onefile needs the native onefile stub, which was not built with pyport", {
     hint: "Install a C compiler with static libc and libzstd (apt-get install gcc libc6-dev libzstd-dev), then run npm run build in pyport.",

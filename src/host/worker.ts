@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
-import { packageRoot, pythonAsset } from "../util/assets.js";
+import { nativeAsset, pythonAsset } from "../util/assets.js";
 import { decodeFrame, FrameReader, FrameWriter, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
@@ -50,7 +50,7 @@ let pollRead: PollRead | null | undefined;
 export function hostPoll(): PollRead | null {
   if (pollRead === undefined) {
     try {
-      pollRead = (createRequire(import.meta.url)(path.join(packageRoot(), "dist", "native", `hostpoll-${process.arch}.node`)) as { pollRead: PollRead }).pollRead;
+      pollRead = (createRequire(import.meta.url)(nativeAsset("hostpoll", ".node")) as { pollRead: PollRead }).pollRead;
     } catch {
       pollRead = null;
     }

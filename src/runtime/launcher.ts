@@ -11,8 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
-import * as path from "node:path";
-import { packageRoot } from "../util/assets.js";
+import { nativeAsset } from "../util/assets.js";
 import { writeFileAtomic } from "../util/fs.js";
 
 /** Paths are relative to the launcher's real directory. */
@@ -34,7 +33,7 @@ const MAGIC = Buffer.from("PYPLNCH1");
 
 /** The native launcher built for this machine's architecture, if `npm run build` could build it. */
 export function nativeLauncherPath(): string | undefined {
-  const p = path.join(packageRoot(), "dist", "native", `launcher-${process.arch}`);
+  const p = nativeAsset("launcher");
   return existsSync(p) ? p : undefined;
 }
 

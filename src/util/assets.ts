@@ -17,6 +17,11 @@ export function packageRoot(): string {
   return dir;
 }
 
+/** Path of a native part `npm run build` compiles for this machine's architecture (scripts/build-native.mjs); it may not exist. */
+export function nativeAsset(name: string, suffix = ""): string {
+  return path.join(packageRoot(), "dist", "native", `${name}-${process.arch}${suffix}`);
+}
+
 /** Path of a Python helper script shipped in the package's `python/` directory. */
 export function pythonAsset(name: string): string {
   return path.join(packageRoot(), "python", name);
