@@ -2,6 +2,7 @@
 
 Usage: python -I host_worker.py IN_FD OUT_FD [--path DIR]... [--preload MODULE]...
                                 [--concurrency N] [--memory-mb N] [--spin-us N]
+                                [--arena IN_FD,OUT_FD]
 
 The protocol runs on the two inherited file descriptors, never on stdin/stdout/stderr, so print()
 and C-level writes cannot corrupt it. A frame is: u32 length (of what follows), u8 kind, u32 call
@@ -12,10 +13,13 @@ To the worker:
   CREDIT k                                the stream may send k more items
   CANCEL                                  stop that call (see Worker)
   EXIT
+  RELEASE n                               the host has read n more values out of the arena
 From the worker:
   READY {"pid", "version"} | {"error"}    once (id 0), after preloading
   OK value | ERR {type, message, traceback, frames, cause}     one per call
   ITEM value ... DONE                     for a stream (or ERR)
+  RELEASE n                               the worker has read n more values out of the arena
+Long byte values travel through the arena files (see _Arena), when the host passed them.
 """
 import os
 import _signal as signal  # the C module: the signal wrapper's enums cost ~1 ms of start-up
@@ -27,26 +31,80 @@ import time
 # traceback (errors), importlib (calls). datetime and decimal values can only exist once their
 # modules are loaded, so the encoder looks them up in sys.modules.
 
-NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, LIST, OBJECT, MAP, SET, DATE = range(13)
-# Frame kinds (src/host/codec.ts KIND): to the worker, then from it.
+NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, LIST, OBJECT, MAP, SET, DATE, BYTES_AT = range(14)
+# Frame kinds (src/host/codec.ts KIND): to the worker, then from it; RELEASE goes both ways.
 CALL, STREAM, CREDIT, CANCEL, EXIT = 1, 2, 3, 4, 5
 OK, ERR, ITEM, DONE, READY = 1, 2, 3, 4, 5
+RELEASE = 6
 _HEAD = struct.Struct("<IBI")  # frame length (after these 4 bytes), kind, call id
 SAFE = 2**53 - 1
 _u32 = struct.Struct("<I")
 _i64 = struct.Struct("<q")
 _f64 = struct.Struct("<d")
+_AT = struct.Struct("<qI")  # where a value is in the arena: offset, length
 BIG_FRAME = 1 << 18
 REUSE_MAX = 64 << 20
+ARENA_MIN = 1 << 18  # bytes values at least this long go through the arena (src/host/arena.ts)
+ARENA_KEEP = 16 << 20  # an arena file larger than this is truncated once all its values are read
+
+
+class _Arena:
+    """One arena file (src/host/arena.ts explains the scheme). Sending: put() appends a value
+    and counts it until the host releases it; once all are released, writing starts again at
+    offset 0 (after truncating the file if it grew past ARENA_KEEP). Receiving: take() reads a
+    value and counts it in `taken`, which Channel.pump sends back as a RELEASE."""
+
+    __slots__ = ("fd", "end", "size", "unreleased", "taken")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.end = self.size = self.unreleased = self.taken = 0
+
+    def put(self, b):
+        """Writes b at the end: its offset, or -1 when it could not be written (send it inline)."""
+        at = self.end
+        view = memoryview(b)
+        n = 0
+        try:
+            while n < len(view):
+                n += os.pwrite(self.fd, view[n:], at + n)
+        except OSError:
+            return -1
+        self.end += n
+        self.size = max(self.size, self.end)
+        self.unreleased += 1
+        return at
+
+    def release(self, n):
+        self.unreleased -= n
+        if self.unreleased <= 0:
+            self.unreleased = self.end = 0
+            if self.size > ARENA_KEEP:
+                os.ftruncate(self.fd, 0)
+                self.size = 0
+
+    def take(self, at, n):
+        data = os.pread(self.fd, n, at)
+        while len(data) < n:  # a short read (signal): read on
+            more = os.pread(self.fd, n - len(data), at + len(data))
+            if not more:
+                raise ValueError("host protocol: arena value at %d (%d bytes) runs past the end of the file" % (at, n))
+            data += more
+        self.taken += 1
+        return data
+
+
+_arena_out = None  # to the host (an _Arena), when the host passed arena files
+_arena_in = None  # from the host
 
 
 class _Writer:
-    __slots__ = ("parts", "buf", "size")
+    __slots__ = ("parts", "buf", "arena_puts")
 
     def __init__(self, kind, cid):
         self.parts = []
         self.buf = bytearray(_HEAD.pack(0, kind, cid))  # the length is filled in by frame()
-        self.size = 0
+        self.arena_puts = 0  # values put into the arena for this frame
 
     def blob(self, b):
         self.buf += _u32.pack(len(b))
@@ -104,8 +162,15 @@ def _encode(w, v, depth=0):
         b.append(STR)
         w.blob(v.encode("utf-8", "surrogatepass"))
     elif isinstance(v, (bytes, bytearray, memoryview)):
-        b.append(BYTES)
-        w.blob(v if not isinstance(v, memoryview) else v.cast("B"))
+        v = v if not isinstance(v, memoryview) else v.cast("B")
+        at = _arena_out.put(v) if _arena_out is not None and len(v) >= ARENA_MIN else -1
+        if at >= 0:
+            w.arena_puts += 1
+            b.append(BYTES_AT)
+            b += _AT.pack(at, len(v))
+        else:
+            b.append(BYTES)
+            w.blob(v)
     elif isinstance(v, (list, tuple, set, frozenset)):
         b.append(SET if isinstance(v, (set, frozenset)) else LIST)
         b += _u32.pack(len(v))
@@ -167,7 +232,12 @@ def frame(kind, cid, value=_NO_VALUE):
         return [_NONE_FRAME.pack(6, kind, cid, NONE)]
     w = _Writer(kind, cid)
     if value is not _NO_VALUE:
-        _encode(w, value)
+        try:
+            _encode(w, value)
+        except BaseException:
+            if w.arena_puts:
+                _arena_out.release(w.arena_puts)  # written but never to be sent
+            raise
     return w.frame()
 
 
@@ -230,6 +300,11 @@ def _decode(mv, pos):
         n = _u32_from(mv, pos)[0]
         pos += 4
         return bytes(mv[pos : pos + n]), pos + n
+    if tag == BYTES_AT:
+        if _arena_in is None:
+            raise ValueError("host protocol: a value in the arena, but there is none")
+        at, n = _AT.unpack_from(mv, pos)
+        return _arena_in.take(at, n), pos + 12
     if tag == BIGINT:
         n = _u32_from(mv, pos)[0]
         pos += 4
@@ -361,6 +436,9 @@ class Channel:
             else:
                 break
         self.rest = data[pos:] if pos < end else b""
+        if _arena_in is not None and _arena_in.taken:  # rides along with the next write
+            self.held += frame(RELEASE, 0, _arena_in.taken)[0]
+            _arena_in.taken = 0
 
     def _read_big(self, have, n):
         """The rest of a large frame, read straight into one buffer (no re-concatenation), as a
@@ -632,6 +710,8 @@ class Worker:
                 self.cancelled.add(cid)
         elif kind == EXIT:
             self.done = True
+        elif kind == RELEASE:
+            _arena_out.release(value)
 
     def start_call(self, cid, stream, target, args, kwargs, credit=16):
         quick = self.quick
@@ -703,6 +783,7 @@ class Worker:
 
 
 def main(argv):
+    global _arena_in, _arena_out
     in_fd, out_fd = int(argv[0]), int(argv[1])
     os.set_inheritable(in_fd, False)
     os.set_inheritable(out_fd, False)
@@ -717,6 +798,11 @@ def main(argv):
             concurrency = int(value)
         elif flag == "--spin-us":
             spin_us = int(value)
+        elif flag == "--arena":
+            a_in, a_out = (int(fd) for fd in value.split(","))
+            os.set_inheritable(a_in, False)
+            os.set_inheritable(a_out, False)
+            _arena_in, _arena_out = _Arena(a_in), _Arena(a_out)
         elif flag == "--memory-mb":
             import resource
 

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
+import { ARENA_MIN } from "../src/host/arena.js";
 import { hostPoll } from "../src/host/worker.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
@@ -73,13 +74,36 @@ describe("host: types", () => {
     const back = await py!.call<Uint8Array>(`${M}:identity`, [big]);
     assert.equal(back.length, big.length);
     assert.ok(Buffer.from(back.buffer, back.byteOffset, back.length).equals(Buffer.from(big)), "8 MiB of bytes round-trip intact");
-    // The worker reuses its receive buffer for large frames: a smaller one after it, then a larger one.
+    // Long strings travel inline (long bytes go through the arena): the worker reuses its receive
+    // buffer for large frames, so send a smaller one after the 8 MiB frame, then a larger one.
     for (const size of [300 << 10, 9 << 20]) {
-      const value = new Uint8Array(size).map((_, i) => (i * 7 + size) & 255);
-      const echoed = await py!.call<Uint8Array>(`${M}:identity`, [[value, "tail"]]);
-      assert.ok(Buffer.from((echoed as unknown as [Uint8Array])[0]).equals(Buffer.from(value)), `${size} bytes after a larger frame`);
-      assert.equal((echoed as unknown as [Uint8Array, string])[1], "tail");
+      const value = "é".repeat(size / 2) + String(size);
+      const [echoed, tail] = await py!.call<[string, string]>(`${M}:identity`, [[value, "tail"]]);
+      assert.ok(echoed === value, `a string of ${size} bytes after a larger frame`);
+      assert.equal(tail, "tail");
     }
+  });
+
+  test("long byte values go through the shared arena, which is reused from its start and shrunk", async (t) => {
+    if (!ready(t)) return;
+    const sizes = await py!.call<number[]>(`${M}:arena_sizes`);
+    assert.equal(sizes.length, 2, "the worker has arena files (on fds 5 and 6)");
+    const MiB = 1 << 20;
+    const values = [ARENA_MIN, 300 << 10, 3 * MiB, MiB, 5 * MiB].map((n, k) => new Uint8Array(n).map((_, i) => (i * (k + 3)) & 255));
+    const echoed = await Promise.all(values.map((v) => py!.call<Uint8Array>(`${M}:identity`, [v]))); // one tick: side by side in the arena
+    echoed.forEach((e, k) => assert.ok(Buffer.from(e).equals(Buffer.from(values[k])), `value ${k} (${values[k].length} bytes) intact`));
+    assert.deepEqual(await py!.call(`${M}:filled`, [2 * MiB, 9]), new Uint8Array(2 * MiB).fill(9));
+    // Over 16 MiB: once read, both files are truncated; the next value is written at offset 0.
+    const huge = new Uint8Array(20 * MiB).fill(3);
+    assert.equal((await py!.call<Uint8Array>(`${M}:identity`, [huge])).length, 20 * MiB);
+    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [0, 0], "files that grew past 16 MiB are truncated");
+    for (let i = 0; i < 3; i++) await py!.call(`${M}:identity`, [new Uint8Array(MiB)]);
+    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [MiB, MiB], "released space is reused from offset 0");
+    // A frame that fails after its bytes went into the arena releases them on either side.
+    await assert.rejects(py!.call(`${M}:identity`, [[new Uint8Array(MiB), () => 1]]), /cannot send a function/);
+    await assert.rejects(py!.call(`${M}:filled_then_unsendable`, [MiB]), (e: PythonError) => e.pythonType === "TypeError");
+    assert.deepEqual(await py!.call(`${M}:identity`, [new Uint8Array(MiB).fill(1)]), new Uint8Array(MiB).fill(1));
+    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [MiB, MiB], "values of failed frames do not hold their space");
   });
 
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {

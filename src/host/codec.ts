@@ -6,30 +6,34 @@
  *   5 float (f64)   6 str (u32 len, UTF-8)   7 bytes (u32 len, raw)   8 list (u32 n, items)
  *   9 object with str keys (u32 n, then n × (u32 len, UTF-8 key, value))   10 Map (u32 n, n × (key, value))
  *   11 Set (u32 n, items)   12 Date (f64 ms since the epoch, UTC)
+ *   13 bytes in the arena (i64 offset, u32 len; see arena.ts): long byte values, when there is one
  *
  * JS → Python: null/undefined → None, boolean, safe integer → int, other number → float,
  * bigint → int, string, Uint8Array (Buffer too) → bytes, array → list, plain object → dict,
  * Map → dict, Set → set, Date → aware datetime (UTC). Anything else is a TypeError here.
- * Bytes are copied once into the frame, never base64- or per-element encoded.
+ * Bytes are copied once into the frame (or the arena), never base64- or per-element encoded.
  */
+import { ARENA_MIN, type ArenaReader, type ArenaWriter } from "./arena.js";
 
 /** Frame kinds: a frame is u32 length (of what follows), u8 kind, u32 call id, then at most one value. */
 export const KIND = {
-  toPython: { call: 1, stream: 2, credit: 3, cancel: 4, exit: 5 },
-  fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5 },
+  toPython: { call: 1, stream: 2, credit: 3, cancel: 4, exit: 5, release: 6 },
+  fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5, release: 6 },
 } as const;
 
-export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12 } as const;
+export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12, bytesAt: 13 } as const;
 
 const NO_VALUE = Symbol("no value");
 
 /**
  * Frames on their way to Python, encoded back to back into one buffer, so that the calls of one
  * tick leave in one write with no per-frame allocation. Large byte arrays become parts of their
- * own (never copied). Regions handed out by `take()` are never written again: a fresh buffer is
- * started when the current one is full.
+ * own (never copied), or go through the arena when there is one. Regions handed out by `take()`
+ * are never written again: a fresh buffer is started when the current one is full.
  */
 export class FrameWriter {
+  /** Values put into the arena while encoding the current frame. */
+  private arenaPuts = 0;
   private parts: Uint8Array[] = [];
   private buf = Buffer.allocUnsafe(0);
   private pos = 0;
@@ -40,18 +44,22 @@ export class FrameWriter {
   /** Frames encoded since the last take(). */
   count = 0;
 
+  constructor(private readonly arena?: ArenaWriter) {}
+
   /** Appends one frame: length, kind, id, then the value if given. Throws TypeError for a value that cannot be sent, leaving no trace of the frame. */
   frame(kind: number, id: number, value: unknown = NO_VALUE): void {
     this.room(9);
     const [head, at, sealed, parts] = [this.buf, this.pos, this.sealed, this.parts.length];
     this.pos += 4;
     this.length = 0;
+    this.arenaPuts = 0;
     this.u8(kind);
     this.u32(id);
     try {
       if (value !== NO_VALUE) encodeValue(this, value, 0);
     } catch (err) {
       [this.buf, this.pos, this.sealed, this.parts.length] = [head, at, sealed, parts];
+      if (this.arenaPuts) this.arena!.unsent(this.arenaPuts);
       throw err;
     }
     head.writeUInt32LE(this.length, at);
@@ -118,6 +126,19 @@ export class FrameWriter {
     this.length += 4 + n;
   }
 
+  /** A byte value: its tag, then the bytes inline, or where they are in the arena. */
+  bytesValue(b: Uint8Array): void {
+    const at = this.arena && b.length >= ARENA_MIN ? this.arena.put(b) : -1;
+    if (at < 0) {
+      this.u8(TAG.bytes);
+      return this.bytes(b);
+    }
+    this.arenaPuts++;
+    this.u8(TAG.bytesAt);
+    this.i64(at);
+    this.u32(b.length);
+  }
+
   bytes(b: Uint8Array): void {
     this.u32(b.length);
     if (b.length < 16384) {
@@ -161,10 +182,7 @@ function encodeValue(w: FrameWriter, v: unknown, depth: number): void {
     default:
       throw new TypeError(`cannot send a ${typeof v} to Python`);
   }
-  if (v instanceof Uint8Array) {
-    w.u8(TAG.bytes);
-    return w.bytes(v);
-  }
+  if (v instanceof Uint8Array) return w.bytesValue(v);
   if (Array.isArray(v)) {
     w.u8(TAG.list);
     w.u32(v.length);
@@ -206,11 +224,21 @@ function encodeValue(w: FrameWriter, v: unknown, depth: number): void {
 
 class Reader {
   pos = 0;
-  constructor(readonly buf: Buffer) {}
+  constructor(
+    readonly buf: Buffer,
+    readonly arena?: ArenaReader,
+  ) {}
 
   u32(): number {
     const v = this.buf.readUInt32LE(this.pos);
     this.pos += 4;
+    return v;
+  }
+
+  /** An i64 the sender knows is a safe integer: the halves combine exactly. */
+  i64(): number {
+    const v = this.buf.readInt32LE(this.pos + 4) * 4294967296 + this.buf.readUInt32LE(this.pos);
+    this.pos += 8;
     return v;
   }
 
@@ -231,12 +259,8 @@ function decodeValue(r: Reader): unknown {
       return false;
     case TAG.true:
       return true;
-    case TAG.int: {
-      // Python sends this tag for safe integers only, so the halves combine exactly.
-      const v = r.buf.readInt32LE(r.pos + 4) * 4294967296 + r.buf.readUInt32LE(r.pos);
-      r.pos += 8;
-      return v;
-    }
+    case TAG.int:
+      return r.i64(); // Python sends this tag for safe integers only
     case TAG.bigint:
       return BigInt(r.str());
     case TAG.float: {
@@ -251,6 +275,11 @@ function decodeValue(r: Reader): unknown {
       const out = new Uint8Array(r.buf.buffer, r.buf.byteOffset + r.pos, n);
       r.pos += n;
       return out;
+    }
+    case TAG.bytesAt: {
+      if (!r.arena) throw new Error("host protocol: a value in the arena, but there is none");
+      const at = r.i64();
+      return r.arena.read(at, r.u32());
     }
     case TAG.list: {
       const n = r.u32();
@@ -294,9 +323,9 @@ function decodeValue(r: Reader): unknown {
   }
 }
 
-/** Kind, id and value of one frame body (without its length prefix). Byte values are views into `body`. */
-export function decodeFrame(body: Buffer): { kind: number; id: number; value: unknown } {
-  const r = new Reader(body);
+/** Kind, id and value of one frame body (without its length prefix). Byte values are views into `body`, or read from `arena`. */
+export function decodeFrame(body: Buffer, arena?: ArenaReader): { kind: number; id: number; value: unknown } {
+  const r = new Reader(body, arena);
   r.pos = 5;
   const value = body.length > 5 ? decodeValue(r) : undefined;
   if (r.pos !== body.length) throw new Error(`host protocol: ${body.length - r.pos} stray bytes after a value`);
@@ -343,5 +372,5 @@ export function warmUp(): void {
   warmed = true;
   const w = new FrameWriter();
   w.frame(KIND.toPython.call, 0, ["module:function", [1, 2.5, "text", null, true, [1]], { key: "value" }]);
-  new FrameReader().push(Buffer.concat(w.take())).forEach(decodeFrame);
+  for (const body of new FrameReader().push(Buffer.concat(w.take()))) decodeFrame(body);
 }

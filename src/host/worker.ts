@@ -1,6 +1,7 @@
 /**
  * One Python worker process (python/host_worker.py, started by python/host_boot.py). The
- * protocol runs on fds 3 (to Python) and 4 (from Python); the worker's stdout and stderr go to
+ * protocol runs on fds 3 (to Python) and 4 (from Python), with long byte values in two arena
+ * files on fds 5 and 6 (arena.ts) when they could be made; the worker's stdout and stderr go to
  * the host's streams or an `onOutput` callback, and the last few KiB of stderr are kept for
  * crash reports. The calls of one tick are written together (pipelined) and answered by id. When the process exits, every unanswered call is rejected
  * with WorkerCrashedError at once.
@@ -13,6 +14,7 @@ import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
 import { nativeAsset, pythonAsset } from "../util/assets.js";
+import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
 import { decodeFrame, FrameReader, FrameWriter, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 
@@ -81,7 +83,10 @@ export class Worker {
   private readonly frames = new FrameReader();
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Frames of this tick, written at its end (see post). */
-  private readonly outbox = new FrameWriter();
+  private readonly outbox: FrameWriter;
+  /** Long byte values to and from Python (undefined: they go inline). */
+  private readonly arenaOut: ArenaWriter | undefined;
+  private readonly arenaIn: ArenaReader | undefined;
   /** The descriptor fromPython reads, for pollReplies (undefined: no polling). */
   private readonly fromFd: number | undefined;
   private pollScheduled = false;
@@ -101,7 +106,17 @@ export class Worker {
     if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
     if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
     if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
-    this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+    const arena = openArenaFiles();
+    if (arena) args.push("--arena", "5,6");
+    try {
+      this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...(arena ?? [])] });
+    } catch (err) {
+      arena?.forEach((fd) => fs.closeSync(fd));
+      throw err;
+    }
+    this.arenaOut = arena ? new ArenaWriter(arena[0]) : undefined;
+    this.outbox = new FrameWriter(this.arenaOut);
+    this.arenaIn = arena ? new ArenaReader(arena[1]) : undefined;
     warmUp(); // while the interpreter starts
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
@@ -136,6 +151,7 @@ export class Worker {
           this.child.stderr?.destroy();
           fromPython.destroy();
           this.toPython.destroy();
+          arena?.forEach((fd) => fs.closeSync(fd));
           this.onExit?.();
           resolve();
         });
@@ -160,7 +176,11 @@ export class Worker {
     const from = KIND.fromPython;
     if (this.pending.size === 1 && this.fromFd !== undefined) this.timeLoneReply();
     for (const body of this.frames.push(chunk)) {
-      const { kind, id, value } = decodeFrame(body);
+      const { kind, id, value } = decodeFrame(body, this.arenaIn);
+      if (kind === from.release) {
+        this.arenaOut?.release(value as number);
+        continue;
+      }
       if (kind === from.ready) {
         const waiter = this.readyWaiter;
         this.readyWaiter = undefined;
@@ -180,6 +200,10 @@ export class Worker {
       this.forget(id);
       if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo));
       else p.resolve(kind === from.ok ? value : undefined);
+    }
+    if (this.arenaIn?.taken && !this.exited) {
+      this.post(KIND.toPython.release, 0, this.arenaIn.taken);
+      this.arenaIn.taken = 0;
     }
   }
 
