@@ -2,9 +2,10 @@
 on every start (about 5 ms). A script's bytecode is never cached by Python itself.
 
 Usage: python -I host_boot.py WORKER_PY CACHE_PREFIX WORKER_ARGS...
-CACHE_PREFIX ends in the sha256 of WORKER_PY (the host computes it), so a cached file is always
-for this exact source; "-<cache tag>.bin" is appended (marshal data is per Python version). A
-cache that is missing, unreadable, corrupt or read-only only means compiling again.
+CACHE_PREFIX names this version of WORKER_PY (the host derives it from pyport's version and the
+file's device, inode, size and mtime), so a cached file is for this source; "-<cache tag>.bin"
+is appended (marshal data is per Python version). A cache that is missing, unreadable, corrupt
+or read-only only means compiling again.
 """
 import marshal
 import os

@@ -217,6 +217,7 @@ def _encode_dated(w, v):
 
 
 _NO_VALUE = object()
+_PLAIN = frozenset((int, str, float, bool, type(None), bytes, list, dict, tuple))  # never awaitable
 
 
 _INT_FRAME = struct.Struct("<IBIBq")  # a frame holding a safe int: the common reply, packed at once
@@ -376,14 +377,6 @@ class Channel:
     def has_input(self):
         return self.next < len(self.backlog)
 
-    def take(self):
-        m = self.backlog[self.next]
-        self.next += 1
-        if self.next == len(self.backlog):
-            self.backlog.clear()
-            self.next = 0
-        return m
-
     def _poll(self):
         """poll(0) on the input: a non-empty list when input is waiting."""
         if self.poller is None:
@@ -508,16 +501,27 @@ def _message(mv):
     return kind, cid, (_decode(mv, 5)[0] if len(mv) > 5 else None)
 
 
-def _resolve(target):
-    module, sep, attrs = target.partition(":")
-    if not sep or not module or not attrs:
-        raise ValueError("target %r must look like 'package.module:attr.path'" % (target,))
-    obj = sys.modules.get(module)
-    if obj is None:
-        import importlib
+_targets = {}  # target -> (module name, module, attribute names): the parsing of _resolve
 
-        obj = importlib.import_module(module)
-    for name in attrs.split("."):
+
+def _resolve(target):
+    """The object a target names. The attributes are looked up on every call (a module attribute
+    may be replaced); the parsed target is remembered while its module stays in sys.modules."""
+    parsed = _targets.get(target)
+    if parsed is None or sys.modules.get(parsed[0]) is not parsed[1]:
+        module, sep, attrs = target.partition(":")
+        if not sep or not module or not attrs:
+            raise ValueError("target %r must look like 'package.module:attr.path'" % (target,))
+        obj = sys.modules.get(module)
+        if obj is None:
+            import importlib
+
+            obj = importlib.import_module(module)
+        if len(_targets) > 4096:
+            _targets.clear()
+        parsed = _targets[target] = (module, obj, tuple(attrs.split(".")))
+    obj = parsed[1]
+    for name in parsed[2]:
         obj = getattr(obj, name)
     return obj
 
@@ -640,7 +644,12 @@ class Worker:
                 else:
                     self.wait_for_input()
                 continue
-            self.handle(*chan.take())
+            m = chan.backlog[chan.next]  # the next frame (inline: this loop runs once per call)
+            chan.next += 1
+            if chan.next == len(chan.backlog):
+                chan.backlog.clear()
+                chan.next = 0
+            self.handle(*m)
 
     def wait_for_input(self):
         """Reads the next frames. While calls come back to back (the last one arrived within the
@@ -692,7 +701,8 @@ class Worker:
 
     def handle(self, kind, cid, value):
         if kind == CALL or kind == STREAM:
-            self.last_id = max(self.last_id, cid)
+            if cid > self.last_id:
+                self.last_id = cid
             if cid in self.cancelled:
                 self.cancelled.discard(cid)
                 return self.reply_error(cid, Cancelled("cancelled before it started"))
@@ -734,7 +744,7 @@ class Worker:
             if not (hasattr(result, "__anext__") or hasattr(result, "__next__") or hasattr(result, "__iter__")):
                 return self.reply_error(cid, TypeError("stream(): %s returned a %s, not an iterator or async iterator" % (target, _type_name(result))))
             self.spawn(cid, self.stream(cid, result, credit))
-        elif hasattr(result, "__await__"):
+        elif type(result) not in _PLAIN and hasattr(result, "__await__"):
             self.spawn(cid, self.await_result(cid, result))
         else:
             self.send_result(cid, result, hold=True)

@@ -1,24 +1,11 @@
-"""The transport floor for large values: N bytes in on fd 3, into a reused buffer, copied once
-into a bytes object (as any decoder must), and written back on fd 4 — the same kind of
-descriptors (socket pairs) and send-buffer tuning as pyport's worker, with no protocol."""
+"""The transport floor for large values: the way pyport's worker moves long bytes (its arena,
+src/host/arena.ts) with no protocol. For each byte on fd 3, N bytes are read from the file on fd
+5 into a new bytes object (as any decoder must make one) and written to the file on fd 6, then a
+byte goes back on fd 4."""
 import os
-import socket
 import sys
 
 n = int(sys.argv[1])
-s = socket.socket(fileno=os.dup(4))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-s.close()
-buf = bytearray(n)
-view = memoryview(buf)
-while True:
-    got = 0
-    while got < n:
-        k = os.readv(3, [view[got:]])
-        if not k:
-            sys.exit(0)
-        got += k
-    data = bytes(buf)
-    sent = 0
-    while sent < n:
-        sent += os.write(4, memoryview(data)[sent:])
+while os.read(3, 1):
+    os.pwrite(6, os.pread(5, n, 0), 0)
+    os.write(4, b"y")

@@ -30,12 +30,16 @@ export function openArenaFiles(): [number, number] | null {
     const fds: number[] = [];
     try {
       tmp = fs.mkdtempSync(path.join(dir, "pyport-arena-"));
-      for (const name of ["to-python", "from-python"]) fds.push(fs.openSync(path.join(tmp, name), "wx+", 0o600));
+      for (const name of ["to-python", "from-python"]) {
+        const file = path.join(tmp, name);
+        fds.push(fs.openSync(file, "wx+", 0o600));
+        fs.unlinkSync(file);
+      }
+      fs.rmdirSync(tmp);
       return [fds[0], fds[1]];
     } catch {
       fds.forEach((fd) => fs.closeSync(fd));
-    } finally {
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); // rare: rmSync costs ~1 ms on first use
     }
   }
   return null;

@@ -7,13 +7,13 @@
  * with WorkerCrashedError at once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
 import { nativeAsset, pythonAsset } from "../util/assets.js";
+import { PYPORT_VERSION } from "../version.js";
 import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
 import { decodeFrame, FrameReader, FrameWriter, KIND, warmUp } from "./codec.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
@@ -64,9 +64,17 @@ export function hostPoll(): PollRead | null {
 let inFlight = 0;
 
 let codePrefix: string | undefined;
-/** Where host_boot.py caches the worker's compiled code: the cache's host bucket, by source hash. */
-function workerCodePrefix(): string {
-  codePrefix ??= path.join(bucketDir(BUCKETS.host), createHash("sha256").update(fs.readFileSync(pythonAsset("host_worker.py"))).digest("hex").slice(0, 24));
+/**
+ * Where host_boot.py caches the worker's compiled code: the cache's host bucket, under a name
+ * that changes whenever the worker source does (pyport's version and the file's device, inode,
+ * size and mtime). Not a content hash: the first hash in a process costs ~3 ms of crypto set-up
+ * before the worker could be spawned.
+ */
+export function workerCodePrefix(): string {
+  if (codePrefix === undefined) {
+    const st = fs.statSync(pythonAsset("host_worker.py"));
+    codePrefix = path.join(bucketDir(BUCKETS.host), `${PYPORT_VERSION}-${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`);
+  }
   return codePrefix;
 }
 
@@ -117,7 +125,10 @@ export class Worker {
     this.arenaOut = arena ? new ArenaWriter(arena[0]) : undefined;
     this.outbox = new FrameWriter(this.arenaOut);
     this.arenaIn = arena ? new ArenaReader(arena[1]) : undefined;
-    warmUp(); // while the interpreter starts
+    // While the interpreter starts: V8's first run of the codec, and performance.now(), whose
+    // first use loads perf_hooks (~0.8 ms here, which the first call would otherwise pay).
+    warmUp();
+    performance.now();
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
     const fromPython = (this.fromPython = this.child.stdio[4] as Readable);
