@@ -67,12 +67,7 @@ export class ArenaWriter {
     return at;
   }
 
-  /** `n` values were written but never sent (their frame was rolled back). */
-  unsent(n: number): void {
-    this.release(n);
-  }
-
-  /** The reader has read `n` more values. */
+  /** The reader has read `n` more values (or they were written but never sent: their frame was rolled back). */
   release(n: number): void {
     this.unreleased -= n;
     if (this.unreleased > 0) return;

@@ -59,7 +59,7 @@ export class FrameWriter {
       if (value !== NO_VALUE) encodeValue(this, value, 0);
     } catch (err) {
       [this.buf, this.pos, this.sealed, this.parts.length] = [head, at, sealed, parts];
-      if (this.arenaPuts) this.arena!.unsent(this.arenaPuts);
+      if (this.arenaPuts) this.arena!.release(this.arenaPuts); // written, but never to be read
       throw err;
     }
     head.writeUInt32LE(this.length, at);
