@@ -105,6 +105,53 @@ describe("host: types", () => {
     assert.deepEqual(await py!.call(`${M}:arena_sizes`), [MiB, MiB], "values of failed frames do not hold their space");
   });
 
+  test("JS values arrive in Python as exactly these objects, on every Python 3.8+", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const { sharedPythons } = await import("./helpers.js");
+    const date = new Date("2020-01-02T03:04:05.678Z");
+    const pyDate = "datetime.datetime(2020, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)";
+    const cases: [unknown, string][] = [
+      [[2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), 32768, 2 ** 45], "[2147483647, 2147483648, -2147483648, -2147483649, 9007199254740991, -9007199254740991, 32768, 35184372088832]"],
+      [[2n ** 80n, -(2n ** 80n), 5n, -(2n ** 31n)], "[1208925819614629174706176, -1208925819614629174706176, 5, -2147483648]"],
+      [[-0, 0.5, NaN, -Infinity, 2 ** 60], "[-0.0, 0.5, nan, -inf, 1.152921504606847e+18]"],
+      [["", "é✓😀", "\u0000"], "['', 'é✓😀', '\\x00']"],
+      [[new Uint8Array([0, 255]), Buffer.from(""), undefined, null, true, false], "[b'\\x00\\xff', b'', None, None, True, False]"],
+      [{ a: [1, { b: [] }], "": {} }, "{'a': [1, {'b': []}], '': {}}"],
+      [new Map<unknown, unknown>([[[1, [2]], "tuple key"], [new Set([3]), "frozenset key"], [date, "date key"]]), `{(1, (2,)): 'tuple key', frozenset({3}): 'frozenset key', ${pyDate}: 'date key'}`],
+      [new Set([[1, 2]]), "{(1, 2)}"],
+      [[date, { when: date }, new Set([date])], `[${pyDate}, {'when': ${pyDate}}, {${pyDate}}]`],
+    ];
+    for (const found of await sharedPythons()) {
+      const p = await Python.start({ python: found.path, path: [FIXTURES] });
+      try {
+        for (const [value, expected] of cases) {
+          assert.equal(await p.call(`${M}:python_repr`, [value]), `(${expected},) []`, `${found.probe.version}: ${expected}`);
+        }
+        assert.equal(await p.call(`${M}:python_repr`, [], { x: 1, y: "z" }), "() [('x', 1), ('y', 'z')]", `${found.probe.version}: kwargs`);
+        const big = new Uint8Array(ARENA_MIN + 1).fill(5);
+        const [arena, inline] = await p.call<[Uint8Array, Uint8Array]>(`${M}:identity`, [[big, new Uint8Array(3)]]);
+        assert.ok(Buffer.from(arena).equals(Buffer.from(big)) && inline.length === 3, `${found.probe.version}: bytes through the arena`);
+      } finally {
+        await p.close();
+      }
+    }
+  });
+
+  test("a call whose arguments Python cannot build is rejected with its error; the worker lives on and frees its arena space", async (t) => {
+    if (!ready(t)) return;
+    const pid = await py!.call(`${M}:pid`);
+    const unhashable = new Map([[{ a: 1 }, "a dict as a dict key"]]);
+    await assert.rejects(py!.call(`${M}:identity`, [unhashable]), (e: PythonError) => e.pythonType === "TypeError" && /unhashable type: 'dict'/.test(e.message));
+    const MiB = 1 << 20;
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(py!.call(`${M}:identity`, [[new Uint8Array(MiB), unhashable]]), (e: PythonError) => e.pythonType === "TypeError");
+      assert.equal((await py!.call<Uint8Array>(`${M}:identity`, [new Uint8Array(MiB).fill(i)]))[0], i);
+    }
+    const [toPython] = await py!.call<number[]>(`${M}:arena_sizes`);
+    assert.ok(toPython <= 2 * MiB, `the arena file does not grow with values that were never read: ${toPython} bytes`);
+    assert.equal(await py!.call(`${M}:pid`), pid, "the same worker");
+  });
+
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {
     if (!ready(t)) return;
     await assert.rejects(py!.call(`${M}:unsendable`), (e: PythonError) => e.pythonType === "TypeError" && /cannot send a object to JavaScript/.test(e.message));

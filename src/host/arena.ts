@@ -9,10 +9,13 @@
  * behind, even after a crash) and inherited by the worker as a descriptor. The file lives in
  * /dev/shm when that is writable (memory), else in the temporary directory.
  *
- * Reuse: a writer appends at the end of its file; the reader, after reading values out of it,
- * sends a release frame with how many it read. When every value written has been released
- * the writer starts again at offset 0, and shrinks the file first if it grew past KEEP_BYTES.
- * python/host_worker.py (_Arena) is the other side: keep the two in step.
+ * Reuse: a writer appends at the end of its file; values are read in the order they were
+ * written, and the reader reports, in a release frame, the offset it has read up to. When that
+ * reaches the end of what was written, the writer starts again at offset 0, and shrinks the file
+ * first if it grew past KEEP_BYTES. A value written for a frame that then failed to encode is
+ * taken back (the writer rewinds); one the reader never read (its frame failed to decode) is
+ * passed over by the next value read.
+ * python/host_codec.py (Arena) is the other side: keep the two in step.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -47,9 +50,9 @@ export function openArenaFiles(): [number, number] | null {
 
 /** The sending side of one arena file. */
 export class ArenaWriter {
-  private end = 0;
+  /** Where the next value goes. */
+  end = 0;
   private size = 0;
-  private unreleased = 0;
 
   constructor(readonly fd: number) {}
 
@@ -63,15 +66,18 @@ export class ArenaWriter {
     }
     this.end += b.length;
     this.size = Math.max(this.size, this.end);
-    this.unreleased++;
     return at;
   }
 
-  /** The reader has read `n` more values (or they were written but never sent: their frame was rolled back). */
-  release(n: number): void {
-    this.unreleased -= n;
-    if (this.unreleased > 0) return;
-    this.unreleased = this.end = 0;
+  /** Takes back what was put from offset `to` on: it will never be sent. */
+  rewind(to: number): void {
+    this.end = Math.min(this.end, to);
+  }
+
+  /** The reader has read everything before `offset`. */
+  readUpTo(offset: number): void {
+    if (offset < this.end) return;
+    this.end = 0;
     if (this.size > KEEP_BYTES) {
       fs.ftruncateSync(this.fd, 0);
       this.size = 0;
@@ -79,9 +85,10 @@ export class ArenaWriter {
   }
 }
 
-/** The receiving side of one arena file: counts the values read until they are released. */
+/** The receiving side of one arena file: remembers how far it has read until that is reported. */
 export class ArenaReader {
-  taken = 0;
+  readTo = 0;
+  unreported = false;
 
   constructor(readonly fd: number) {}
 
@@ -92,7 +99,8 @@ export class ArenaReader {
       if (k === 0) throw new Error(`host protocol: arena value at ${offset} (${length} bytes) runs past the end of the file`);
       n += k;
     }
-    this.taken++;
+    this.readTo = offset + length;
+    this.unreported = true;
     return new Uint8Array(out.buffer, out.byteOffset, length);
   }
 }

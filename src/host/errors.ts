@@ -85,3 +85,8 @@ export class AbortError extends Error {
 export function atCallSite(err: unknown, above: (...args: never[]) => unknown): unknown {
   return err instanceof PythonError ? new PythonError(err.info, above) : err;
 }
+
+/** A rejection handler for a host API call's promise: raises the error again with atCallSite, leaving itself out of the stack. */
+export function raiseAtCallSite(err: unknown): never {
+  throw atCallSite(err, raiseAtCallSite);
+}

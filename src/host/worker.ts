@@ -15,8 +15,10 @@ import { bucketDir, BUCKETS } from "../store/cache.js";
 import { nativeAsset, pythonAsset } from "../util/assets.js";
 import { PYPORT_VERSION } from "../version.js";
 import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
-import { decodeFrame, FrameReader, FrameWriter, KIND, warmUp } from "./codec.js";
+import { FrameReader } from "./decode.js";
+import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
+import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
 
@@ -37,9 +39,9 @@ export interface WorkerOptions {
 
 /** An unanswered call. Streams get `item` for each value, then `resolve(undefined)` when done. */
 export interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-  item?: (value: unknown) => void;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  item?(value: unknown): void;
 }
 
 const STDERR_TAIL = 4096;
@@ -60,20 +62,38 @@ export function hostPoll(): PollRead | null {
   return pollRead;
 }
 
+let warmed = false;
+/**
+ * Encodes a typical call and decodes a typical reply, once per process: run while the first
+ * worker's interpreter starts, it takes V8's first-run costs (~1 ms here) off the first call.
+ */
+function warmCodec(): void {
+  if (warmed) return;
+  warmed = true;
+  const w = new FrameWriter();
+  w.call(KIND.toPython.call, 0, "module:function", [1, 2.5, "text", null, true, [1]], { key: "value" });
+  w.take();
+  const reply = Buffer.from([14, 0, 0, 0, KIND.fromPython.ok, 0, 0, 0, 0, TAG.int, 1, 0, 0, 0, 0, 0, 0, 0]);
+  new FrameReader(undefined, () => undefined).push(reply);
+}
+
 /** Calls in flight on every worker of this process: a worker polls only when all of them are its own. */
 let inFlight = 0;
 
 let codePrefix: string | undefined;
 /**
  * Where host_boot.py caches the worker's compiled code: the cache's host bucket, under a name
- * that changes whenever the worker source does (pyport's version and the file's device, inode,
+ * that changes whenever the worker's sources do (pyport's version and each file's device, inode,
  * size and mtime). Not a content hash: the first hash in a process costs ~3 ms of crypto set-up
  * before the worker could be spawned.
  */
 export function workerCodePrefix(): string {
   if (codePrefix === undefined) {
-    const st = fs.statSync(pythonAsset("host_worker.py"));
-    codePrefix = path.join(bucketDir(BUCKETS.host), `${PYPORT_VERSION}-${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`);
+    const stamps = ["host_codec.py", "host_worker.py"].map((name) => {
+      const st = fs.statSync(pythonAsset(name));
+      return `${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`;
+    });
+    codePrefix = path.join(bucketDir(BUCKETS.host), `${PYPORT_VERSION}-${stamps.join("-")}`);
   }
   return codePrefix;
 }
@@ -88,7 +108,7 @@ export class Worker {
   private readonly child: ChildProcess;
   private readonly toPython: Writable;
   private readonly fromPython: Readable;
-  private readonly frames = new FrameReader();
+  private readonly frames: FrameReader;
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Frames of this tick, written at its end (see post). */
   private readonly outbox: FrameWriter;
@@ -106,9 +126,13 @@ export class Worker {
   private replyUs = MIN_POLL_US;
   private slab = Buffer.alloc(0);
   private slabUsed = 0;
+  /** Waiting for pending to empty (drained). */
+  private readonly drainWaiters: (() => void)[] = [];
+  /** Why the worker was killed for sending data that breaks the protocol. */
+  private brokenProtocol?: string;
 
   private constructor(readonly opts: WorkerOptions) {
-    const args = ["-I", pythonAsset("host_boot.py"), pythonAsset("host_worker.py"), workerCodePrefix(), "3", "4"];
+    const args = ["-I", pythonAsset("host_boot.py"), workerCodePrefix(), "3", "4"];
     for (const p of opts.path) args.push("--path", p);
     for (const m of opts.preload) args.push("--preload", m);
     if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
@@ -125,9 +149,10 @@ export class Worker {
     this.arenaOut = arena ? new ArenaWriter(arena[0]) : undefined;
     this.outbox = new FrameWriter(this.arenaOut);
     this.arenaIn = arena ? new ArenaReader(arena[1]) : undefined;
+    this.frames = new FrameReader(this.arenaIn, this.onFrame);
     // While the interpreter starts: V8's first run of the codec, and performance.now(), whose
     // first use loads perf_hooks (~0.8 ms here, which the first call would otherwise pay).
-    warmUp();
+    warmCodec();
     performance.now();
     this.toPython = this.child.stdio[3] as Writable;
     this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
@@ -151,13 +176,14 @@ export class Worker {
         // Give stderr a moment to drain so the crash report has the last words (bounded: a
         // grandchild may hold the pipe open).
         void Promise.race([stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
-          const why = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : signal ? `killed by ${signal}` : `exited with code ${code}`;
+          const why = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : this.brokenProtocol ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)` : signal ? `killed by ${signal}` : `exited with code ${code}`;
           const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.child.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
           this.readyWaiter?.reject(err);
           inFlight -= this.pending.size;
           const pending = [...this.pending.values()];
           this.pending.clear();
           for (const p of pending) p.reject(err);
+          this.drainWaiters.splice(0).forEach((wake) => wake());
           this.child.stdout?.destroy();
           this.child.stderr?.destroy();
           fromPython.destroy();
@@ -184,46 +210,49 @@ export class Worker {
   }
 
   private onData(chunk: Buffer): void {
-    const from = KIND.fromPython;
     if (this.pending.size === 1 && this.fromFd !== undefined) this.timeLoneReply();
-    for (const body of this.frames.push(chunk)) {
-      const { kind, id, value } = decodeFrame(body, this.arenaIn);
-      if (kind === from.release) {
-        this.arenaOut?.release(value as number);
-        continue;
-      }
-      if (kind === from.ready) {
-        const waiter = this.readyWaiter;
-        this.readyWaiter = undefined;
-        const error = (value as { error?: PythonErrorInfo }).error;
-        if (error) {
-          waiter?.reject(new PythonError(error));
-          this.kill();
-        } else waiter?.resolve();
-        continue;
-      }
-      const p = this.pending.get(id);
-      if (!p) continue; // a call whose caller gave up on it
-      if (kind === from.item) {
-        p.item?.(value);
-        continue;
-      }
-      this.forget(id);
-      if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo));
-      else p.resolve(kind === from.ok ? value : undefined);
+    try {
+      this.frames.push(chunk);
+    } catch (err) {
+      // A pyport bug, not the caller's: the worker cannot be trusted any more.
+      this.brokenProtocol = (err as Error).message;
+      this.kill();
+      return;
     }
-    if (this.arenaIn?.taken && !this.exited) {
-      this.post(KIND.toPython.release, 0, this.arenaIn.taken);
-      this.arenaIn.taken = 0;
+    if (this.arenaIn?.unreported && !this.exited) {
+      this.post(KIND.toPython.release, 0, this.arenaIn.readTo);
+      this.arenaIn.unreported = false;
     }
   }
+
+  private readonly onFrame = (kind: number, id: number, value: unknown): void => {
+    const from = KIND.fromPython;
+    const p = this.pending.get(id);
+    if (p) {
+      if (kind === from.item) return p.item?.(value);
+      this.forget(id);
+      if (kind === from.ok) p.resolve(value);
+      else if (kind === from.err) p.reject(new PythonError(value as PythonErrorInfo));
+      else p.resolve(undefined); // done
+    } else if (kind === from.release) {
+      this.arenaOut?.readUpTo(value as number);
+    } else if (kind === from.ready) {
+      const waiter = this.readyWaiter;
+      this.readyWaiter = undefined;
+      const error = (value as { error?: PythonErrorInfo }).error;
+      if (error) {
+        waiter?.reject(new PythonError(error));
+        this.kill();
+      } else waiter?.resolve();
+    } // else: a reply to a call whose caller gave up on it
+  };
 
   /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
   send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
     if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
     const to = KIND.toPython;
-    if (credit === undefined) this.post(to.call, id, [target, args, kwargs]);
-    else this.post(to.stream, id, [target, args, kwargs, credit]); // may throw TypeError: then nothing was sent
+    this.outbox.call(credit === undefined ? to.call : to.stream, id, target, args, kwargs, credit); // may throw TypeError: then nothing was sent
+    this.posted();
     if (!this.pending.size) this.sentAt = performance.now();
     this.pending.set(id, pending);
     inFlight++;
@@ -269,8 +298,13 @@ export class Worker {
    * while the rest is encoded. Throws TypeError for a value that cannot be sent (nothing is
    * posted then).
    */
-  private post(kind: number, id: number, value?: unknown): void {
-    this.outbox.frame(kind, id, value); // undefined: a frame without a value (the parameter's default)
+  private post(kind: number, id: number, value?: number): void {
+    this.outbox.frame(kind, id, value);
+    this.posted();
+  }
+
+  /** A frame went into the outbox: write it at the end of this tick, or now when 64 are waiting. */
+  private posted(): void {
     if (this.outbox.count === 1) process.nextTick(this.flush);
     else if (this.outbox.count >= 64) this.flush();
   }
@@ -308,6 +342,13 @@ export class Worker {
   /** Forgets a call whose caller gave up on it; a late reply is dropped. */
   forget(id: number): void {
     if (this.pending.delete(id)) inFlight--;
+    if (!this.pending.size && this.drainWaiters.length) this.drainWaiters.splice(0).forEach((wake) => wake());
+  }
+
+  /** Resolves once no call is in flight on this worker (at once when none is, or it has exited). */
+  drained(): Promise<void> {
+    if (!this.pending.size) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   kill(): void {
