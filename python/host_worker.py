@@ -176,6 +176,14 @@ class Channel:
             got += k
         return mv
 
+    def take(self, i):
+        """Marks backlog[i], the next frame, as handled."""
+        if i + 1 == len(self.backlog):
+            self.backlog.clear()
+            self.next = 0
+        else:
+            self.next = i + 1
+
     def send(self, kind, cid, value):
         self.write(frame(kind, cid, value))
 
@@ -233,21 +241,27 @@ class _Target:
         self.module_name, self.module, self.attrs, self.quick = module, obj, tuple(attrs.split(".")), False
 
 
-_targets = {}  # target string -> _Target
+_targets = {}  # target string -> _Target, while its module stays loaded
+_modules = sys.modules
+_now = time.perf_counter_ns
+
+
+def _parse_target(target):
+    if len(_targets) > 4096:
+        _targets.clear()
+    t = _targets[target] = _Target(target)
+    return t
 
 
 def _resolve(target):
-    """The object a target names, and its _Target. The attributes are looked up on every call (a
-    module attribute may be replaced); the parsing is remembered while its module stays loaded."""
+    """The object a target names (its attributes looked up now: a module attribute may be replaced)."""
     t = _targets.get(target)
-    if t is None or sys.modules.get(t.module_name) is not t.module:
-        if len(_targets) > 4096:
-            _targets.clear()
-        t = _targets[target] = _Target(target)
+    if t is None or _modules.get(t.module_name) is not t.module:
+        t = _parse_target(target)
     obj = t.module
     for name in t.attrs:
         obj = getattr(obj, name)
-    return obj, t
+    return obj
 
 
 def describe_error(e, depth=0):
@@ -347,7 +361,6 @@ class Worker:
     def serve_until_done(self):
         chan = self.chan
         backlog = chan.backlog
-        cancelled = self.cancelled
         while not self.done:
             i = chan.next
             if i == len(backlog):
@@ -358,64 +371,82 @@ class Worker:
                     return
                 else:
                     self.wait_for_input()
-                continue
-            kind, cid, value = backlog[i]  # the next frame (inline: this loop runs once per call)
-            if i + 1 == len(backlog):
-                backlog.clear()
-                chan.next = 0
+            elif backlog[i][0] == CALL:
+                self.run_calls()
             else:
-                chan.next = i + 1
-            if kind == CALL and not (cancelled and cid in cancelled):
-                self.last_id = cid
-                self.call(cid, *value)
-            else:
+                kind, cid, value = backlog[i]
+                chan.take(i)
                 self.handle(kind, cid, value)
 
-    def call(self, cid, target, args, kwargs):
-        """Runs a call on this thread and answers it; a coroutine becomes a task. The result of a
-        plain function is held back while more calls already received are waiting (one write
-        for a burst of quick calls), up to HOLD_MAX bytes. Held replies are written before the
-        worker waits for input, before a call to a target that was not quick last time (so a
-        slow call does not hold them up), and before any other frame."""
-        chan = self.chan
-        if chan.held:
-            t = _targets.get(target)
-            if t is None or not t.quick:
+    def run_calls(self):
+        """Runs the calls at the head of the backlog on this thread, one after another, answering
+        each (a coroutine becomes a task). The result of a plain function is held back while more
+        frames already received are waiting — one write for a burst of quick calls — up to
+        HOLD_MAX bytes. Held replies are written before the worker waits for input, before a call
+        to a target that was not quick last time (so a slow call does not hold them up), and
+        before any other frame. This loop runs once per call: it keeps to locals."""
+        chan, backlog, cancelled, targets, modules, now = self.chan, self.chan.backlog, self.cancelled, _targets, _modules, _now
+        i = chan.next
+        while i < len(backlog):
+            kind, cid, value = backlog[i]
+            if kind != CALL:
+                break
+            i += 1
+            chan.next = i  # the SIGINT handler looks at what is still to come
+            self.last_id = cid
+            if cancelled and cid in cancelled:
+                cancelled.discard(cid)
+                self.reply_error(cid, Cancelled("cancelled before it started"))
+                continue
+            target, args, kwargs = value
+            t = targets.get(target)
+            if chan.held and (t is None or not t.quick):
                 chan.release()
-        try:
-            fn, t = _resolve(target)
-            self.running = cid
-            started = time.perf_counter_ns()
             try:
-                result = fn(*args, **kwargs)
-            finally:
-                self.running = None
-                t.quick = time.perf_counter_ns() - started < QUICK_NS
-        except BaseException as e:
-            return self.reply_error(cid, e)
-        rt = type(result)
-        if rt is int and -SAFE <= result <= SAFE:
-            data = _INT_FRAME.pack(14, OK, cid, INT, result)
-        elif result is None:
-            data = _NONE_FRAME.pack(6, OK, cid, NONE)
-        elif rt not in _PLAIN and hasattr(result, "__await__"):
-            return self.spawn(cid, self.await_result(cid, result))
-        else:
-            try:
-                parts = frame(OK, cid, result)
+                if t is None or modules.get(t.module_name) is not t.module:
+                    t = _parse_target(target)
+                fn = t.module
+                for name in t.attrs:  # looked up on every call: a module attribute may be replaced
+                    fn = getattr(fn, name)
+                self.running = cid
+                started = now()
+                try:
+                    result = fn(*args, **kwargs)
+                finally:
+                    self.running = None
+                    t.quick = now() - started < QUICK_NS
             except BaseException as e:
-                return self.reply_error(cid, e)
-            if len(parts) > 1:
-                return chan.write(parts)
-            data = parts[0]
-        if chan.next < len(chan.backlog) and len(chan.held) < HOLD_MAX:
-            chan.held += data
-        else:
-            chan.write([data])
+                self.reply_error(cid, e)
+                continue
+            rt = type(result)
+            if rt is int and -SAFE <= result <= SAFE:
+                data = _INT_FRAME.pack(14, OK, cid, INT, result)
+            elif result is None:
+                data = _NONE_FRAME.pack(6, OK, cid, NONE)
+            elif rt not in _PLAIN and hasattr(result, "__await__"):
+                self.spawn(cid, self.await_result(cid, result))
+                continue
+            else:
+                try:
+                    parts = frame(OK, cid, result)
+                except BaseException as e:
+                    self.reply_error(cid, e)
+                    continue
+                if len(parts) > 1:
+                    chan.write(parts)
+                    continue
+                data = parts[0]
+            if i < len(backlog) and len(chan.held) < HOLD_MAX:
+                chan.held += data
+            else:
+                chan.write([data])
+        if i == len(backlog):
+            backlog.clear()
+            chan.next = 0
 
     def start_stream(self, cid, target, args, kwargs, credit):
         try:
-            fn, _ = _resolve(target)
+            fn = _resolve(target)
             result = self.run_user(cid, fn, *args, **kwargs)
         except BaseException as e:
             return self.reply_error(cid, e)
@@ -424,14 +455,12 @@ class Worker:
         self.spawn(cid, self.stream(cid, result, credit))
 
     def handle(self, kind, cid, value):
-        """Any frame but an uncancelled call (serve_until_done runs those)."""
-        if kind == CALL or kind == STREAM:
+        """Any frame but a call (run_calls runs those)."""
+        if kind == STREAM:
             self.last_id = cid
             if cid in self.cancelled:
                 self.cancelled.discard(cid)
                 return self.reply_error(cid, Cancelled("cancelled before it started"))
-            if kind == CALL:
-                return self.call(cid, *value)
             return self.start_stream(cid, *value)
         if kind == CREDIT:
             st = self.streams.get(cid)

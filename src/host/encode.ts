@@ -64,19 +64,31 @@ export class FrameWriter {
   private length = 0;
   /** Placeholders written in the current frame. */
   private placeholders = 0;
+  /** Where the current frame starts (begin), to finish it or leave no trace of it. */
+  private frameBuf = this.buf;
+  private frameAt = 0;
+  private frameSealed = 0;
+  private frameParts = 0;
+  private frameArenaEnd = 0;
 
   constructor(private readonly arena?: ArenaWriter) {}
 
   /** Appends a frame whose value, if given, is any sendable value. */
   frame(kind: number, id: number, value?: unknown): void {
-    this.encodeFrame(kind, id, () => {
+    this.begin(kind, id);
+    try {
       if (value !== undefined) this.value(value, 0, false);
-    });
+    } catch (err) {
+      this.abandon();
+      throw err;
+    }
+    this.end();
   }
 
   /** Appends a call (or, with `credit`, a stream): the tuple (target, args, kwargs[, credit]). */
   call(kind: number, id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, credit?: number): void {
-    this.encodeFrame(kind, id, () => {
+    this.begin(kind, id);
+    try {
       this.u8(M.smallTuple);
       this.u8(credit === undefined ? 3 : 4);
       this.u8(M.str);
@@ -84,7 +96,11 @@ export class FrameWriter {
       this.value(args, 0, false);
       this.value(kwargs, 0, false);
       if (credit !== undefined) this.value(credit, 0, false);
-    });
+    } catch (err) {
+      this.abandon();
+      throw err;
+    }
+    this.end();
   }
 
   /** Everything encoded since the last call, to be written in order (empty when nothing is). */
@@ -96,25 +112,30 @@ export class FrameWriter {
     return out;
   }
 
-  /** Writes header and value; a TypeError from `body` leaves no trace of the frame. */
-  private encodeFrame(kind: number, id: number, body: () => void): void {
+  /** Starts a frame: its header, with the length left to end(). */
+  private begin(kind: number, id: number): void {
     this.room(HEADER);
-    const [head, at, sealed, parts] = [this.buf, this.pos, this.sealed, this.parts.length];
+    this.frameBuf = this.buf;
+    this.frameAt = this.pos;
+    this.frameSealed = this.sealed;
+    this.frameParts = this.parts.length;
+    this.frameArenaEnd = this.arena?.end ?? 0;
     this.pos += 4;
-    const arenaEnd = this.arena?.end ?? 0;
     this.length = this.placeholders = 0;
     this.u8(kind);
     this.u32(id);
-    try {
-      body();
-    } catch (err) {
-      [this.buf, this.pos, this.sealed, this.parts.length] = [head, at, sealed, parts];
-      this.arena?.rewind(arenaEnd); // written, but never to be read
-      throw err;
-    }
-    head.writeUInt32LE(this.length, at);
-    if (this.placeholders) head[at + 4] = kind | RESTORE;
+  }
+
+  private end(): void {
+    this.frameBuf.writeUInt32LE(this.length, this.frameAt);
+    if (this.placeholders) this.frameBuf[this.frameAt + 4] |= RESTORE;
     this.count++;
+  }
+
+  /** Leaves no trace of the frame begun: a value in it could not be sent. */
+  private abandon(): void {
+    [this.buf, this.pos, this.sealed, this.parts.length] = [this.frameBuf, this.frameAt, this.frameSealed, this.frameParts];
+    this.arena?.rewind(this.frameArenaEnd); // written, but never to be read
   }
 
   /** `key`: inside a Map key or a Set item, where Python needs hashable values. */
