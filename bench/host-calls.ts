@@ -17,9 +17,7 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { openArenaFiles } from "../src/host/arena.js";
-import { Python } from "../src/index.js";
-import { discoverPythons } from "../src/python/discover.js";
-import { cachedRuntime } from "../src/runtime/create.js";
+import { Python } from "../src/host/index.js"; // the light entry point: what an app that only calls Python loads
 import { median } from "./util.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -28,6 +26,10 @@ const MOD = path.join(PEERS, "bench_mod.py");
 const SEQ = 2000;
 const PIPELINED = 5000;
 const BIG = 8 << 20;
+/** Fresh Node processes per bridge that only measure start-up to the first result. */
+const STARTS = 9;
+/** Child mode `node host-calls.js PEER PYTHON startup`: measure start-up only. */
+const STARTUP_ONLY = process.argv[4] === "startup";
 
 /** The physical floor: a Python process echoing one byte at a time over a pipe. */
 async function pingPong(python: string) {
@@ -141,6 +143,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const py = await Python.start({ python, path: [PEERS] });
     await py.call("bench_mod:echo", [1]);
     const startupMs = ms(t0);
+    if (STARTUP_ONLY) return { startupMs };
     const r = await rates((i) => py.call("bench_mod:echo", [i]));
     // The floor, interleaved with pyport's sequential calls in blocks, so both see the same load.
     const ping = await pingPong(python);
@@ -170,6 +173,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       crashes.push(Number(((await call) as bigint) - t) / 1e6);
     }
     await py.close();
+    const { cachedRuntime } = await import("../src/runtime/create.js");
     const { dir } = await cachedRuntime({ source: { python } });
     const starts: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -205,6 +209,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       });
     await call("echo", 1);
     const startupMs = ms(t0);
+    if (STARTUP_ONLY) return { startupMs };
     const r = await rates((i) => call("echo", i));
     const input = Buffer.from(bigInput());
     const bigMs = (await timeBig(async () => Buffer.from((await call("identity", input.toString("base64"))) as string, "base64"), (out) => out.length === BIG)).warmMs;
@@ -219,6 +224,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const mod = await py(MOD);
     await mod.echo(1);
     const startupMs = ms(t0);
+    if (STARTUP_ONLY) return { startupMs };
     const r = await rates((i) => mod.echo(i));
     let bigMs: number | string;
     try {
@@ -238,6 +244,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const mod = await py.import(MOD);
     await py.call(mod, "echo", 1);
     const startupMs = ms(t0);
+    if (STARTUP_ONLY) return { startupMs };
     const r = await rates((i) => py.call(mod, "echo", i));
     let bigMs: number | string;
     try {
@@ -260,6 +267,7 @@ async function benchPython(): Promise<string> {
       if (fs.existsSync(exe)) return exe;
     }
   }
+  const { discoverPythons } = await import("../src/python/discover.js");
   const found = (await discoverPythons()).sort((a, b) => b.probe.minor - a.probe.minor)[0];
   if (!found) throw new Error("no interpreter found");
   return found.path;
@@ -279,26 +287,32 @@ function installed(peer: string): boolean {
 
 export async function hostCallsBench(): Promise<void> {
   const python = await benchPython();
-  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 7 after 3 warm-up ones); medians of 3 runs`);
+  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 7 after 3 warm-up ones); medians of 3 runs; start-up: median of ${STARTS} fresh Node processes per bridge`);
   const peers = Object.keys(runners).filter((p) => {
     if (installed(p)) return true;
     console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);
     return false;
   });
-  const results = new Map<string, Figures[]>();
-  for (let round = 0; round < 3; round++) {
-    for (const peer of round % 2 ? [...peers].reverse() : peers) {
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, python], { encoding: "utf8", timeout: 600_000 });
-      const line = r.stdout.trim().split("\n").pop() ?? "";
-      if (r.status !== 0 || !line.startsWith("{")) {
-        console.log(`${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`);
-        continue;
+  /** Runs rounds of fresh child processes, alternating the order of the bridges. */
+  const measure = (rounds: number, mode: string[]) => {
+    const results = new Map<string, Figures[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const peer of round % 2 ? [...peers].reverse() : peers) {
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, python, ...mode], { encoding: "utf8", timeout: 600_000 });
+        const line = r.stdout.trim().split("\n").pop() ?? "";
+        if (r.status !== 0 || !line.startsWith("{")) {
+          console.log(`${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`);
+          continue;
+        }
+        results.set(peer, [...(results.get(peer) ?? []), JSON.parse(line) as Figures]);
       }
-      results.set(peer, [...(results.get(peer) ?? []), JSON.parse(line) as Figures]);
     }
-  }
+    return results;
+  };
+  const results = measure(3, []);
+  const starts = measure(STARTS, ["startup"]);
   const med = (peer: string, key: keyof Figures): number | string | undefined => {
-    const xs = (results.get(peer) ?? []).map((f) => f[key]);
+    const xs = ((key === "startupMs" ? starts : results).get(peer) ?? []).map((f) => f[key]);
     if (!xs.length || xs[0] === undefined) return undefined;
     return typeof xs[0] === "string" ? xs[0] : median(xs as number[]);
   };

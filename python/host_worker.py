@@ -12,7 +12,7 @@ stdin/stdout/stderr, so print() and C-level writes cannot corrupt it. Frames to 
   EXIT
   RELEASE offset                          the host has read the arena up to offset
 From the worker:
-  READY {"pid", "version"} | {"error"}    once (id 0), after preloading
+  READY pid                               once (id 0), after preloading; ERR with id 0 if that failed
   OK value | ERR {type, message, traceback, frames, cause}     one per call
   ITEM value ... DONE                     for a stream (or ERR)
   RELEASE offset                          the worker has read the arena up to offset
@@ -27,7 +27,7 @@ import _pyport_host_codec as codec
 from _pyport_host_codec import HEAD, HEADER, INT, NONE, RESTORE, SAFE, _INT_FRAME, _NONE_FRAME, frame, loads, restore, type_name
 
 # Imported when first needed, to keep start-up short: asyncio (coroutines, async generators),
-# traceback (errors), importlib (calls), select (polling), socket (large writes).
+# traceback (errors), select (polling), socket (large writes).
 
 # Frame kinds (src/host/protocol.ts KIND): to the worker, then from it; RELEASE goes both ways.
 # BAD never travels: it marks a frame whose value could not be decoded.
@@ -235,9 +235,8 @@ class _Target:
             raise ValueError("target %r must look like 'package.module:attr.path'" % (target,))
         obj = sys.modules.get(module)
         if obj is None:
-            import importlib
-
-            obj = importlib.import_module(module)
+            __import__(module)  # for "a.b", this returns a: the module is sys.modules["a.b"]
+            obj = sys.modules[module]
         self.module_name, self.module, self.attrs, self.quick = module, obj, tuple(attrs.split(".")), False
 
 
@@ -304,11 +303,13 @@ class Worker:
     code running on the main thread the host also sends SIGINT, which raises KeyboardInterrupt
     only if that call's cancel message has arrived (so it never hits another call)."""
 
-    def __init__(self, chan, concurrency, spin_us=0):
+    def __init__(self, chan, concurrency, spin_us=0, awaited=False):
         self.chan = chan
         self.concurrency = concurrency
         self.spin_ns = spin_us * 1000
-        self.chatty = True  # READY is a reply: the first call usually follows it at once
+        # When the host waits for READY, the first call usually follows it at once: poll for it.
+        # Otherwise calls may already be waiting, and the first read finds them.
+        self.chatty = awaited
         self.loop = None
         self.slots = None
         self.tasks = {}
@@ -605,14 +606,12 @@ def main(argv):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     chan = Channel(in_fd, out_fd)
     try:
-        import importlib
-
         for m in preload:
-            importlib.import_module(m)
+            __import__(m)
     except BaseException as e:
-        chan.send(READY, 0, {"error": describe_error(e)})
+        chan.send(ERR, 0, describe_error(e))
         return 1
-    worker = Worker(chan, concurrency, spin_us)
-    chan.send(READY, 0, {"pid": os.getpid(), "version": sys.version.split()[0]})
+    worker = Worker(chan, concurrency, spin_us, awaited=bool(preload))  # the host waits for READY only after preloads (src/host/worker.ts)
+    chan.send(READY, 0, os.getpid())
     worker.serve()
     return 0

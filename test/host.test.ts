@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
-import { hostPoll, workerCodePrefix } from "../src/host/worker.js";
+import { hostAddon } from "../src/host/process.js";
+import { workerCodePrefix } from "../src/host/worker.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
@@ -344,6 +345,48 @@ describe("host: pool, options, shutdown", () => {
     }
   });
 
+  test("both ways of starting workers (posix_spawn through the addon, and Node's spawn) behave alike", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const dir = tmpDir("host-spawn");
+    const notExecutable = path.join(dir, "python3");
+    fs.writeFileSync(notExecutable, "", { mode: 0o644 });
+    const quits = path.join(dir, "quits");
+    fs.writeFileSync(quits, "#!/bin/sh\necho 'no Python here' >&2\nexit 3\n", { mode: 0o755 });
+    const index = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/host/index.js");
+    const script = `import { Python } from ${JSON.stringify(index)};
+const out = {};
+const py = await Python.start({ python: ${JSON.stringify(interpreter)}, path: [${JSON.stringify(FIXTURES)}], cwd: ${JSON.stringify(dir)}, onOutput: () => undefined });
+out.pid = py.pids[0];
+out.cwd = await py.call("os:getcwd");
+out.exit = await py.call("hostmod:crash", ["exit"]).catch((e) => [e.name, e.exitCode, e.signal, e.stderrTail.includes("about to crash")]);
+const pid = await py.call("os:getpid");
+const sleeping = py.call("time:sleep", [30]);
+process.kill(pid, "SIGKILL");
+out.kill = await sleeping.catch((e) => [e.name, e.exitCode, e.signal]);
+out.pids = [out.pid, pid];
+await py.close();
+out.notExecutable = await Python.start({ python: ${JSON.stringify(notExecutable)} }).then(() => "started", (e) => e.message);
+const q = await Python.start({ python: ${JSON.stringify(quits)}, onOutput: () => undefined });
+out.quits = await q.call("os:getpid").catch((e) => [e.name, e.message]);
+await q.close();
+process.stdout.write(JSON.stringify(out));`;
+    const modes = [["node", { ...process.env, PYPORT_HOST_SPAWN: "node" }]] as [string, NodeJS.ProcessEnv][];
+    if (hostAddon()) modes.push(["posix_spawn", { ...process.env, PYPORT_HOST_SPAWN: "" }]);
+    else loud("host addon not built: only Node's spawn is tested");
+    for (const [mode, env] of modes) {
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env, timeout: 30_000 });
+      assert.equal(r.status, 0, `${mode}: ${r.stderr}`);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.cwd, fs.realpathSync(dir), `${mode}: cwd`);
+      assert.deepEqual(out.exit, ["WorkerCrashedError", 3, null, true], `${mode}: os._exit(3)`);
+      assert.deepEqual(out.kill, ["WorkerCrashedError", null, "SIGKILL"], `${mode}: SIGKILL`);
+      for (const pid of out.pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `${mode}: worker ${pid} was reaped`);
+      assert.match(out.notExecutable, /could not start .*python3: .*(EACCES|permission denied)/i, `${mode}: a file that is not executable`);
+      assert.equal(out.quits[0], "WorkerCrashedError", mode);
+      assert.match(out.quits[1], /exited with code 3 before it was ready; stderr ends with:\nno Python here/, `${mode}: an interpreter that quits at once`);
+    }
+  });
+
   test("after close() the Node process exits on its own: no handles, no zombies", (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const index = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/index.js");
@@ -445,10 +488,10 @@ describe("host: streams and async concurrency", () => {
 
 describe("host: polling for quick replies", () => {
   test("the native poll reads what is there, times out on nothing, sees the end of stream, rejects bad arguments", async (t) => {
-    const pollRead = hostPoll();
+    const pollRead = hostAddon()?.pollRead;
     if (!pollRead) {
-      loud("hostpoll addon not built (npm run build needs a C compiler): replies are only awaited in the event loop");
-      return t.skip("hostpoll not built");
+      loud("host addon not built (npm run build needs a C compiler): replies are only awaited in the event loop");
+      return t.skip("host addon not built");
     }
     const cat = spawn("cat", [], { stdio: ["pipe", "pipe", "inherit"] });
     const fd = (cat.stdout as unknown as { _handle: { fd: number } })._handle.fd;

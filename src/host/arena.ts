@@ -26,23 +26,28 @@ export const ARENA_MIN = 1 << 18;
 /** A file larger than this is truncated once all its values are released (memory is not kept). */
 const KEEP_BYTES = 16 << 20;
 
-/** Two unlinked read-write files (host → worker, worker → host), or null when none can be made. */
+let made = 0;
+/**
+ * Two unlinked read-write files (host → worker, worker → host), or null when none can be made.
+ * Each is created under a fresh name with O_EXCL and mode 0600 — never opening what another user
+ * put there, even in a world-writable directory — and unlinked at once.
+ */
 export function openArenaFiles(): [number, number] | null {
   for (const dir of ["/dev/shm", os.tmpdir()]) {
-    let tmp: string | undefined;
     const fds: number[] = [];
+    let named: string | undefined;
     try {
-      tmp = fs.mkdtempSync(path.join(dir, "pyport-arena-"));
-      for (const name of ["to-python", "from-python"]) {
-        const file = path.join(tmp, name);
+      for (let i = 0; i < 2; i++) {
+        const file = path.join(dir, `pyport-arena-${process.pid}-${made++}-${Math.random().toString(36).slice(2, 10)}`);
         fds.push(fs.openSync(file, "wx+", 0o600));
+        named = file;
         fs.unlinkSync(file);
+        named = undefined;
       }
-      fs.rmdirSync(tmp);
       return [fds[0], fds[1]];
     } catch {
       fds.forEach((fd) => fs.closeSync(fd));
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); // rare: rmSync costs ~1 ms on first use
+      if (named) fs.rmSync(named, { force: true });
     }
   }
   return null;

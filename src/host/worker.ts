@@ -6,18 +6,17 @@
  * crash reports. The calls of one tick are written together (pipelined) and answered by id. When the process exits, every unanswered call is rejected
  * with WorkerCrashedError at once.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
-import { nativeAsset, pythonAsset } from "../util/assets.js";
+import { pythonAsset } from "../util/assets.js";
 import { PYPORT_VERSION } from "../version.js";
 import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
+import { hostAddon, spawnWorkerProcess, type WorkerProcess } from "./process.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
@@ -47,20 +46,6 @@ export interface Pending {
 const STDERR_TAIL = 4096;
 /** The smallest polling budget (µs): about one round trip's CPU work. */
 const MIN_POLL_US = 30;
-
-type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
-let pollRead: PollRead | null | undefined;
-/** The native poll (native/hostpoll.c), or null when it was not built. */
-export function hostPoll(): PollRead | null {
-  if (pollRead === undefined) {
-    try {
-      pollRead = (createRequire(import.meta.url)(nativeAsset("hostpoll", ".node")) as { pollRead: PollRead }).pollRead;
-    } catch {
-      pollRead = null;
-    }
-  }
-  return pollRead;
-}
 
 let warmed = false;
 /**
@@ -105,10 +90,15 @@ export class Worker {
   readonly done: Promise<void>;
   /** Called once when the process is gone (after every pending call was rejected). */
   onExit?: () => void;
-  private readonly child: ChildProcess;
+  private readonly proc: WorkerProcess;
+  private resolveDone!: () => void;
+  private stderrEnded!: Promise<void>;
+  private readonly arenaFds: [number, number] | null;
   private readonly toPython: Writable;
   private readonly fromPython: Readable;
   private readonly frames: FrameReader;
+  /** Settles when the worker says it is ready (its preloads imported), or exits first. */
+  private readonly ready: Promise<void>;
   private readyWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Frames of this tick, written at its end (see post). */
   private readonly outbox: FrameWriter;
@@ -132,16 +122,19 @@ export class Worker {
   private brokenProtocol?: string;
 
   private constructor(readonly opts: WorkerOptions) {
+    this.ready = new Promise<void>((resolve, reject) => (this.readyWaiter = { resolve, reject }));
+    this.ready.catch(() => undefined); // when nobody waits for it: the exit is reported to the calls
+    this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
     const args = ["-I", pythonAsset("host_boot.py"), workerCodePrefix(), "3", "4"];
     for (const p of opts.path) args.push("--path", p);
     for (const m of opts.preload) args.push("--preload", m);
     if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
     if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
     if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
-    const arena = openArenaFiles();
+    const arena = (this.arenaFds = openArenaFiles());
     if (arena) args.push("--arena", "5,6");
     try {
-      this.child = spawn(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...(arena ?? [])] });
+      this.proc = spawnWorkerProcess(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, inherit: arena ?? [], onExit: (code, signal, err) => this.finish(code, signal, err) });
     } catch (err) {
       arena?.forEach((fd) => fs.closeSync(fd));
       throw err;
@@ -154,10 +147,11 @@ export class Worker {
     // first use loads perf_hooks (~0.8 ms here, which the first call would otherwise pay).
     warmCodec();
     performance.now();
-    this.toPython = this.child.stdio[3] as Writable;
-    this.toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
-    const fromPython = (this.fromPython = this.child.stdio[4] as Readable);
-    if (opts.spinUs && hostPoll()) this.fromFd = (fromPython as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const { toPython, fromPython, stdout, stderr } = this.proc;
+    this.toPython = toPython;
+    this.fromPython = fromPython;
+    toPython.on("error", () => undefined); // EPIPE when the worker dies: reported by the exit handler
+    if (opts.spinUs && hostAddon()) this.fromFd = this.proc.fromFd;
     fromPython.on("data", (chunk: Buffer) => this.onData(chunk));
     fromPython.on("error", () => undefined);
     const forward = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
@@ -166,47 +160,51 @@ export class Worker {
       if (opts.onOutput) opts.onOutput({ stream, text, worker: opts.index });
       else (stream === "stdout" ? process.stdout : process.stderr).write(chunk);
     };
-    this.child.stdout!.on("data", forward("stdout"));
-    this.child.stderr!.on("data", forward("stderr"));
-    const stderrEnded = new Promise<void>((r) => this.child.stderr!.on("close", r));
-    this.done = new Promise<void>((resolve) => {
-      const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-        if (this.exited) return;
-        this.exited = true;
-        // Give stderr a moment to drain so the crash report has the last words (bounded: a
-        // grandchild may hold the pipe open).
-        void Promise.race([stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
-          const why = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : this.brokenProtocol ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)` : signal ? `killed by ${signal}` : `exited with code ${code}`;
-          const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.child.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
-          this.readyWaiter?.reject(err);
-          inFlight -= this.pending.size;
-          const pending = [...this.pending.values()];
-          this.pending.clear();
-          for (const p of pending) p.reject(err);
-          this.drainWaiters.splice(0).forEach((wake) => wake());
-          this.child.stdout?.destroy();
-          this.child.stderr?.destroy();
-          fromPython.destroy();
-          this.toPython.destroy();
-          arena?.forEach((fd) => fs.closeSync(fd));
-          this.onExit?.();
-          resolve();
-        });
-      };
-      this.child.on("exit", (code, signal) => finish(code, signal));
-      this.child.on("error", (err) => finish(null, null, err));
+    stdout.on("data", forward("stdout"));
+    stderr.on("data", forward("stderr"));
+    stdout.on("error", () => undefined);
+    stderr.on("error", () => undefined);
+    this.stderrEnded = new Promise<void>((r) => stderr.on("close", r));
+  }
+
+  /** The process is gone (or never started): every unanswered call is rejected with WorkerCrashedError. */
+  private finish(code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void {
+    if (this.exited) return;
+    this.exited = true;
+    const { opts } = this;
+    // Give stderr a moment to drain so the crash report has the last words (bounded: a
+    // grandchild may hold the pipe open).
+    void Promise.race([this.stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
+      const how = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : this.brokenProtocol ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)` : signal ? `killed by ${signal}` : `exited with code ${code}`;
+      const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
+      const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
+      this.readyWaiter?.reject(err);
+      inFlight -= this.pending.size;
+      const pending = [...this.pending.values()];
+      this.pending.clear();
+      for (const p of pending) p.reject(err);
+      this.drainWaiters.splice(0).forEach((wake) => wake());
+      for (const stream of [this.proc.stdout, this.proc.stderr, this.fromPython, this.toPython]) stream.destroy();
+      this.arenaFds?.forEach((fd) => fs.closeSync(fd));
+      this.onExit?.();
+      this.resolveDone();
     });
   }
 
-  /** Starts a worker and waits until it has preloaded its modules and said it is ready. */
+  /**
+   * Starts a worker. With modules to preload, waits until the worker has imported them (a failing
+   * import rejects). Otherwise it is ready to take calls once its process exists: calls sent
+   * while its interpreter starts wait in its input and run as soon as it can, with no
+   * handshake between start and the first call.
+   */
   static async start(opts: WorkerOptions): Promise<Worker> {
     const w = new Worker(opts);
-    await new Promise<void>((resolve, reject) => (w.readyWaiter = { resolve, reject }));
+    if (opts.preload.length || w.proc.pid === undefined) await w.ready; // no pid: spawning failed, and the error follows
     return w;
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.proc.pid;
   }
 
   private onData(chunk: Buffer): void {
@@ -236,14 +234,15 @@ export class Worker {
       else p.resolve(undefined); // done
     } else if (kind === from.release) {
       this.arenaOut?.readUpTo(value as number);
-    } else if (kind === from.ready) {
+    } else if (id === 0 && (kind === from.ready || kind === from.err)) {
+      // Ready (the value is its pid), or the import of a module to preload failed.
       const waiter = this.readyWaiter;
       this.readyWaiter = undefined;
-      const error = (value as { error?: PythonErrorInfo }).error;
-      if (error) {
-        waiter?.reject(new PythonError(error));
+      if (kind === from.ready) waiter?.resolve();
+      else {
+        waiter?.reject(new PythonError(value as PythonErrorInfo));
         this.kill();
-      } else waiter?.resolve();
+      }
     } // else: a reply to a call whose caller gave up on it
   };
 
@@ -284,7 +283,7 @@ export class Worker {
     if (this.exited || this.fromPython.destroyed || !this.pending.size || this.pending.size !== inFlight || this.toPython.writableLength) return;
     if (this.slab.length - this.slabUsed < 4096) [this.slab, this.slabUsed] = [Buffer.allocUnsafe(65536), 0];
     const budgetUs = Math.round(Math.min(this.opts.spinUs!, Math.max(MIN_POLL_US, 4 * this.replyUs)));
-    const n = pollRead!(this.fromFd!, this.slab, this.slabUsed, budgetUs);
+    const n = hostAddon()!.pollRead(this.fromFd!, this.slab, this.slabUsed, budgetUs);
     if (n === -1) this.chatty = false;
     if (n <= 0) return; // timed out, end of stream or an error: left to the event loop
     const chunk = this.slab.subarray(this.slabUsed, this.slabUsed + n);
@@ -335,7 +334,7 @@ export class Worker {
     if (this.exited) return;
     this.post(KIND.toPython.cancel, id);
     this.flush(() => {
-      if (!this.exited) this.child.kill("SIGINT");
+      if (!this.exited) this.proc.kill("SIGINT");
     });
   }
 
@@ -352,7 +351,7 @@ export class Worker {
   }
 
   kill(): void {
-    if (!this.exited) this.child.kill("SIGKILL");
+    if (!this.exited) this.proc.kill("SIGKILL");
   }
 
   /** Asks the worker to exit after its current work; kills it if it has not within `graceMs`. */

@@ -1,0 +1,141 @@
+/**
+ * Starting a worker process: with native/host.c's spawnWorker (posix_spawn, ~0.4 ms) when the
+ * addon was built, else with Node's child_process.spawn (a fork of this process, 1.5–4 ms).
+ * Either way the worker has /dev/null on fd 0, its stdout and stderr on pipes, the protocol on
+ * fds 3 (to it) and 4 (from it), and the descriptors in `inherit` on fds 5 and up.
+ * `PYPORT_HOST_SPAWN=node` uses Node's spawn even when the addon is there.
+ */
+import { spawn } from "node:child_process";
+import * as net from "node:net";
+import { constants } from "node:os";
+import type { Readable, Writable } from "node:stream";
+import { nativeAsset } from "../util/assets.js";
+
+export interface WorkerProcess {
+  /** undefined when it could not be started (onExit then reports why). */
+  readonly pid: number | undefined;
+  readonly toPython: Writable;
+  readonly fromPython: Readable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** The descriptor fromPython reads, for pollRead. */
+  readonly fromFd: number | undefined;
+  /** Sends a signal, unless the process is known to be gone. */
+  kill(signal: NodeJS.Signals): void;
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env: NodeJS.ProcessEnv;
+  inherit: number[];
+  /** Called once, when the process has exited or could not be started. */
+  onExit: (code: number | null, signal: NodeJS.Signals | null, error?: Error) => void;
+}
+
+type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
+type SpawnNative = (file: string, argv: string[], envp: string[], cwd: string | null, inherit: number[]) => [number, number, number, number, number, number];
+interface HostAddon {
+  pollRead: PollRead;
+  spawnWorker: SpawnNative;
+  reap: (pid: number) => void;
+}
+
+let addon: HostAddon | null | undefined;
+/**
+ * The native part (native/host.c), or null when it was not built. Loaded with process.dlopen:
+ * require's resolution costs ~1.5 ms on first use, which would delay the first worker's start.
+ */
+export function hostAddon(): HostAddon | null {
+  if (addon === undefined) {
+    const module = { exports: {} as HostAddon };
+    try {
+      process.dlopen(module, nativeAsset("host", ".node"));
+      addon = module.exports;
+    } catch {
+      addon = null;
+    }
+  }
+  return addon;
+}
+
+/** Starts `python` with `args`; never throws for a process that cannot start (onExit reports it). */
+export function spawnWorkerProcess(python: string, args: string[], opts: SpawnOptions): WorkerProcess {
+  const native = process.env.PYPORT_HOST_SPAWN === "node" ? null : hostAddon();
+  if (native) {
+    const started = spawnNative(native, python, args, opts);
+    if (started) return started;
+  }
+  return spawnWithNode(python, args, opts);
+}
+
+let signalNames: Map<number, NodeJS.Signals> | undefined;
+function signalName(n: number): NodeJS.Signals | null {
+  signalNames ??= new Map(Object.entries(constants.signals).map(([name, num]) => [num, name as NodeJS.Signals]));
+  return signalNames.get(n) ?? null;
+}
+
+/** null when this build cannot do what was asked (a working directory before glibc 2.29). */
+function spawnNative(native: HostAddon, python: string, args: string[], opts: SpawnOptions): WorkerProcess | null {
+  const envp: string[] = [];
+  for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) envp.push(`${k}=${v}`);
+  const strings = [python, ...args, ...envp, opts.cwd ?? ""];
+  if (strings.some((s) => s.includes("\0"))) return null; // Node's spawn explains it
+  let fds: [number, number, number, number, number, number];
+  try {
+    fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOSYS") return null;
+    const error = err as Error;
+    process.nextTick(() => opts.onExit(null, null, error));
+    return { pid: undefined, toPython: nothing(), fromPython: nothing(), stdout: nothing(), stderr: nothing(), fromFd: undefined, kill: () => undefined };
+  }
+  const [pid, to, from, out, errFd, exitFd] = fds;
+  let gone = false;
+  const status: Buffer[] = [];
+  const exited = new net.Socket({ fd: exitFd, readable: true, writable: false });
+  exited.on("data", (chunk: Buffer) => status.push(chunk));
+  exited.on("error", () => undefined); // then "close" follows, reporting an unknown status
+  exited.on("close", () => {
+    const s = Buffer.concat(status);
+    const [code, signal] = s.length >= 8 ? [s.readInt32LE(0), s.readInt32LE(4)] : [-1, 0];
+    gone = true;
+    native.reap(pid); // only now may the pid be reused: kill() below can never hit another process
+    opts.onExit(code >= 0 ? code : null, signal ? signalName(signal) : null);
+  });
+  return {
+    pid,
+    toPython: new net.Socket({ fd: to, readable: false, writable: true }),
+    fromPython: new net.Socket({ fd: from, readable: true, writable: false }),
+    stdout: new net.Socket({ fd: out, readable: true, writable: false }),
+    stderr: new net.Socket({ fd: errFd, readable: true, writable: false }),
+    fromFd: from,
+    kill: (signal) => {
+      if (!gone) process.kill(pid, signal);
+    },
+  };
+}
+
+function spawnWithNode(python: string, args: string[], opts: SpawnOptions): WorkerProcess {
+  const child = spawn(python, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...opts.inherit] });
+  child.on("exit", (code, signal) => opts.onExit(code, signal));
+  child.on("error", (err) => opts.onExit(null, null, err));
+  const fromPython = child.stdio[4] as Readable;
+  return {
+    pid: child.pid,
+    toPython: child.stdio[3] as Writable,
+    fromPython,
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    fromFd: (fromPython as unknown as { _handle?: { fd?: number } })._handle?.fd,
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+/** A stream with nothing in it, for a process that never started. */
+function nothing(): net.Socket {
+  const s = new net.Socket();
+  s.destroy();
+  return s;
+}
