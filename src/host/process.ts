@@ -77,9 +77,8 @@ function signalName(n: number): NodeJS.Signals | null {
 /** null when this build cannot do what was asked (a working directory before glibc 2.29). */
 function spawnNative(native: HostAddon, python: string, args: string[], opts: SpawnOptions): WorkerProcess | null {
   const envp: string[] = [];
-  for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) envp.push(`${k}=${v}`);
-  const strings = [python, ...args, ...envp, opts.cwd ?? ""];
-  if (strings.some((s) => s.includes("\0"))) return null; // Node's spawn explains it
+  for (const k of Object.keys(opts.env)) if (opts.env[k] !== undefined) envp.push(`${k}=${opts.env[k]}`);
+  if ([python, ...args, ...envp, opts.cwd ?? ""].some((s) => s.includes("\0"))) return null; // Node's spawn explains it
   let fds: [number, number, number, number, number, number];
   try {
     fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);

@@ -129,15 +129,18 @@ function supervise(w: Worker, id: number, target: string, opts: CallOptions, gra
 
 const DEFAULT_SPIN_US = 200;
 
-async function resolveInterpreter(python: string | undefined): Promise<string> {
-  if (python === undefined) {
-    // Loaded only here: the runtime builder is most of pyport, and `pyport/host` stays light.
-    const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([import("../python/discover.js"), import("../runtime/create.js")]);
-    const found = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8).sort((a, b) => b.probe.minor - a.probe.minor)[0];
-    if (!found) throw new PyportError("E_NOT_FOUND", "no CPython 3.8+ found on this machine to build a runtime from", { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." });
-    const { dir } = await cachedRuntime({ source: { python: found.path } });
-    return path.join(dir, "bin", "python3");
-  }
+/** Without `python`: a portable runtime built (once, in pyport's cache) from the newest CPython 3.8+ here. */
+async function managedInterpreter(): Promise<string> {
+  // Loaded only here: the runtime builder is most of pyport, and `pyport/host` stays light.
+  const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([import("../python/discover.js"), import("../runtime/create.js")]);
+  const found = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8).sort((a, b) => b.probe.minor - a.probe.minor)[0];
+  if (!found) throw new PyportError("E_NOT_FOUND", "no CPython 3.8+ found on this machine to build a runtime from", { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." });
+  const { dir } = await cachedRuntime({ source: { python: found.path } });
+  return path.join(dir, "bin", "python3");
+}
+
+/** The interpreter `python` names: a runtime or bundle directory's bin/python3, or the path itself. */
+function givenInterpreter(python: string): string {
   if (!python.includes("/")) {
     throw new PyportError("E_USAGE", `python: ${JSON.stringify(python)} is not a path; pyport does not search PATH`, { hint: "Give a pyport runtime or bundle directory, or an interpreter path such as /usr/bin/python3.12." });
   }
@@ -173,8 +176,11 @@ export class Python {
     if (opts.spinUs !== undefined && !(Number.isInteger(opts.spinUs) && opts.spinUs >= 0 && opts.spinUs <= 100_000)) {
       throw new PyportError("E_USAGE", `spinUs must be an integer from 0 to 100000, got ${opts.spinUs}`, { hint: "0 turns polling off; the default is 200 (µs)." });
     }
-    const executable = await resolveInterpreter(opts.python);
-    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => Worker.start(Python.workerOptions(executable, opts, i))));
+    // With an interpreter given, the workers are spawned before this function first yields.
+    const executable = opts.python === undefined ? await managedInterpreter() : givenInterpreter(opts.python);
+    const starting: Promise<Worker>[] = [];
+    for (let i = 0; i < count; i++) starting.push(Worker.start(Python.workerOptions(executable, opts, i)));
+    const started = await Promise.allSettled(starting);
     const failed = started.find((s) => s.status === "rejected");
     if (failed) {
       for (const s of started) if (s.status === "fulfilled") s.value.kill();
