@@ -99,19 +99,24 @@ interface Figures {
 const us = (t0: bigint, n: number) => Number(process.hrtime.bigint() - t0) / 1e3 / n;
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
+/** Round trips of 8 MiB before the timed ones (see timeBig). */
+const BIG_WARM = 10;
+
 /**
- * The 8 MiB round trip: the first one, then the median of 7 after 2 more warm-up ones (the first
- * few are slower while fresh memory is faulted in, until the allocators reuse freed blocks).
+ * The 8 MiB round trip: the first one, then the median of 10 after BIG_WARM warm-up ones. The
+ * first ~8 in a process are slower for every bridge: each result is fresh memory until Node's
+ * GC has freed earlier ones for the allocator to reuse, and fresh memory costs ~3.5 ms per 8 MiB
+ * on this VM (page allocation and zeroing).
  */
 async function timeBig(roundTrip: () => Promise<Uint8Array | string>, check: (r: Uint8Array | string) => boolean): Promise<{ firstMs: number; warmMs: number }> {
   const times: number[] = [];
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < BIG_WARM + 10; i++) {
     const t = process.hrtime.bigint();
     const r = await roundTrip();
     times.push(ms(t));
     if (!check(r)) throw new Error("8 MiB round trip came back wrong");
   }
-  return { firstMs: times[0], warmMs: median(times.slice(3)) };
+  return { firstMs: times[0], warmMs: median(times.slice(BIG_WARM)) };
 }
 
 /**
@@ -287,7 +292,7 @@ function installed(peer: string): boolean {
 
 export async function hostCallsBench(): Promise<void> {
   const python = await benchPython();
-  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 7 after 3 warm-up ones); medians of 3 runs; start-up: median of ${STARTS} fresh Node processes per bridge`);
+  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 10 after ${BIG_WARM} warm-up ones); medians of 3 runs; start-up: median of ${STARTS} fresh Node processes per bridge`);
   const peers = Object.keys(runners).filter((p) => {
     if (installed(p)) return true;
     console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);

@@ -1,52 +1,26 @@
-"""Starts the host worker (host_codec.py, then host_worker.py, both next to this file) from
-bytecode cached in pyport's cache, so a worker does not compile them on every start (about 5 ms).
-A script's bytecode is never cached by Python itself.
-
-Usage: python -I host_boot.py CACHE_PREFIX WORKER_ARGS...
-CACHE_PREFIX names this version of the sources (the host derives it from pyport's version and the
-files' device, inode, size and mtime), so a cached file is for these sources; "-<cache tag>.bin"
-is appended (marshal data is per Python version). A cache that is missing, unreadable, corrupt
-or read-only only means compiling again.
-
-The codec becomes the module _pyport_host_codec; the worker runs as a namespace, not a module, so
-nothing named like pyport's files can be imported by, or shadow, the user's code.
-"""
+# Starts pyport's host worker: python -I host_boot.py CACHE_PREFIX WORKER_ARGS...
+# Runs host_codec.py and host_worker.py (next to this file) from bytecode cached in pyport's
+# cache; host_cache.py explains the cache and fills it on a miss. Python compiles a script on
+# every start, so this one is kept small (a long one costs ~0.3 ms per worker start).
 import marshal
-import os
 import sys
-
-SOURCES = ("host_codec.py", "host_worker.py")
-
-
-def load(here, prefix):
-    cached = "%s-%s.bin" % (prefix, sys.implementation.cache_tag)
-    try:
-        with open(cached, "rb") as f:
-            codes = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces
-        if type(codes) is tuple and len(codes) == len(SOURCES):
-            return codes
-    except Exception:  # noqa: BLE001 - missing or bad cache: compile instead
-        pass
-    codes = []
-    for name in SOURCES:
-        path = os.path.join(here, name)
-        with open(path, "rb") as f:
-            codes.append(compile(f.read(), path, "exec"))
-    codes = tuple(codes)
-    try:
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        tmp = "%s.%d.tmp" % (cached, os.getpid())
-        with open(tmp, "wb") as f:
-            marshal.dump(codes, f)
-        os.replace(tmp, cached)
-    except OSError:
-        pass
-    return codes
 
 
 def boot():
-    here = os.path.dirname(os.path.abspath(__file__))
-    codec_code, worker_code = load(here, sys.argv[1])
+    try:
+        with open("%s-%s.bin" % (sys.argv[1], sys.implementation.cache_tag), "rb") as f:
+            codes = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces
+    except Exception:  # noqa: BLE001 - missing or bad: compiled again below
+        codes = None
+    if type(codes) is not tuple or len(codes) != 2:
+        here = __file__.rpartition("/")[0]
+        cache = {"__name__": "host_cache"}
+        with open(here + "/host_cache.py", "rb") as f:
+            exec(compile(f.read(), here + "/host_cache.py", "exec"), cache)
+        codes = cache["compile_and_store"](here, sys.argv[1])
+    codec_code, worker_code = codes
+    # The codec is a module; the worker runs as a namespace, so nothing named like pyport's files
+    # can be imported by, or shadow, the user's code.
     codec = type(sys)("_pyport_host_codec")
     codec.__file__ = codec_code.co_filename
     exec(codec_code, codec.__dict__)

@@ -1,6 +1,6 @@
 /**
  * Frames from Python, with values in pyport's tags (protocol.ts TAG): the Python side is
- * python/host_worker.py's encoder.
+ * python/host_codec.py's encoder.
  *
  * Python → JS: None → null, bool, int → number when a safe integer, else bigint, float, str,
  * bytes → Uint8Array (a view into the received data, or read from the arena), list and tuple →

@@ -67,7 +67,7 @@ let inFlight = 0;
 
 let codePrefix: string | undefined;
 /**
- * Where host_boot.py caches the worker's compiled code: the cache's host bucket, under a name
+ * Where python/host_cache.py caches the worker's compiled code: the cache's host bucket, under a name
  * that changes whenever the worker's sources do (pyport's version and each file's device, inode,
  * size and mtime). Not a content hash: the first hash in a process costs ~3 ms of crypto set-up
  * before the worker could be spawned.
