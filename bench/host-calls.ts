@@ -26,8 +26,8 @@ const MOD = path.join(PEERS, "bench_mod.py");
 const SEQ = 2000;
 const PIPELINED = 5000;
 const BIG = 8 << 20;
-/** Fresh Node processes per bridge that only measure start-up to the first result. */
-const STARTS = 9;
+/** Fresh Node processes per bridge that only measure start-up to the first result (interpreter start-up alone varies by ±10 ms here). */
+const STARTS = 15;
 /** Child mode `node host-calls.js PEER PYTHON startup`: measure start-up only. */
 const STARTUP_ONLY = process.argv[4] === "startup";
 
@@ -298,7 +298,10 @@ export async function hostCallsBench(): Promise<void> {
     console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);
     return false;
   });
-  /** Runs rounds of fresh child processes, alternating the order of the bridges. */
+  /**
+   * Runs rounds of fresh child processes, alternating the order of the bridges, with a pause after
+   * each: a child's processes may still be exiting, which would slow the next one down.
+   */
   const measure = (rounds: number, mode: string[]) => {
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < rounds; round++) {
@@ -310,6 +313,7 @@ export async function hostCallsBench(): Promise<void> {
           continue;
         }
         results.set(peer, [...(results.get(peer) ?? []), JSON.parse(line) as Figures]);
+        spawnSync("sleep", ["0.3"]);
       }
     }
     return results;
@@ -341,6 +345,11 @@ export async function hostCallsBench(): Promise<void> {
   };
   if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms warm (target <= 10; the first one ${num("bigFirstMs")} ms) vs ${num("bigFloorMs")} ms (first ${num("bigFloorFirstMs")}) for the raw bytes through the same kind of shared files, no protocol`);
   if (typeof start === "number") console.log(`pyport start-up to first result ${start.toFixed(1)} ms (target <= 60)`);
+  const [ours, shells] = ["pyport", "python-shell"].map((p) => (starts.get(p) ?? []).map((f) => f.startupMs!));
+  if (ours.length && ours.length === shells.length) {
+    const ahead = ours.filter((x, i) => x < shells[i]).length;
+    console.log(`start-up, paired with python-shell's in the same round: pyport ahead in ${ahead} of ${ours.length}, by a median of ${median(ours.map((x, i) => shells[i] - x)).toFixed(1)} ms`);
+  }
   if (typeof startRt === "number") console.log(`pyport start-up to first result with a pyport runtime of the same Python: ${startRt.toFixed(1)} ms (median of 7; no build-machine site-packages)`);
   const host = path.resolve(HERE, "../src/host/index.js");
   const whole = path.resolve(HERE, "../src/index.js");

@@ -109,7 +109,7 @@ class Channel:
     def spin(self, budget_ns):
         """Polls for input for up to budget_ns without sleeping; True when some arrived. Polling
         stops early when a yield shows the host shares this CPU: sleeping is the quicker
-        hand-over then (see native/hostpoll.c)."""
+        hand-over then (see native/host.c)."""
         poll, now = self._poll, time.perf_counter_ns
         end = now() + budget_ns
         while not poll():

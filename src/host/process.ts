@@ -76,9 +76,14 @@ function signalName(n: number): NodeJS.Signals | null {
 
 /** null when this build cannot do what was asked (a working directory before glibc 2.29). */
 function spawnNative(native: HostAddon, python: string, args: string[], opts: SpawnOptions): WorkerProcess | null {
+  // Plain loops: this runs before the first worker exists, where every first use of a builtin
+  // costs tens of µs.
   const envp: string[] = [];
-  for (const k of Object.keys(opts.env)) if (opts.env[k] !== undefined) envp.push(`${k}=${opts.env[k]}`);
-  if ([python, ...args, ...envp, opts.cwd ?? ""].some((s) => s.includes("\0"))) return null; // Node's spawn explains it
+  for (const k of Object.keys(opts.env)) {
+    const v = opts.env[k];
+    if (v !== undefined) envp.push(k + "=" + v);
+  }
+  for (const list of [args, envp, [python, opts.cwd ?? ""]]) for (const s of list) if (s.indexOf("\0") >= 0) return null; // Node's spawn explains it
   let fds: [number, number, number, number, number, number];
   try {
     fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);

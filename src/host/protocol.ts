@@ -1,6 +1,7 @@
 /**
- * The host protocol between Node and a Python worker (python/host_worker.py is the other side:
- * keep the numbers in step). It runs on two dedicated descriptors, one per direction.
+ * The host protocol between Node and a Python worker (python/host_worker.py and host_codec.py are
+ * the other side: keep the numbers in step). It runs on two dedicated descriptors, one per
+ * direction.
  *
  * A frame is: u32 length (of what follows), u8 kind, u32 call id, then at most one value.
  * Values are encoded differently in each direction, each time in the form the receiver decodes
@@ -17,7 +18,11 @@
  * All integers are little-endian.
  */
 
-/** Frame kinds. RELEASE goes both ways: the receiver has read n more values out of the arena (arena.ts). */
+/**
+ * Frame kinds. RELEASE goes both ways: the receiver has read the arena up to this offset
+ * (arena.ts). READY (id 0) carries the worker's pid; ERR with id 0 means a module to preload
+ * failed to import.
+ */
 export const KIND = {
   toPython: { call: 1, stream: 2, credit: 3, cancel: 4, exit: 5, release: 6 },
   fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5, release: 6 },
