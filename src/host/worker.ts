@@ -251,7 +251,10 @@ export class Worker {
     if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
     const to = KIND.toPython;
     this.outbox.call(credit === undefined ? to.call : to.stream, id, target, args, kwargs, credit); // may throw TypeError: then nothing was sent
-    this.posted();
+    // A lone call leaves at once (the worker starts on it while this tick goes on); the calls of
+    // a burst are written together.
+    if (this.outbox.count === 1 && inFlight === 0) this.flush();
+    else this.posted();
     if (!this.pending.size) this.sentAt = performance.now();
     this.pending.set(id, pending);
     inFlight++;
