@@ -8,6 +8,7 @@
  *                                                    leaves the descriptor to libuv)
  *   spawnWorker(file, argv, envp, cwd, inherit) -> [pid, toChild, fromChild, stdout, stderr, exited]
  *   reap(pid) -> undefined
+ *   memfdPair() -> [fd, fd]                        two anonymous memory files (close-on-exec)
  *
  * pollRead picks up a worker's quick reply without an event-loop wake-up. It polls the
  * non-blocking descriptor with read(2), yielding the CPU between tries. A yield that takes long
@@ -30,6 +31,9 @@
  * Errors throw an Error whose code is the errno name (ENOENT, ...); ENOSYS means "cannot spawn
  * with a working directory here" (glibc before 2.29), and the host uses Node's spawn instead.
  *
+ * memfdPair makes the host's two arena files (src/host/arena.ts) with memfd_create: no name in
+ * any directory, ever, and one call instead of an open and an unlink each.
+ *
  * Only the few Node-API declarations used are written out here: Node-API is a stable C ABI, and
  * this way the build needs no Node headers. The module is found through the well-known
  * napi_register_module_v1 symbol.
@@ -47,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,6 +382,34 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return undefined;
 }
 
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 1U
+#endif
+
+static napi_value memfd_pair(napi_env env, napi_callback_info info) {
+  int fds[2] = {-1, -1};
+  for (int i = 0; i < 2; i++) {
+#ifdef SYS_memfd_create
+    fds[i] = (int)syscall(SYS_memfd_create, "pyport-arena", MFD_CLOEXEC);
+#else
+    errno = ENOSYS;
+#endif
+    if (fds[i] < 0) {
+      int e = errno;
+      close_all(fds, 2);
+      return throw_errno(env, e, "memfd_create");
+    }
+  }
+  napi_value result;
+  napi_create_array_with_length(env, 2, &result);
+  for (int i = 0; i < 2; i++) {
+    napi_value v;
+    napi_create_int32(env, fds[i], &v);
+    napi_set_element(env, result, (uint32_t)i, v);
+  }
+  return result;
+}
+
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, strlen(name), cb, NULL, &fn) == 0) napi_set_named_property(env, exports, name, fn);
@@ -386,5 +419,6 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   export_function(env, exports, "pollRead", poll_read);
   export_function(env, exports, "spawnWorker", spawn_worker);
   export_function(env, exports, "reap", reap);
+  export_function(env, exports, "memfdPair", memfd_pair);
   return exports;
 }

@@ -5,9 +5,9 @@
  * That is one copy on each side and no socket-buffer ping-pong (an 8 MiB round trip takes
  * about 7 ms instead of 10 here, and varies far less).
  *
- * Each direction has its own file, created here by the host, unlinked at once (nothing is left
- * behind, even after a crash) and inherited by the worker as a descriptor. The file lives in
- * /dev/shm when that is writable (memory), else in the temporary directory.
+ * Each direction has its own file, made here by the host without a name (nothing is left
+ * behind, even after a crash) and inherited by the worker as a descriptor: an anonymous memory
+ * file, or one in /dev/shm (memory) or the temporary directory, unlinked at once.
  *
  * Reuse: a writer appends at the end of its file; values are read in the order they were
  * written, and the reader reports, in a release frame, the offset it has read up to. When that
@@ -20,6 +20,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { hostAddon } from "./process.js";
 
 /** Byte values at least this long go through the arena. */
 export const ARENA_MIN = 1 << 18;
@@ -28,11 +29,19 @@ const KEEP_BYTES = 16 << 20;
 
 let made = 0;
 /**
- * Two unlinked read-write files (host → worker, worker → host), or null when none can be made.
- * Each is created under a fresh name with O_EXCL and mode 0600 — never opening what another user
- * put there, even in a world-writable directory — and unlinked at once.
+ * Two read-write files without names (host → worker, worker → host), or null when none can be
+ * made: anonymous memory files from the native addon when it was built, else files in /dev/shm
+ * (or the temporary directory), each created under a fresh name with O_EXCL and mode 0600 —
+ * never opening what another user put there, even in a world-writable directory — and unlinked
+ * at once.
  */
 export function openArenaFiles(): [number, number] | null {
+  try {
+    const pair = hostAddon()?.memfdPair();
+    if (pair) return pair;
+  } catch {
+    // no memfd_create here (Linux before 3.17, or a seccomp filter): named files below
+  }
   for (const dir of ["/dev/shm", os.tmpdir()]) {
     const fds: number[] = [];
     let named: string | undefined;

@@ -38,6 +38,7 @@ interface HostAddon {
   pollRead: PollRead;
   spawnWorker: SpawnNative;
   reap: (pid: number) => void;
+  memfdPair: () => [number, number];
 }
 
 let addon: HostAddon | null | undefined;
