@@ -22,14 +22,17 @@ export interface WorkerProcess {
   readonly fromFd: number | undefined;
   /** Sends a signal, unless the process is known to be gone. */
   kill(signal: NodeJS.Signals): void;
+  /**
+   * Called once, when the process has exited or could not be started: always from a later turn
+   * of the event loop, so the owner sets it right after the start.
+   */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null, error?: Error) => void;
 }
 
 export interface SpawnOptions {
   cwd?: string;
   env: NodeJS.ProcessEnv;
   inherit: number[];
-  /** Called once, when the process has exited or could not be started. */
-  onExit: (code: number | null, signal: NodeJS.Signals | null, error?: Error) => void;
 }
 
 type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
@@ -90,12 +93,13 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOSYS") return null;
-    const error = err as Error;
-    process.nextTick(() => opts.onExit(null, null, error));
-    return { pid: undefined, toPython: nothing(), fromPython: nothing(), stdout: nothing(), stderr: nothing(), fromFd: undefined, kill: () => undefined };
+    const failed: WorkerProcess = { pid: undefined, toPython: nothing(), fromPython: nothing(), stdout: nothing(), stderr: nothing(), fromFd: undefined, kill: () => undefined };
+    process.nextTick(() => failed.onExit?.(null, null, err as Error));
+    return failed;
   }
   const [pid, to, from, out, errFd, exitFd] = fds;
   let gone = false;
+  let proc: WorkerProcess;
   const status: Buffer[] = [];
   const exited = new net.Socket({ fd: exitFd, readable: true, writable: false });
   exited.on("data", (chunk: Buffer) => status.push(chunk));
@@ -105,9 +109,9 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     const [code, signal] = s.length >= 8 ? [s.readInt32LE(0), s.readInt32LE(4)] : [-1, 0];
     gone = true;
     native.reap(pid); // only now may the pid be reused: kill() below can never hit another process
-    opts.onExit(code >= 0 ? code : null, signal ? signalName(signal) : null);
+    proc.onExit?.(code >= 0 ? code : null, signal ? signalName(signal) : null);
   });
-  return {
+  return (proc = {
     pid,
     toPython: new net.Socket({ fd: to, readable: false, writable: true }),
     fromPython: new net.Socket({ fd: from, readable: true, writable: false }),
@@ -117,15 +121,15 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     kill: (signal) => {
       if (!gone) process.kill(pid, signal);
     },
-  };
+  });
 }
 
 function spawnWithNode(python: string, args: string[], opts: SpawnOptions): WorkerProcess {
   const child = spawn(python, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...opts.inherit] });
-  child.on("exit", (code, signal) => opts.onExit(code, signal));
-  child.on("error", (err) => opts.onExit(null, null, err));
+  child.on("exit", (code, signal) => proc.onExit?.(code, signal));
+  child.on("error", (err) => proc.onExit?.(null, null, err));
   const fromPython = child.stdio[4] as Readable;
-  return {
+  const proc: WorkerProcess = {
     pid: child.pid,
     toPython: child.stdio[3] as Writable,
     fromPython,
@@ -136,6 +140,7 @@ function spawnWithNode(python: string, args: string[], opts: SpawnOptions): Work
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
   };
+  return proc;
 }
 
 /** A stream with nothing in it, for a process that never started. */

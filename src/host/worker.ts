@@ -83,6 +83,33 @@ export function workerCodePrefix(): string {
   return codePrefix;
 }
 
+interface Launched {
+  proc: WorkerProcess;
+  /** The arena files the worker has on fds 5 and 6, or null when it has none. */
+  arena: [number, number] | null;
+}
+
+/**
+ * Starts a worker's process, before anything else of the Worker is set up: the interpreter takes
+ * tens of ms to start, and everything done here delays it.
+ */
+function launch(opts: WorkerOptions): Launched {
+  const args = ["-I", pythonAsset("host_boot.py"), workerCodePrefix(), "3", "4"];
+  for (const p of opts.path) args.push("--path", p);
+  for (const m of opts.preload) args.push("--preload", m);
+  if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
+  if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
+  if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
+  const arena = openArenaFiles();
+  if (arena) args.push("--arena", "5,6");
+  try {
+    return { proc: spawnWorkerProcess(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, inherit: arena ?? [] }), arena };
+  } catch (err) {
+    arena?.forEach((fd) => fs.closeSync(fd));
+    throw err;
+  }
+}
+
 export class Worker {
   readonly pending = new Map<number, Pending>();
   stderrTail = "";
@@ -121,24 +148,17 @@ export class Worker {
   /** Why the worker was killed for sending data that breaks the protocol. */
   private brokenProtocol?: string;
 
-  private constructor(readonly opts: WorkerOptions) {
+  /** Takes over a process `launch` started. */
+  private constructor(
+    readonly opts: WorkerOptions,
+    { proc, arena }: Launched,
+  ) {
     this.ready = new Promise<void>((resolve, reject) => (this.readyWaiter = { resolve, reject }));
     this.ready.catch(() => undefined); // when nobody waits for it: the exit is reported to the calls
     this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
-    const args = ["-I", pythonAsset("host_boot.py"), workerCodePrefix(), "3", "4"];
-    for (const p of opts.path) args.push("--path", p);
-    for (const m of opts.preload) args.push("--preload", m);
-    if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
-    if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
-    if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
-    const arena = (this.arenaFds = openArenaFiles());
-    if (arena) args.push("--arena", "5,6");
-    try {
-      this.proc = spawnWorkerProcess(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, inherit: arena ?? [], onExit: (code, signal, err) => this.finish(code, signal, err) });
-    } catch (err) {
-      arena?.forEach((fd) => fs.closeSync(fd));
-      throw err;
-    }
+    this.proc = proc;
+    this.arenaFds = arena;
+    proc.onExit = (code, signal, err) => this.finish(code, signal, err);
     this.arenaOut = arena ? new ArenaWriter(arena[0]) : undefined;
     this.outbox = new FrameWriter(this.arenaOut);
     this.arenaIn = arena ? new ArenaReader(arena[1]) : undefined;
@@ -198,7 +218,7 @@ export class Worker {
    * handshake between start and the first call.
    */
   static async start(opts: WorkerOptions): Promise<Worker> {
-    const w = new Worker(opts);
+    const w = new Worker(opts, launch(opts));
     if (opts.preload.length || w.proc.pid === undefined) await w.ready; // no pid: spawning failed, and the error follows
     return w;
   }
