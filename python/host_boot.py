@@ -1,7 +1,7 @@
 # Starts pyport's host worker: python -I host_boot.py CACHE_PREFIX WORKER_ARGS...
-# Runs host_codec.py and host_worker.py (next to this file) from bytecode cached in pyport's
-# cache; host_cache.py explains the cache and fills it on a miss. Python compiles a script on
-# every start, so this one is kept small (a long one costs ~0.3 ms per worker start).
+# Runs host_codec.py, host_channel.py and host_worker.py (next to this file) from bytecode in
+# pyport's cache; host_cache.py explains the cache and fills it on a miss. Python compiles a
+# script on every start, so this one is kept small (a long one costs ~0.3 ms per worker start).
 import marshal
 import sys
 
@@ -12,19 +12,19 @@ def boot():
             codes = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces
     except Exception:  # noqa: BLE001 - missing or bad: compiled again below
         codes = None
-    if type(codes) is not tuple or len(codes) != 2:
+    if type(codes) is not tuple or len(codes) != 3:
         here = __file__.rpartition("/")[0]
         cache = {"__name__": "host_cache"}
         with open(here + "/host_cache.py", "rb") as f:
             exec(compile(f.read(), here + "/host_cache.py", "exec"), cache)
         codes = cache["compile_and_store"](here, sys.argv[1])
-    codec_code, worker_code = codes
-    # The codec is a module; the worker runs as a namespace, so nothing named like pyport's files
-    # can be imported by, or shadow, the user's code.
-    codec = type(sys)("_pyport_host_codec")
-    codec.__file__ = codec_code.co_filename
-    exec(codec_code, codec.__dict__)
-    sys.modules[codec.__name__] = codec
+    # host_codec.py and host_channel.py are modules; the worker runs as a namespace, so nothing
+    # named like pyport's files can be imported by, or shadow, the user's code.
+    for name, code in zip(("_pyport_host_codec", "_pyport_host_channel"), codes):
+        module = sys.modules[name] = type(sys)(name)
+        module.__file__ = code.co_filename
+        exec(code, module.__dict__)
+    worker_code = codes[2]
     namespace = {"__name__": "host_worker", "__file__": worker_code.co_filename, "__builtins__": __builtins__}
     exec(worker_code, namespace)
     return namespace["main"](sys.argv[2:])

@@ -1,8 +1,8 @@
 """The host worker's bytecode cache (host_boot.py runs this file on a miss).
 
 A script's bytecode is never cached by Python itself, and compiling the worker costs about 5 ms,
-so host_boot.py loads host_codec.py and host_worker.py from "<CACHE_PREFIX>-<cache tag>.bin" in
-pyport's cache: a marshalled tuple of their two code objects. CACHE_PREFIX names this version of
+so host_boot.py loads the worker's sources (SOURCES) from "<CACHE_PREFIX>-<cache tag>.bin" in
+pyport's cache: a marshalled tuple of their code objects. CACHE_PREFIX names this version of
 the sources (the host derives it from pyport's version and each file's device, inode, size and
 mtime: src/host/worker.ts workerCodePrefix), and the cache tag the Python version, since marshal
 data is per version. A cache file that is missing, unreadable or corrupt only means compiling
@@ -12,7 +12,7 @@ import marshal
 import os
 import sys
 
-SOURCES = ("host_codec.py", "host_worker.py")
+SOURCES = ("host_codec.py", "host_channel.py", "host_worker.py")  # in the order host_boot.py runs them
 
 
 def compile_and_store(here, prefix):

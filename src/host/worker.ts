@@ -74,7 +74,7 @@ let codePrefix: string | undefined;
  */
 export function workerCodePrefix(): string {
   if (codePrefix === undefined) {
-    const stamps = ["host_codec.py", "host_worker.py"].map((name) => {
+    const stamps = ["host_codec.py", "host_channel.py", "host_worker.py"].map((name) => {
       const st = fs.statSync(pythonAsset(name));
       return `${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`;
     });

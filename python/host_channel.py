@@ -1,0 +1,198 @@
+"""pyport host worker, transport: frames in from the Node host and out to it over the two
+protocol descriptors (src/host/protocol.ts). Loaded by host_boot.py as the module
+_pyport_host_channel; host_worker.py runs what arrives.
+
+Frames in are decoded as they are read (marshal, by host_codec.py) into a backlog the worker
+takes them from; a frame whose value cannot be decoded becomes (BAD, id, (kind, error)), answered
+to the call it belongs to. Frames out are written at once, after the replies held back in `held`.
+"""
+import os
+import time
+
+import _pyport_host_codec as codec
+from _pyport_host_codec import HEAD, HEADER, RESTORE, frame, loads, restore
+
+RELEASE = 6  # frame kind, both ways (src/host/protocol.ts KIND)
+BAD = 0  # never travels: marks a frame whose value could not be decoded
+BIG_FRAME = 1 << 18
+REUSE_MAX = 64 << 20
+SHARED_YIELD_NS = 5000  # a yield that took longer ran another task on this CPU
+_head = HEAD.unpack_from
+
+
+def _message(kind, cid, payload):
+    """(kind, id, value) of one frame; a value that cannot be decoded gives (BAD, id, (kind, error))."""
+    if not payload:
+        return kind, cid, None
+    try:
+        value = loads(payload)
+        if kind & RESTORE:
+            kind ^= RESTORE
+            value = restore(value)
+    except Exception as e:  # noqa: BLE001 - answered to the call it belongs to
+        return BAD, cid, (kind & ~RESTORE, e)
+    return kind, cid, value
+
+
+class Channel:
+    """Frames in: `pump()` reads once (blocking when nothing is there) and decodes every complete
+    frame into `backlog`. Frames out: `write()`, at once, after the replies held back in `held`
+    (see host_worker.py Worker.run_calls)."""
+
+    def __init__(self, in_fd, out_fd):
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.rest = b""
+        self.rbuf = bytearray(1 << 16)
+        self.backlog = []
+        self.next = 0  # backlog[next:] is still to be handled
+        self.eof = False
+        self.tuned = False
+        self.poller = None
+        self.big = None  # a reused receive buffer for large frames
+        self.wrote_at = 0  # perf_counter_ns() of the last write
+        self.held = bytearray()  # replies held back while more calls are waiting (Worker.call)
+
+    def _tune(self):
+        # Big values: a larger send buffer means far fewer round trips with the host (halves the
+        # time of an 8 MiB reply). Done once, when first needed: importing socket costs start-up.
+        self.tuned = True
+        try:
+            import socket
+
+            s = socket.socket(fileno=os.dup(self.out_fd))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.close()
+        except OSError:
+            pass
+
+    def has_input(self):
+        return self.next < len(self.backlog)
+
+    def _poll(self):
+        """poll(0) on the input: a non-empty list when input is waiting."""
+        if self.poller is None:
+            import select
+
+            self.poller = select.poll()
+            self.poller.register(self.in_fd, select.POLLIN)
+        return self.poller.poll(0)
+
+    def readable(self):
+        return bool(self._poll())
+
+    def spin(self, budget_ns):
+        """Polls for input for up to budget_ns without sleeping; True when some arrived. Polling
+        stops early when a yield shows the host shares this CPU: sleeping is the quicker
+        hand-over then (see native/host.c)."""
+        poll, now = self._poll, time.perf_counter_ns
+        end = now() + budget_ns
+        while not poll():
+            before = now()
+            if before >= end:
+                return False
+            os.sched_yield()
+            if now() - before > SHARED_YIELD_NS:
+                return bool(poll())
+        return True
+
+    def pump(self):
+        try:
+            got = os.readv(self.in_fd, [self.rbuf])  # into a reused buffer: os.read(1 MiB) would map fresh memory each time
+        except InterruptedError:
+            return
+        if not got:
+            self.eof = True
+            return
+        chunk = memoryview(self.rbuf)[:got]
+        data = self.rest + chunk if self.rest else bytes(chunk)
+        mv = memoryview(data)
+        pos, end = 0, len(data)
+        append = self.backlog.append
+        while end - pos >= HEADER:
+            n, kind, cid = _head(data, pos)
+            stop = pos + 4 + n
+            if stop <= end:
+                append(_message(kind, cid, mv[pos + HEADER : stop]))
+                pos = stop
+            elif n >= BIG_FRAME:
+                body = self._read_big(mv[pos + 4 :], n)
+                pos = end
+                if body is not None:
+                    append(_message(kind, cid, body[HEADER - 4 :]))  # decoding copies: the buffer can be reused
+            else:
+                break
+        self.rest = data[pos:] if pos < end else b""
+        arena = codec.arena_in
+        if arena is not None and arena.unreported:  # rides along with the next write
+            self.held += frame(RELEASE, 0, arena.read_to)[0]
+            arena.unreported = False
+
+    def _read_big(self, have, n):
+        """The rest of a large frame, read straight into one buffer (no re-concatenation), as a
+        memoryview. Buffers up to REUSE_MAX are kept for the next large frame: memory that is
+        already mapped takes the data far faster than fresh pages."""
+        buf = self.big
+        if buf is None or len(buf) < n:
+            buf = bytearray(n)
+            if n <= REUSE_MAX:
+                self.big = buf
+        mv = memoryview(buf)[:n]
+        mv[: len(have)] = have
+        got = len(have)
+        while got < n:
+            try:
+                k = os.readv(self.in_fd, [mv[got:]])
+            except InterruptedError:
+                continue
+            if not k:
+                self.eof = True
+                return None
+            got += k
+        return mv
+
+    def take(self, i):
+        """Marks backlog[i], the next frame, as handled."""
+        if i + 1 == len(self.backlog):
+            self.backlog.clear()
+            self.next = 0
+        else:
+            self.next = i + 1
+
+    def send(self, kind, cid, value):
+        self.write(frame(kind, cid, value))
+
+    def release(self):
+        """Writes the replies held back, if any."""
+        if self.held:
+            held, self.held = self.held, bytearray()
+            self.write([held])
+
+    def write(self, parts):
+        """Writes one frame's parts now (all of them: a blocking fd, retried after signals),
+        after any replies held back."""
+        if self.held:
+            self.release()
+        self.wrote_at = time.perf_counter_ns()
+        if len(parts) == 1:
+            data = parts[0]
+            n = 0
+            while n < len(data):
+                try:
+                    n += os.write(self.out_fd, data if n == 0 else memoryview(data)[n:])
+                except InterruptedError:
+                    pass
+            return
+        if not self.tuned and sum(len(p) for p in parts) >= BIG_FRAME:
+            self._tune()
+        views = [memoryview(p).cast("B") for p in parts]
+        while views:
+            try:
+                n = os.writev(self.out_fd, views[:1024])
+            except InterruptedError:
+                continue
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
