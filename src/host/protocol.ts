@@ -1,7 +1,7 @@
 /**
- * The host protocol between Node and a Python worker (python/host_worker.py and host_codec.py are
- * the other side: keep the numbers in step). It runs on two dedicated descriptors, one per
- * direction.
+ * The host protocol between Node and a Python worker (python/host_worker.py, host_channel.py and
+ * host_codec.py are the other side: keep the numbers in step). It runs on two dedicated
+ * descriptors, one per direction.
  *
  * A frame is: u32 length (of what follows), u8 kind, u32 call id, then at most one value.
  * Values are encoded differently in each direction, each time in the form the receiver decodes
