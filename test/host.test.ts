@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
+import { CallTable } from "../src/host/calls.js";
 import { hostAddon } from "../src/host/process.js";
 import { workerCodePrefix } from "../src/host/worker.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
@@ -531,6 +532,32 @@ describe("host: polling for quick replies", () => {
     } finally {
       await p.close();
     }
+  });
+});
+
+describe("host: the table of calls in flight", () => {
+  test("finds every call in flight, including slow ones overtaken by more calls than its ring holds", () => {
+    const table = new CallTable<string>();
+    table.set(1, "slow");
+    // Calls answered out of order: those with ids divisible by 3 stay in flight.
+    for (let id = 2; id <= 200_000; id++) {
+      table.set(id, `call ${id}`);
+      if (id > 10 && id % 3) assert.ok(table.delete(id - 9), `call ${id - 9} answered`);
+    }
+    assert.equal(table.get(1), "slow", "a call overtaken by 200 000 others (the ring holds at most 65 536)");
+    assert.equal(table.get(6), "call 6", "an old one that was never answered");
+    assert.equal(table.get(5), undefined, "one that was");
+    assert.equal(table.get(199_999), "call 199999");
+    assert.equal(table.get(200_001), undefined);
+    assert.equal(table.delete(6), true);
+    assert.equal(table.delete(6), false, "gone once deleted");
+    const before = table.size;
+    assert.ok(table.delete(1) && table.size === before - 1);
+    const rest = table.takeAll();
+    assert.equal(rest.length, before - 1);
+    assert.equal(new Set(rest).size, rest.length, "each call once");
+    assert.equal(table.size, 0);
+    assert.equal(table.get(199_999), undefined);
   });
 });
 

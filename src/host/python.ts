@@ -155,7 +155,6 @@ function givenInterpreter(python: string): string {
 export class Python {
   private readonly slots: (Worker | Promise<Worker> | undefined)[];
   private readonly load: number[];
-  private nextId = 1;
   private closing = false;
 
   private constructor(
@@ -278,7 +277,7 @@ export class Python {
   }
 
   private dispatch<T>(w: Worker, slot: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions): Promise<T> {
-    const id = this.nextId++;
+    const id = w.nextCallId();
     let call!: InFlight;
     const answer = new Promise<T>((resolve, reject) => (call = new InFlight(this.load, slot, resolve, reject)));
     if (opts.timeoutMs !== undefined || opts.signal) call.ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => call.giveUp(err));
@@ -298,8 +297,8 @@ export class Python {
   async *stream<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: StreamOptions = {}): AsyncGenerator<T, void, undefined> {
     this.checkOpen(opts);
     const window = Math.max(2, opts.highWaterMark ?? 16);
-    const id = this.nextId++;
     const { w, release } = await this.acquire(this.pickSlot());
+    const id = w.nextCallId();
     const queue: unknown[] = [];
     let ended = false;
     let failure: Error | undefined;

@@ -13,6 +13,7 @@ import { bucketDir, BUCKETS } from "../store/cache.js";
 import { pythonAsset } from "../util/assets.js";
 import { PYPORT_VERSION } from "../version.js";
 import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
+import { CallTable } from "./calls.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
@@ -111,7 +112,9 @@ function launch(opts: WorkerOptions): Launched {
 }
 
 export class Worker {
-  readonly pending = new Map<number, Pending>();
+  /** Calls in flight, by id (see nextCallId). */
+  readonly pending = new CallTable<Pending>();
+  private lastId = 0;
   stderrTail = "";
   exited = false;
   readonly done: Promise<void>;
@@ -200,9 +203,7 @@ export class Worker {
       const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
       this.readyWaiter?.reject(err);
       inFlight -= this.pending.size;
-      const pending = [...this.pending.values()];
-      this.pending.clear();
-      for (const p of pending) p.reject(err);
+      for (const p of this.pending.takeAll()) p.reject(err);
       this.drainWaiters.splice(0).forEach((wake) => wake());
       for (const stream of [this.proc.stdout, this.proc.stderr, this.fromPython, this.toPython]) stream.destroy();
       this.arenaFds?.forEach((fd) => fs.closeSync(fd));
@@ -265,6 +266,11 @@ export class Worker {
       }
     } // else: a reply to a call whose caller gave up on it
   };
+
+  /** The id for this worker's next call: its own numbering, one after the other (the worker relies on ids growing). */
+  nextCallId(): number {
+    return ++this.lastId;
+  }
 
   /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
   send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
