@@ -52,6 +52,13 @@ export interface StreamOptions extends CallOptions {
   highWaterMark?: number;
 }
 
+/** What takeSettlers took from the promise made last (one executor for every call: no closure per call). */
+const settlers = { resolve: (() => undefined) as (value: never) => void, reject: (() => undefined) as (err: Error) => void };
+function takeSettlers(resolve: (value: never) => void, reject: (err: Error) => void): void {
+  settlers.resolve = resolve;
+  settlers.reject = reject;
+}
+
 /** For a call without deadline or signal: nothing to watch (streams always need `stop`). */
 const UNSUPERVISED = { stop: () => undefined, finished: () => undefined };
 
@@ -60,15 +67,23 @@ const UNSUPERVISED = { stop: () => undefined, finished: () => undefined };
  * supervision. The worker settles it with its answer; the supervisor may give up on it first.
  */
 class InFlight implements Pending {
-  ctl: { stop: () => void; finished: () => void } = UNSUPERVISED;
-  private settled = false;
+  // Assigned in the constructor, not as field initializers: V8 runs those as one more function
+  // per object, and there is one object per call.
+  ctl: { stop: () => void; finished: () => void };
+  private settled: boolean;
+  private readonly load: number[];
+  private readonly slot: number;
+  private readonly ok: (value: never) => void;
+  private readonly fail: (err: Error) => void;
 
-  constructor(
-    private readonly load: number[],
-    private readonly slot: number,
-    private readonly ok: (value: never) => void,
-    private readonly fail: (err: Error) => void,
-  ) {}
+  constructor(load: number[], slot: number, ok: (value: never) => void, fail: (err: Error) => void) {
+    this.ctl = UNSUPERVISED;
+    this.settled = false;
+    this.load = load;
+    this.slot = slot;
+    this.ok = ok;
+    this.fail = fail;
+  }
 
   resolve(value: unknown): void {
     this.ctl.finished();
@@ -278,8 +293,8 @@ export class Python {
 
   private dispatch<T>(w: Worker, slot: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions): Promise<T> {
     const id = w.nextCallId();
-    let call!: InFlight;
-    const answer = new Promise<T>((resolve, reject) => (call = new InFlight(this.load, slot, resolve, reject)));
+    const answer = new Promise<T>(takeSettlers);
+    const call = new InFlight(this.load, slot, settlers.resolve, settlers.reject);
     if (opts.timeoutMs !== undefined || opts.signal) call.ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => call.giveUp(err));
     try {
       w.send(id, target, args, kwargs, call);
