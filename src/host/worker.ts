@@ -322,7 +322,7 @@ export class Worker {
 
   /**
    * Encodes a frame into the outbox, which is written at the end of this tick, so calls made
-   * together leave in one write — or every 64 frames, so the worker can start on a long burst
+   * together leave in one write — or every 256 frames, so the worker can start on a long burst
    * while the rest is encoded. Throws TypeError for a value that cannot be sent (nothing is
    * posted then).
    */
@@ -331,10 +331,10 @@ export class Worker {
     this.posted();
   }
 
-  /** A frame went into the outbox: write it at the end of this tick, or now when 64 are waiting. */
+  /** A frame went into the outbox: write it at the end of this tick, or now when 256 are waiting. */
   private posted(): void {
     if (this.outbox.count === 1) process.nextTick(this.flush);
-    else if (this.outbox.count >= 64) this.flush();
+    else if (this.outbox.count >= 256) this.flush();
   }
 
   /** Writes what the outbox holds now; `then` runs once it has left. */
