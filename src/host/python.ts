@@ -5,10 +5,10 @@
  * an interpreter given by path, or — when none is given — a portable runtime pyport builds in its
  * cache from the newest CPython on the machine. Never a silent PATH lookup.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { AbortError, atCallSite, CallTimeoutError, raiseAtCallSite } from "./errors.js";
+import { statPath } from "./process.js";
 import { Worker, type OutputHandler, type Pending } from "./worker.js";
 
 export interface StartOptions {
@@ -159,11 +159,11 @@ function givenInterpreter(python: string): string {
   if (!python.includes("/")) {
     throw new PyportError("E_USAGE", `python: ${JSON.stringify(python)} is not a path; pyport does not search PATH`, { hint: "Give a pyport runtime or bundle directory, or an interpreter path such as /usr/bin/python3.12." });
   }
-  const st = fs.statSync(python, { throwIfNoEntry: false });
+  const st = statPath(python);
   if (!st) throw new PyportError("E_NOT_FOUND", `python: ${python} does not exist`, { hint: "Give a pyport runtime or bundle directory, or an interpreter path." });
-  if (!st.isDirectory()) return path.resolve(python);
+  if (!st.isDirectory) return path.resolve(python);
   const exe = path.join(python, "bin", "python3");
-  if (!fs.existsSync(exe)) throw new PyportError("E_NOT_FOUND", `python: ${python} is a directory without bin/python3`, { hint: "Give a pyport runtime or bundle directory (made by pyport runtime create or pyport build)." });
+  if (!statPath(exe)) throw new PyportError("E_NOT_FOUND", `python: ${python} is a directory without bin/python3`, { hint: "Give a pyport runtime or bundle directory (made by pyport runtime create or pyport build)." });
   return path.resolve(exe);
 }
 

@@ -17,7 +17,7 @@ import { CallTable } from "./calls.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
-import { hostAddon, spawnWorkerProcess, type WorkerProcess } from "./process.js";
+import { hostAddon, spawnWorkerProcess, statPath, type WorkerProcess } from "./process.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
@@ -76,8 +76,9 @@ let codePrefix: string | undefined;
 export function workerCodePrefix(): string {
   if (codePrefix === undefined) {
     const stamps = ["host_codec.py", "host_channel.py", "host_worker.py"].map((name) => {
-      const st = fs.statSync(pythonAsset(name));
-      return `${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`;
+      const st = statPath(pythonAsset(name));
+      if (!st) throw new Error(`pyport: ${pythonAsset(name)} is missing (a broken installation)`);
+      return `${st.dev}-${st.ino}-${st.size}-${st.mtimeMs}`;
     });
     codePrefix = path.join(bucketDir(BUCKETS.host), `${PYPORT_VERSION}-${stamps.join("-")}`);
   }
