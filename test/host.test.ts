@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
 import { CallTable } from "../src/host/calls.js";
-import { hostAddon } from "../src/host/process.js";
+import { hostAddon, statPath } from "../src/host/process.js";
 import { workerCodePrefix } from "../src/host/worker.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
@@ -509,6 +509,29 @@ describe("host: polling for quick replies", () => {
     assert.throws(() => pollRead(fd, buf, 16, 10), TypeError, "offset past the buffer");
     assert.throws(() => pollRead(fd, buf, 0, -1), TypeError, "negative budget");
     cat.stdout.destroy();
+  });
+
+  test("the addon's stat and memfd agree with Node's fs", (t) => {
+    const native = hostAddon();
+    if (!native) {
+      loud("host addon not built: fs.statSync and named arena files are used");
+      return t.skip("host addon not built");
+    }
+    const dir = tmpDir("host-stat");
+    const file = path.join(dir, "f");
+    fs.writeFileSync(file, "12345");
+    for (const p of [file, dir]) {
+      const st = fs.statSync(p);
+      assert.deepEqual(statPath(p), { isDirectory: st.isDirectory(), dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) }, p);
+    }
+    assert.equal(statPath(path.join(dir, "missing")), null);
+    assert.equal(statPath(path.join(file, "below-a-file")), null, "ENOTDIR is 'no such file' too");
+    const [a, b] = native.memfdPair();
+    fs.writeSync(a, Buffer.from("arena"), 0, 5, 0);
+    assert.equal(fs.fstatSync(a).size, 5);
+    assert.match(fs.readlinkSync(`/proc/self/fd/${b}`), /^\/memfd:pyport-arena/, "an anonymous memory file, named nowhere");
+    fs.closeSync(a);
+    fs.closeSync(b);
   });
 
   test("back-to-back calls mixing quick and slow replies, alone and beside another worker's calls, all come back right", async (t) => {
