@@ -154,6 +154,38 @@ describe("host: types", () => {
     assert.equal(await py!.call(`${M}:pid`), pid, "the same worker");
   });
 
+  test("random nested values round-trip through Python unchanged (seeded)", async (t) => {
+    if (!ready(t)) return;
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+    const leaf = (): unknown =>
+      pick([
+        () => null,
+        () => rand() < 0.5,
+        () => pick([0, 1, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), Math.floor(rand() * 2 ** 40) - 2 ** 39]),
+        () => pick([0.5, -1.25, 1e300, -1e-300, Infinity, -Infinity, rand() * 1e6]),
+        () => pick([2n ** 64n, -(2n ** 63n) - 1n, 2n ** 200n + 7n]),
+        () => pick(["", "plain", "é✓😀", "a\u0000b", "x".repeat(70_000)]),
+        () => new Uint8Array(Math.floor(rand() * 40)).map(() => Math.floor(rand() * 256)),
+        () => new Date(Math.floor(rand() * 2e12)),
+      ])();
+    const value = (depth: number): unknown => {
+      if (depth > 3 || rand() < 0.4) return leaf();
+      const n = Math.floor(rand() * 5);
+      return pick([
+        () => Array.from({ length: n }, () => value(depth + 1)),
+        () => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value(depth + 1)])),
+        // not empty and not only str keys: such a dict comes back as a plain object, by design
+        () => new Map<unknown, unknown>(Array.from({ length: n + 1 }, (_, i): [unknown, unknown] => [pick<unknown>([i, -i - 0.5, [i, "t"]]), value(depth + 1)])),
+        () => new Set(Array.from({ length: n }, (_, i) => pick<unknown>([i, `s${i}`, [i]]))),
+      ])();
+    };
+    const values = Array.from({ length: 300 }, () => value(0));
+    const back = await Promise.all(values.map((v) => py!.call(`${M}:identity`, [v])));
+    values.forEach((v, i) => assert.deepEqual(back[i], v, `value ${i}`));
+  });
+
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {
     if (!ready(t)) return;
     await assert.rejects(py!.call(`${M}:unsendable`), (e: PythonError) => e.pythonType === "TypeError" && /cannot send a object to JavaScript/.test(e.message));
