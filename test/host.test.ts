@@ -165,7 +165,7 @@ describe("host: types", () => {
         () => rand() < 0.5,
         () => pick([0, 1, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), Math.floor(rand() * 2 ** 40) - 2 ** 39]),
         () => pick([0.5, -1.25, 1e300, -1e-300, Infinity, -Infinity, rand() * 1e6]),
-        () => pick([2n ** 64n, -(2n ** 63n) - 1n, 2n ** 200n + 7n]),
+        () => pick([2n ** 64n, -(2n ** 63n) - 1n, 2n ** 200n + 7n, (rand() < 0.5 ? -1n : 1n) * (BigInt(Math.floor(rand() * 2 ** 50)) * 2n ** 70n + BigInt(Math.floor(rand() * 2 ** 50)))]),
         () => pick(["", "plain", "é✓😀", "a\u0000b", "x".repeat(70_000)]),
         () => new Uint8Array(Math.floor(rand() * 40)).map(() => Math.floor(rand() * 256)),
         () => new Date(Math.floor(rand() * 2e12)),
