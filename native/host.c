@@ -421,10 +421,11 @@ static napi_value stat_path(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   char *path = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 1 || !(path = get_string(env, argv[0]))) {
-    if (!path) napi_throw_type_error(env, NULL, "statPath(path): bad arguments");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 1) {
+    napi_throw_type_error(env, NULL, "statPath(path): bad arguments");
     return NULL;
   }
+  if (!(path = get_string(env, argv[0]))) return NULL; /* a type error is pending */
   struct stat st;
   int rc = stat(path, &st);
   int e = errno;

@@ -51,7 +51,7 @@ class Channel:
         self.poller = None
         self.big = None  # a reused receive buffer for large frames
         self.wrote_at = 0  # perf_counter_ns() of the last write
-        self.held = bytearray()  # replies held back while more calls are waiting (Worker.call)
+        self.held = bytearray()  # replies held back while more calls are waiting (host_worker.py Worker.run_calls)
 
     def _tune(self):
         # Big values: a larger send buffer means far fewer round trips with the host (halves the

@@ -45,7 +45,7 @@ _OWN_FILES = frozenset((__file__, codec.__file__, _pyport_host_channel.__file__)
 
 class _Target:
     """A parsed target: its module (while that stays in sys.modules) and attribute path, and
-    whether its last call was quick (see Worker.call)."""
+    whether its last call was quick (see Worker.run_calls)."""
 
     __slots__ = ("module_name", "module", "attrs", "quick")
 
@@ -116,7 +116,7 @@ class Worker:
     any task is alive the loop runs, stopping whenever input arrives. A reply is written as soon
     as it is ready (one writev), except that a plain function's result is held back while more
     calls already received wait behind it, and only ahead of calls to targets that were quick
-    last time (see call): a burst of quick calls is answered in a few writes. If the process
+    last time (see run_calls): a burst of quick calls is answered in a few writes. If the process
     dies, held replies die with it: those calls get WorkerCrashedError.
 
     Cancelling: a "cancel" message cancels the call's task, or marks a call not read yet. For

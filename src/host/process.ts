@@ -104,7 +104,7 @@ function signalName(n: number): NodeJS.Signals | null {
   return signalNames.get(n) ?? null;
 }
 
-/** null when this build cannot do what was asked (a working directory before glibc 2.29). */
+/** null when Node's spawn should do it: a working directory before glibc 2.29, or a NUL in a string (Node's error explains it). */
 function spawnNative(native: HostAddon, python: string, args: string[], opts: SpawnOptions): WorkerProcess | null {
   // Plain loops: this runs before the first worker exists, where every first use of a builtin
   // costs tens of µs.
@@ -113,7 +113,7 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     const v = opts.env[k];
     if (v !== undefined) envp.push(k + "=" + v);
   }
-  for (const list of [args, envp, [python, opts.cwd ?? ""]]) for (const s of list) if (s.indexOf("\0") >= 0) return null; // Node's spawn explains it
+  for (const list of [args, envp, [python, opts.cwd ?? ""]]) for (const s of list) if (s.indexOf("\0") >= 0) return null;
   let fds: [number, number, number, number, number, number];
   try {
     fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);
@@ -145,7 +145,11 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     stderr: new net.Socket({ fd: errFd, readable: true, writable: false }),
     fromFd: from,
     kill: (signal) => {
-      if (!gone) process.kill(pid, signal);
+      try {
+        if (!gone) process.kill(pid, signal);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err; // reaped by someone else: gone all the same
+      }
     },
   });
 }

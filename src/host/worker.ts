@@ -3,8 +3,8 @@
  * protocol runs on fds 3 (to Python) and 4 (from Python), with long byte values in two arena
  * files on fds 5 and 6 (arena.ts) when they could be made; the worker's stdout and stderr go to
  * the host's streams or an `onOutput` callback, and the last few KiB of stderr are kept for
- * crash reports. The calls of one tick are written together (pipelined) and answered by id. When the process exits, every unanswered call is rejected
- * with WorkerCrashedError at once.
+ * crash reports. The calls of one tick are written together (pipelined) and answered by id.
+ * When the process exits, every unanswered call is rejected with WorkerCrashedError at once.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
