@@ -137,6 +137,18 @@ static napi_value poll_read(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* A JS array of these numbers. */
+static napi_value number_array(napi_env env, const double *values, uint32_t n) {
+  napi_value result;
+  napi_create_array_with_length(env, n, &result);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_create_double(env, values[i], &v);
+    napi_set_element(env, result, i, v);
+  }
+  return result;
+}
+
 /* -- spawnWorker ---------------------------------------------------------------------------- */
 
 /* A JS string as a malloc'd C string, or NULL (a type error has been thrown). */
@@ -355,13 +367,8 @@ static napi_value spawn_worker(napi_env env, napi_callback_info info) {
   pthread_attr_destroy(&tattr);
   child[4] = -1; /* the thread writes and closes it */
   for (int i = 0; i < 5; i++) set_nonblocking(parent[i]);
-  napi_create_array_with_length(env, 6, &result);
-  int32_t values[6] = {pid, parent[0], parent[1], parent[2], parent[3], parent[4]};
-  for (int i = 0; i < 6; i++) {
-    napi_value v;
-    napi_create_int32(env, values[i], &v);
-    napi_set_element(env, result, (uint32_t)i, v);
-  }
+  double values[6] = {pid, parent[0], parent[1], parent[2], parent[3], parent[4]};
+  result = number_array(env, values, 6);
   for (int i = 0; i < 5; i++) parent[i] = -1; /* handed over */
 out:
   close_all(parent, 5);
@@ -407,14 +414,8 @@ static napi_value memfd_pair(napi_env env, napi_callback_info info) {
       return throw_errno(env, e, "memfd_create");
     }
   }
-  napi_value result;
-  napi_create_array_with_length(env, 2, &result);
-  for (int i = 0; i < 2; i++) {
-    napi_value v;
-    napi_create_int32(env, fds[i], &v);
-    napi_set_element(env, result, (uint32_t)i, v);
-  }
-  return result;
+  double values[2] = {fds[0], fds[1]};
+  return number_array(env, values, 2);
 }
 
 static napi_value stat_path(napi_env env, napi_callback_info info) {
@@ -439,13 +440,7 @@ static napi_value stat_path(napi_env env, napi_callback_info info) {
   }
   double values[5] = {S_ISDIR(st.st_mode) ? 1 : 0, (double)st.st_dev, (double)st.st_ino, (double)st.st_size,
                       (double)st.st_mtim.tv_sec * 1000 + (double)(st.st_mtim.tv_nsec / 1000000)};
-  napi_create_array_with_length(env, 5, &result);
-  for (int i = 0; i < 5; i++) {
-    napi_value v;
-    napi_create_double(env, values[i], &v);
-    napi_set_element(env, result, (uint32_t)i, v);
-  }
-  return result;
+  return number_array(env, values, 5);
 }
 
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
