@@ -24,7 +24,7 @@ import { hostAddon } from "./process.js";
 
 /** Byte values at least this long go through the arena. */
 export const ARENA_MIN = 1 << 18;
-/** A file larger than this is truncated once all its values are released (memory is not kept). */
+/** A file larger than this is truncated once everything in it has been read (the memory is not kept). */
 const KEEP_BYTES = 16 << 20;
 
 let made = 0;

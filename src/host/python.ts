@@ -20,7 +20,7 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Directories put first on `sys.path`. */
   path?: string[];
-  /** Modules imported when each worker starts. */
+  /** Modules imported when each worker starts; start() then waits for them. */
   preload?: string[];
   /** Coroutine calls each worker runs at once (default 1). Plain functions always run one at a time. */
   concurrency?: number;
@@ -183,7 +183,11 @@ export class Python {
     workers.forEach((w, i) => this.watch(w, i));
   }
 
-  /** Starts the workers and waits until each has preloaded its modules. */
+  /**
+   * Starts the workers. Resolves once their processes exist — calls made meanwhile run as soon as
+   * each interpreter is up — or, with `preload`, once every worker has imported those modules
+   * (rejecting with the PythonError of an import that failed).
+   */
   static async start(opts: StartOptions = {}): Promise<Python> {
     const count = opts.workers ?? 1;
     if (!Number.isInteger(count) || count < 1) throw new PyportError("E_USAGE", `workers must be a positive integer, got ${count}`);
