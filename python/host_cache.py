@@ -1,29 +1,26 @@
 """The host worker's bytecode cache (host_boot.py runs this file on a miss).
 
 A script's bytecode is never cached by Python itself, and compiling the worker costs about 5 ms,
-so host_boot.py loads the worker's sources (SOURCES) from "<CACHE_PREFIX>-<cache tag>.bin" in
-pyport's cache: a marshalled tuple of their code objects. CACHE_PREFIX names this version of
-the sources (the host derives it from pyport's version and each file's device, inode, size and
-mtime: src/host/worker.ts workerCodePrefix), and the cache tag the Python version, since marshal
-data is per version. A cache file that is missing, unreadable or corrupt only means compiling
-again; one that cannot be written (a read-only cache) only means compiling every time.
+so host_boot.py loads the worker's sources from one file in pyport's cache bucket for the host
+(`host-v1`): a marshalled tuple of their code objects. Its name is
+"<pyport version>-<device-inode-size-mtime of each source>-<cache tag>.bin": it changes whenever
+a source does, and per Python version, since marshal data is per version. Not a content hash:
+hashing the sources on every start would cost more than the cache saves. A cache file that is
+missing, unreadable or corrupt only means compiling again; one that cannot be written (a
+read-only cache) only means compiling every time.
 """
 import marshal
 import os
-import sys
-
-SOURCES = ("host_codec.py", "host_channel.py", "host_worker.py")  # in the order host_boot.py runs them
 
 
-def compile_and_store(here, prefix):
-    """The code objects of SOURCES (in `here`), written to the cache for the next start."""
+def compile_and_store(here, sources, cached):
+    """The code objects of `sources` (in `here`), in that order, written to `cached` for the next start."""
     codes = []
-    for name in SOURCES:
+    for name in sources:
         path = os.path.join(here, name)
         with open(path, "rb") as f:
             codes.append(compile(f.read(), path, "exec"))
     codes = tuple(codes)
-    cached = "%s-%s.bin" % (prefix, sys.implementation.cache_tag)
     try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         tmp = "%s.%d.tmp" % (cached, os.getpid())

@@ -13,7 +13,7 @@ import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError }
 import { ARENA_MIN } from "../src/host/arena.js";
 import { CallTable } from "../src/host/calls.js";
 import { hostAddon, statPath } from "../src/host/process.js";
-import { workerCodePrefix } from "../src/host/worker.js";
+import { PYPORT_VERSION } from "../src/version.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
@@ -650,9 +650,12 @@ describe("host: sys.path", () => {
     if (!interpreter) return t.skip("no interpreter");
     const bucket = path.join(process.env.PYPORT_CACHE!, "host-v1");
     const tag = spawnSync(interpreter, ["-c", "import sys; print(sys.implementation.cache_tag)"], { encoding: "utf8" }).stdout.trim();
-    const file = `${workerCodePrefix()}-${tag}.bin`;
-    assert.equal(path.dirname(file), bucket);
-    assert.ok(fs.existsSync(file), "the first start cached the worker's code, under a name for this version of its source");
+    const stamps = ["host_codec.py", "host_channel.py", "host_worker.py"].map((name) => {
+      const st = fs.statSync(path.resolve(FIXTURES, "../../../python", name));
+      return `${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`;
+    });
+    const file = path.join(bucket, `${PYPORT_VERSION}-${stamps.join("-")}-${tag}.bin`);
+    assert.ok(fs.existsSync(file), `the first start cached the worker's code, under a name for this version of its sources: ${fs.readdirSync(bucket).join(", ")}`);
     fs.writeFileSync(file, "not marshal data");
     const p = await Python.start({ python: interpreter, path: [FIXTURES], spinUs: 0 });
     try {

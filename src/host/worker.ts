@@ -7,7 +7,6 @@
  * When the process exits, every unanswered call is rejected with WorkerCrashedError at once.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/cache.js";
 import { pythonAsset } from "../util/assets.js";
@@ -17,7 +16,7 @@ import { CallTable } from "./calls.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
-import { hostAddon, spawnWorkerProcess, statPath, type WorkerProcess } from "./process.js";
+import { hostAddon, spawnWorkerProcess, type WorkerProcess } from "./process.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
@@ -66,25 +65,6 @@ function warmCodec(): void {
 /** Calls in flight on every worker of this process: a worker polls only when all of them are its own. */
 let inFlight = 0;
 
-let codePrefix: string | undefined;
-/**
- * Where python/host_cache.py caches the worker's compiled code: the cache's host bucket, under a name
- * that changes whenever the worker's sources do (pyport's version and each file's device, inode,
- * size and mtime). Not a content hash: the first hash in a process costs ~3 ms of crypto set-up
- * before the worker could be spawned.
- */
-export function workerCodePrefix(): string {
-  if (codePrefix === undefined) {
-    const stamps = ["host_codec.py", "host_channel.py", "host_worker.py"].map((name) => {
-      const st = statPath(pythonAsset(name));
-      if (!st) throw new Error(`pyport: ${pythonAsset(name)} is missing (a broken installation)`);
-      return `${st.dev}-${st.ino}-${st.size}-${st.mtimeMs}`;
-    });
-    codePrefix = path.join(bucketDir(BUCKETS.host), `${PYPORT_VERSION}-${stamps.join("-")}`);
-  }
-  return codePrefix;
-}
-
 interface Launched {
   proc: WorkerProcess;
   /** The arena files the worker has on fds 5 and 6, or null when it has none. */
@@ -96,7 +76,8 @@ interface Launched {
  * tens of ms to start, and everything done here delays it.
  */
 function launch(opts: WorkerOptions): Launched {
-  const args = ["-I", pythonAsset("host_boot.py"), workerCodePrefix(), "3", "4"];
+  // The worker's compiled code is cached in the host bucket (python/host_cache.py names the file).
+  const args = ["-I", pythonAsset("host_boot.py"), bucketDir(BUCKETS.host), PYPORT_VERSION, "3", "4"];
   for (const p of opts.path) args.push("--path", p);
   for (const m of opts.preload) args.push("--preload", m);
   if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
