@@ -23,11 +23,13 @@ import { median } from "./util.js";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PEERS = path.resolve(HERE, "../../bench/host-peers");
 const MOD = path.join(PEERS, "bench_mod.py");
+/** python-shell runs a script that speaks its JSON lines protocol itself. */
+const SHELL_SCRIPT = path.join(PEERS, "pyshell_server.py");
 const SEQ = 2000;
 const PIPELINED = 5000;
 const BIG = 8 << 20;
 /** Fresh Node processes per bridge that only measure start-up to the first result (interpreter start-up alone varies by ±10 ms here). */
-const STARTS = 15;
+const STARTS = 20;
 /** Child mode `node host-calls.js PEER PYTHON startup`: measure start-up only. */
 const STARTUP_ONLY = process.argv[4] === "startup";
 
@@ -84,8 +86,6 @@ interface Figures {
   /** pyport only: from SIGKILL of a busy worker to the rejection of its call. */
   crashMs?: number;
   startupMs?: number;
-  /** pyport only: start-up with a pyport runtime made from the same interpreter (no site-packages .pth of the build machine). */
-  startupRuntimeMs?: number;
   seqUs?: number;
   pipelinedUs?: number;
   /** Warm: see timeBig. */
@@ -178,17 +178,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       crashes.push(Number(((await call) as bigint) - t) / 1e6);
     }
     await py.close();
-    const { cachedRuntime } = await import("../src/runtime/create.js");
-    const { dir } = await cachedRuntime({ source: { python } });
-    const starts: number[] = [];
-    for (let i = 0; i < 7; i++) {
-      const t = process.hrtime.bigint();
-      const rt = await Python.start({ python: dir, path: [PEERS] });
-      await rt.call("bench_mod:echo", [1]);
-      starts.push(ms(t));
-      await rt.close();
-    }
-    return { startupMs, startupRuntimeMs: median(starts), ...r, bigMs: big.warmMs, bigFirstMs: big.firstMs, bigFloorMs: bigFloor.warmMs, bigFloorFirstMs: bigFloor.firstMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
+    return { startupMs, ...r, bigMs: big.warmMs, bigFirstMs: big.firstMs, bigFloorMs: bigFloor.warmMs, bigFloorFirstMs: bigFloor.firstMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
   },
 
   async "python-shell"(python) {
@@ -199,7 +189,7 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     }
     const { PythonShell } = createRequire(path.join(PEERS, "package.json"))("python-shell") as { PythonShell: new (script: string, opts: object) => Shell };
     const t0 = process.hrtime.bigint();
-    const shell = new PythonShell(MOD, { pythonPath: python, pythonOptions: ["-I", "-u"], mode: "json" });
+    const shell = new PythonShell(SHELL_SCRIPT, { pythonPath: python, pythonOptions: ["-I", "-u"], mode: "json" });
     const waiting = new Map<number, (v: unknown) => void>();
     shell.on("message", (m: { id: number; result: unknown }) => {
       waiting.get(m.id)!(m.result);
@@ -278,6 +268,17 @@ async function benchPython(): Promise<string> {
   return found.path;
 }
 
+/** pyport's start-up against each out-of-process peer's, round by round (children of one round run back to back). */
+function comparePairedStarts(starts: Map<string, Figures[]>, interpreter: string): void {
+  const ours = (starts.get("pyport") ?? []).map((f) => f.startupMs!);
+  for (const peer of ["python-shell", "pythonia"]) {
+    const theirs = (starts.get(peer) ?? []).map((f) => f.startupMs!);
+    if (!ours.length || ours.length !== theirs.length) continue;
+    const ahead = ours.filter((x, i) => x < theirs[i]).length;
+    console.log(`start-up with ${interpreter}, paired with ${peer}'s in the same round: pyport ahead in ${ahead} of ${ours.length}, by a median of ${median(ours.map((x, i) => theirs[i] - x)).toFixed(1)} ms`);
+  }
+}
+
 /** Median time to load a module in a fresh Node process (what an app pays before its first call). */
 function importMs(specifier: string, how: "import" | "require"): number {
   const load = how === "import" ? `await import(${JSON.stringify(specifier)})` : `createRequire(${JSON.stringify(path.join(PEERS, "package.json"))})(${JSON.stringify(specifier)})`;
@@ -302,11 +303,11 @@ export async function hostCallsBench(): Promise<void> {
    * Runs rounds of fresh child processes, alternating the order of the bridges, with a pause after
    * each: a child's processes may still be exiting, which would slow the next one down.
    */
-  const measure = (rounds: number, mode: string[]) => {
+  const measure = (rounds: number, mode: string[], interpreter = python, bridges = peers) => {
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < rounds; round++) {
-      for (const peer of round % 2 ? [...peers].reverse() : peers) {
-        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, python, ...mode], { encoding: "utf8", timeout: 600_000 });
+      for (const peer of round % 2 ? [...bridges].reverse() : bridges) {
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, interpreter, ...mode], { encoding: "utf8", timeout: 600_000 });
         const line = r.stdout.trim().split("\n").pop() ?? "";
         if (r.status !== 0 || !line.startsWith("{")) {
           console.log(`${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`);
@@ -320,6 +321,11 @@ export async function hostCallsBench(): Promise<void> {
   };
   const results = measure(3, []);
   const starts = measure(STARTS, ["startup"]);
+  // The same interpreter as a pyport runtime: no build-machine site-packages, whose .pth files run
+  // on every interpreter start (here one imports certifi, pathlib and re: ~19 ms).
+  const { cachedRuntime } = await import("../src/runtime/create.js");
+  const runtimePython = path.join((await cachedRuntime({ source: { python } })).dir, "bin", "python3");
+  const runtimeStarts = measure(STARTS, ["startup"], runtimePython, peers.filter((p) => p !== "node-calls-python")); // in-process: its own libpython
   const med = (peer: string, key: keyof Figures): number | string | undefined => {
     const xs = ((key === "startupMs" ? starts : results).get(peer) ?? []).map((f) => f[key]);
     if (!xs.length || xs[0] === undefined) return undefined;
@@ -338,19 +344,19 @@ export async function hostCallsBench(): Promise<void> {
   if (pipe && shellPipe) console.log(`pyport pipelined = ${(pipe / shellPipe).toFixed(2)}x python-shell's (target <= 0.5)`);
   const big = med("pyport", "bigMs");
   const start = med("pyport", "startupMs");
-  const startRt = med("pyport", "startupRuntimeMs");
   const num = (key: keyof Figures) => {
     const v = med("pyport", key);
     return typeof v === "number" ? v.toFixed(1) : "-";
   };
   if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms warm (target <= 10; the first one ${num("bigFirstMs")} ms) vs ${num("bigFloorMs")} ms (first ${num("bigFloorFirstMs")}) for the raw bytes through the same kind of shared files, no protocol`);
   if (typeof start === "number") console.log(`pyport start-up to first result ${start.toFixed(1)} ms (target <= 60)`);
-  const [ours, shells] = ["pyport", "python-shell"].map((p) => (starts.get(p) ?? []).map((f) => f.startupMs!));
-  if (ours.length && ours.length === shells.length) {
-    const ahead = ours.filter((x, i) => x < shells[i]).length;
-    console.log(`start-up, paired with python-shell's in the same round: pyport ahead in ${ahead} of ${ours.length}, by a median of ${median(ours.map((x, i) => shells[i] - x)).toFixed(1)} ms`);
+  comparePairedStarts(starts, "the build machine's interpreter");
+  console.log(`start-up with a pyport runtime of the same Python (${runtimePython}):`);
+  for (const peer of peers) {
+    const xs = (runtimeStarts.get(peer) ?? []).map((f) => f.startupMs!);
+    if (xs.length) console.log(`  ${peer} ${median(xs).toFixed(1)} ms`);
   }
-  if (typeof startRt === "number") console.log(`pyport start-up to first result with a pyport runtime of the same Python: ${startRt.toFixed(1)} ms (median of 7; no build-machine site-packages)`);
+  comparePairedStarts(runtimeStarts, "the pyport runtime");
   const host = path.resolve(HERE, "../src/host/index.js");
   const whole = path.resolve(HERE, "../src/index.js");
   const shellImport = installed("python-shell") ? `, python-shell ${importMs("python-shell", "require").toFixed(1)} ms` : "";

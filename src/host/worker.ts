@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import { bucketDir, BUCKETS } from "../store/cache.js";
+import { bucketDir, BUCKETS } from "../store/buckets.js";
 import { pythonAsset } from "../util/assets.js";
 import { PYPORT_VERSION } from "../version.js";
 import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";

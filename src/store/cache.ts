@@ -1,40 +1,20 @@
 /**
- * pyport's content-addressed cache. Layout: `<root>/<bucket>/<key>/`, where a bucket name carries
- * its format version (`runtimes-v1`) so a format change never reads old entries. An entry is
+ * pyport's content-addressed cache. Layout: `<root>/<bucket>/<key>/` (buckets.ts names the root
+ * and the buckets; a bucket name carries its format version). An entry is
  * complete only when its marker file exists: entries are built in a temp directory, the marker
  * is written last, and the directory is renamed into place under a lock.
  */
 import * as fsp from "node:fs/promises";
-import * as os from "node:os";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
 import { pathExists, treeSize } from "../util/fs.js";
 import { withLock } from "./lock.js";
 
-export const BUCKETS = {
-  downloads: "downloads-v1",
-  archives: "archives-v1",
-  runtimes: "runtimes-v1",
-  probes: "probes-v1",
-  wheels: "wheels-v1",
-  /** The host worker's compiled code, one file per (source hash, Python version): python/host_boot.py. */
-  host: "host-v1",
-  /** Written by onefile stubs (native/onefile.c BUCKET), not by pyport itself; their locks are flock files. */
-  onefile: "onefile-v1",
-} as const;
+import { BUCKETS, bucketDir, cacheRoot } from "./buckets.js";
+
+export { BUCKETS, bucketDir, cacheRoot };
 
 export const COMPLETE_MARKER = ".pyport-complete";
-
-/** `$PYPORT_CACHE`, else `$XDG_CACHE_HOME/pyport`, else `~/.cache/pyport`. */
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.PYPORT_CACHE) return path.resolve(env.PYPORT_CACHE);
-  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), ".cache");
-  return path.join(xdg, "pyport");
-}
-
-export function bucketDir(bucket: string, root = cacheRoot()): string {
-  return path.join(root, bucket);
-}
 
 export interface MaterializeOptions {
   bucket: string;
