@@ -1,5 +1,6 @@
 import { PyportError } from "../errors.js";
-import { cacheRoot, listCache, pruneCache } from "../store/cache.js";
+import { cacheRoot } from "../store/buckets.js";
+import { listCache, pruneCache } from "../store/cache.js";
 import { parse } from "./args.js";
 import { mib, table } from "./output.js";
 

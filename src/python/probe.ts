@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno, PyportError } from "../errors.js";
-import { BUCKETS, bucketDir } from "../store/cache.js";
+import { BUCKETS, bucketDir } from "../store/buckets.js";
 import { pythonAsset } from "../util/assets.js";
 import { describeFailure, execFile } from "../util/exec.js";
 import { writeFileAtomic } from "../util/fs.js";

@@ -12,8 +12,6 @@ import { withLock } from "./lock.js";
 
 import { BUCKETS, bucketDir, cacheRoot } from "./buckets.js";
 
-export { BUCKETS, bucketDir, cacheRoot };
-
 export const COMPLETE_MARKER = ".pyport-complete";
 
 export interface MaterializeOptions {

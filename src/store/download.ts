@@ -7,7 +7,8 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import type { Reporter } from "../util/reporter.js";
-import { BUCKETS, materialize } from "./cache.js";
+import { BUCKETS } from "./buckets.js";
+import { materialize } from "./cache.js";
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
