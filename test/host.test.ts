@@ -286,6 +286,12 @@ describe("host: crashes, deadlines, aborts", () => {
     assert.ok(Date.now() - started < 10_000, "not left to run its 30 s"); // the latency is not the point here
     assert.equal(await py!.call(`${M}:identity`, [5]), 5);
     assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
+    for (const timeoutMs of [-1, NaN]) {
+      await assert.rejects(py!.call(`${M}:identity`, [1], {}, { timeoutMs }), /timeoutMs must be a number of milliseconds, 0 or more/);
+      await assert.rejects(async () => {
+        for await (const x of py!.stream(`${M}:agen`, [1], {}, { timeoutMs })) void x;
+      }, /timeoutMs must be/);
+    }
   });
 
   test("a call that ignores the interrupt is killed after the grace period; its worker is replaced", async (t) => {
@@ -672,6 +678,7 @@ describe("host: sys.path", () => {
     }
     assert.notEqual(fs.readFileSync(file, "utf8"), "not marshal data", "rewritten after the corrupt read");
     await assert.rejects(Python.start({ python: interpreter, spinUs: -1 }), /spinUs must be an integer from 0 to 100000/);
+    await assert.rejects(Python.start({ python: interpreter, graceMs: -1 }), /graceMs must be a number of milliseconds/);
   });
 
   test("path entries come first and pyport's own helper scripts never shadow user modules (-I), on every Python", async (t) => {

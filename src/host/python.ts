@@ -143,6 +143,7 @@ function supervise(w: Worker, id: number, target: string, opts: CallOptions, gra
 }
 
 const DEFAULT_SPIN_US = 200;
+const DEFAULT_GRACE_MS = 2000;
 
 /** Without `python`: a portable runtime built (once, in pyport's cache) from the newest CPython 3.8+ here. */
 async function managedInterpreter(): Promise<string> {
@@ -171,6 +172,8 @@ export class Python {
   private readonly slots: (Worker | Promise<Worker> | undefined)[];
   private readonly load: number[];
   private closing = false;
+  /** How long an interrupted call, or a worker asked to exit, may take before it is killed. */
+  private readonly graceMs: number;
 
   private constructor(
     /** The interpreter the workers run. */
@@ -180,6 +183,7 @@ export class Python {
   ) {
     this.slots = workers;
     this.load = workers.map(() => 0);
+    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     workers.forEach((w, i) => this.watch(w, i));
   }
 
@@ -193,6 +197,9 @@ export class Python {
     if (!Number.isInteger(count) || count < 1) throw new PyportError("E_USAGE", `workers must be a positive integer, got ${count}`);
     if (opts.spinUs !== undefined && !(Number.isInteger(opts.spinUs) && opts.spinUs >= 0 && opts.spinUs <= 100_000)) {
       throw new PyportError("E_USAGE", `spinUs must be an integer from 0 to 100000, got ${opts.spinUs}`, { hint: "0 turns polling off; the default is 200 (µs)." });
+    }
+    if (opts.graceMs !== undefined && !(Number.isFinite(opts.graceMs) && opts.graceMs >= 0)) {
+      throw new PyportError("E_USAGE", `graceMs must be a number of milliseconds, 0 or more, got ${opts.graceMs}`, { hint: `The default is ${DEFAULT_GRACE_MS}.` });
     }
     // With an interpreter given, the workers are spawned before this function first yields.
     const executable = opts.python === undefined ? await managedInterpreter() : givenInterpreter(opts.python);
@@ -260,6 +267,9 @@ export class Python {
 
   private checkOpen(opts: CallOptions): void {
     if (this.closing) throw new PyportError("E_USAGE", "this Python was closed", { hint: "Start a new one with Python.start()." });
+    if (opts.timeoutMs !== undefined && !(Number.isFinite(opts.timeoutMs) && opts.timeoutMs >= 0)) {
+      throw new PyportError("E_USAGE", `timeoutMs must be a number of milliseconds, 0 or more, got ${opts.timeoutMs}`);
+    }
     if (opts.signal?.aborted) throw new AbortError("the call was aborted before it started", { cause: opts.signal.reason });
   }
 
@@ -299,7 +309,7 @@ export class Python {
     const id = w.nextCallId();
     const answer = new Promise<T>(takeSettlers);
     const call = new InFlight(this.load, slot, settlers.resolve, settlers.reject);
-    if (opts.timeoutMs !== undefined || opts.signal) call.ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, (err) => call.giveUp(err));
+    if (opts.timeoutMs !== undefined || opts.signal) call.ctl = supervise(w, id, target, opts, this.graceMs, (err) => call.giveUp(err));
     try {
       w.send(id, target, args, kwargs, call);
     } catch (err) {
@@ -327,7 +337,7 @@ export class Python {
       [ended, failure] = [true, err];
       wake?.();
     };
-    const ctl = supervise(w, id, target, opts, this.opts.graceMs ?? 2000, end);
+    const ctl = supervise(w, id, target, opts, this.graceMs, end);
     const pending: Pending = {
       item: (v) => (queue.push(v), wake?.()),
       resolve: () => (ctl.finished(), end()),
@@ -382,7 +392,7 @@ export class Python {
       workers.map(async (w) => {
         if (!w) return;
         await w.drained();
-        await w.shutdown(this.opts.graceMs ?? 2000);
+        await w.shutdown(this.graceMs);
       }),
     );
   }
