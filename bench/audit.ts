@@ -13,7 +13,6 @@ import { discoverPythons } from "../src/python/discover.js";
 import { createRuntime } from "../src/runtime/create.js";
 import { median } from "./util.js";
 
-
 export async function auditBench(): Promise<void> {
   // scipy wheels on this machine's index are cp311 only; any 3.11 works.
   const py = (await discoverPythons()).find((p) => p.probe.major === 3 && p.probe.minor === 11);
@@ -24,9 +23,15 @@ export async function auditBench(): Promise<void> {
   process.env.PYPORT_CACHE ??= fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-cache-"));
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-audit-")), "rt");
   await createRuntime({ source: { python: py.path }, out });
-  const pip = spawnSync(path.join(out, "bin", "python3"), ["-m", "pip", "install", "--no-cache-dir", "-q", "numpy", "scipy"], { encoding: "utf8" });
+  const pip = spawnSync(
+    path.join(out, "bin", "python3"),
+    ["-m", "pip", "install", "--no-cache-dir", "-q", "numpy", "scipy"],
+    { encoding: "utf8" },
+  );
   if (pip.status !== 0) {
-    console.log(`# audit — SKIPPED: numpy/scipy could not be installed from the package index: ${pip.stderr.trim().split("\n").pop()}`);
+    console.log(
+      `# audit — SKIPPED: numpy/scipy could not be installed from the package index: ${pip.stderr.trim().split("\n").pop()}`,
+    );
     return;
   }
 
@@ -72,10 +77,22 @@ export async function auditBench(): Promise<void> {
   }
   const a = median(ours);
   const r = median(readelf);
-  console.log(`# audit — Python ${py.probe.version} runtime + numpy + scipy: ${first.stats.files} files, ${elves} ELF, ${(bundleBytes / 2 ** 20).toFixed(1)} MiB`);
-  console.log(`full audit (floors, resolution, leaks, licences of ${first.components.length} components): median ${a.toFixed(0)} ms of 5 (target <= 2000 ms) = ${((first.stats.files / a) * 1000).toFixed(0)} files/s`);
-  console.log(`the same with each component's sha256 (what --json and --sbom add): median ${median(hashed).toFixed(0)} ms`);
-  console.log(`readelf -V -d loop over the ${elfPaths.length} ELF files only: median ${r.toFixed(0)} ms = ${((elfPaths.length / r) * 1000).toFixed(0)} ELF files/s`);
-  console.log(`ELF files/s, audit vs readelf loop: ${((elves / a) / (elfPaths.length / r)).toFixed(1)}x (target >= 10x); all files/s vs the loop's ELF files/s: ${((first.stats.files / a) / (elfPaths.length / r)).toFixed(1)}x`);
-  console.log(`findings: ${["error", "warning", "info"].map((s) => `${first.findings.filter((f) => f.severity === s).length} ${s}`).join(", ")}; floors ${JSON.stringify(first.floors)}`);
+  console.log(
+    `# audit — Python ${py.probe.version} runtime + numpy + scipy: ${first.stats.files} files, ${elves} ELF, ${(bundleBytes / 2 ** 20).toFixed(1)} MiB`,
+  );
+  console.log(
+    `full audit (floors, resolution, leaks, licences of ${first.components.length} components): median ${a.toFixed(0)} ms of 5 (target <= 2000 ms) = ${((first.stats.files / a) * 1000).toFixed(0)} files/s`,
+  );
+  console.log(
+    `the same with each component's sha256 (what --json and --sbom add): median ${median(hashed).toFixed(0)} ms`,
+  );
+  console.log(
+    `readelf -V -d loop over the ${elfPaths.length} ELF files only: median ${r.toFixed(0)} ms = ${((elfPaths.length / r) * 1000).toFixed(0)} ELF files/s`,
+  );
+  console.log(
+    `ELF files/s, audit vs readelf loop: ${(elves / a / (elfPaths.length / r)).toFixed(1)}x (target >= 10x); all files/s vs the loop's ELF files/s: ${(first.stats.files / a / (elfPaths.length / r)).toFixed(1)}x`,
+  );
+  console.log(
+    `findings: ${["error", "warning", "info"].map((s) => `${first.findings.filter((f) => f.severity === s).length} ${s}`).join(", ")}; floors ${JSON.stringify(first.floors)}`,
+  );
 }

@@ -35,7 +35,9 @@ const STARTUP_ONLY = process.argv[4] === "startup";
 
 /** The physical floor: a Python process echoing one byte at a time over a pipe. */
 async function pingPong(python: string) {
-  const child = spawn(python, ["-I", path.join(PEERS, "pingpong.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(python, ["-I", path.join(PEERS, "pingpong.py")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   const one = Buffer.of(1);
   let wake: () => void = () => undefined;
   child.stdout.on("data", () => wake());
@@ -59,20 +61,25 @@ async function rawBigRoundTrip(python: string): Promise<{ firstMs: number; warmM
   const files = openArenaFiles();
   if (!files) throw new Error("no shared files could be made for the transport floor");
   const [toFile, fromFile] = files;
-  const child = spawn(python, ["-I", path.join(PEERS, "bigecho.py"), String(BIG)], { stdio: ["ignore", "inherit", "inherit", "pipe", "pipe", toFile, fromFile] });
+  const child = spawn(python, ["-I", path.join(PEERS, "bigecho.py"), String(BIG)], {
+    stdio: ["ignore", "inherit", "inherit", "pipe", "pipe", toFile, fromFile],
+  });
   let done: () => void = () => undefined;
   (child.stdio[4] as NodeJS.ReadableStream).on("data", () => done());
   const input = bigInput();
   const toPython = child.stdio[3] as NodeJS.WritableStream;
-  const result = await timeBig(async () => {
-    const echoed = new Promise<void>((resolve) => (done = resolve));
-    fs.writeSync(toFile, input, 0, BIG, 0);
-    toPython.write("x");
-    await echoed;
-    const out = Buffer.allocUnsafeSlow(BIG);
-    fs.readSync(fromFile, out, 0, BIG, 0);
-    return out;
-  }, (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255);
+  const result = await timeBig(
+    async () => {
+      const echoed = new Promise<void>((resolve) => (done = resolve));
+      fs.writeSync(toFile, input, 0, BIG, 0);
+      toPython.write("x");
+      await echoed;
+      const out = Buffer.allocUnsafeSlow(BIG);
+      fs.readSync(fromFile, out, 0, BIG, 0);
+      return out;
+    },
+    (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255,
+  );
   toPython.end();
   await once(child, "exit");
   files.forEach((fd) => fs.closeSync(fd));
@@ -108,7 +115,10 @@ const BIG_WARM = 10;
  * GC has freed earlier ones for the allocator to reuse, and fresh memory costs ~3.5 ms per 8 MiB
  * on this VM (page allocation and zeroing).
  */
-async function timeBig(roundTrip: () => Promise<Uint8Array | string>, check: (r: Uint8Array | string) => boolean): Promise<{ firstMs: number; warmMs: number }> {
+async function timeBig(
+  roundTrip: () => Promise<Uint8Array | string>,
+  check: (r: Uint8Array | string) => boolean,
+): Promise<{ firstMs: number; warmMs: number }> {
   const times: number[] = [];
   for (let i = 0; i < BIG_WARM + 10; i++) {
     const t = process.hrtime.bigint();
@@ -124,7 +134,9 @@ async function timeBig(roundTrip: () => Promise<Uint8Array | string>, check: (r:
  * warmed up first (V8 optimises each bridge's code path after a few thousand calls), then
  * pipelined bursts are timed in 3 rounds (median).
  */
-async function rates(call: (i: number) => Promise<unknown>): Promise<{ seqUs: number; pipelinedUs: number }> {
+async function rates(
+  call: (i: number) => Promise<unknown>,
+): Promise<{ seqUs: number; pipelinedUs: number }> {
   for (let i = 0; i < 1000; i++) await call(i);
   let t = process.hrtime.bigint();
   for (let i = 0; i < SEQ; i++) await call(i);
@@ -166,7 +178,10 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     const floorUs = Number(floorNs) / 1e3 / SEQ;
     const seqInterleavedUs = Number(seqNs) / 1e3 / SEQ;
     const input = bigInput();
-    const big = await timeBig(() => py.call<Uint8Array>("bench_mod:identity", [input]), (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255);
+    const big = await timeBig(
+      () => py.call<Uint8Array>("bench_mod:identity", [input]),
+      (out) => out.length === BIG && (out as Uint8Array)[BIG - 1] === 255,
+    );
     const bigFloor = await rawBigRoundTrip(python);
     const crashes: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -178,7 +193,17 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       crashes.push(Number(((await call) as bigint) - t) / 1e6);
     }
     await py.close();
-    return { startupMs, ...r, bigMs: big.warmMs, bigFirstMs: big.firstMs, bigFloorMs: bigFloor.warmMs, bigFloorFirstMs: bigFloor.firstMs, crashMs: median(crashes), floorUs, seqInterleavedUs };
+    return {
+      startupMs,
+      ...r,
+      bigMs: big.warmMs,
+      bigFirstMs: big.firstMs,
+      bigFloorMs: bigFloor.warmMs,
+      bigFloorFirstMs: bigFloor.firstMs,
+      crashMs: median(crashes),
+      floorUs,
+      seqInterleavedUs,
+    };
   },
 
   async "python-shell"(python) {
@@ -187,9 +212,15 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
       send(m: unknown): void;
       end(cb: () => void): void;
     }
-    const { PythonShell } = createRequire(path.join(PEERS, "package.json"))("python-shell") as { PythonShell: new (script: string, opts: object) => Shell };
+    const { PythonShell } = createRequire(path.join(PEERS, "package.json"))("python-shell") as {
+      PythonShell: new (script: string, opts: object) => Shell;
+    };
     const t0 = process.hrtime.bigint();
-    const shell = new PythonShell(SHELL_SCRIPT, { pythonPath: python, pythonOptions: ["-I", "-u"], mode: "json" });
+    const shell = new PythonShell(SHELL_SCRIPT, {
+      pythonPath: python,
+      pythonOptions: ["-I", "-u"],
+      mode: "json",
+    });
     const waiting = new Map<number, (v: unknown) => void>();
     shell.on("message", (m: { id: number; result: unknown }) => {
       waiting.get(m.id)!(m.result);
@@ -207,7 +238,13 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     if (STARTUP_ONLY) return { startupMs };
     const r = await rates((i) => call("echo", i));
     const input = Buffer.from(bigInput());
-    const bigMs = (await timeBig(async () => Buffer.from((await call("identity", input.toString("base64"))) as string, "base64"), (out) => out.length === BIG)).warmMs;
+    const bigMs = (
+      await timeBig(
+        async () =>
+          Buffer.from((await call("identity", input.toString("base64"))) as string, "base64"),
+        (out) => out.length === BIG,
+      )
+    ).warmMs;
     await new Promise<void>((res) => shell.end(res));
     return { startupMs, ...r, bigMs };
   },
@@ -215,7 +252,13 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
   async pythonia(python) {
     process.env.PYTHON_BIN = python;
     const t0 = process.hrtime.bigint();
-    const { python: py } = (await import(createRequire(path.join(PEERS, "package.json")).resolve("pythonia"))) as { python: ((m: string) => Promise<Record<string, (...a: unknown[]) => Promise<unknown>>>) & { exit(): void } };
+    const { python: py } = (await import(
+      createRequire(path.join(PEERS, "package.json")).resolve("pythonia")
+    )) as {
+      python: ((m: string) => Promise<Record<string, (...a: unknown[]) => Promise<unknown>>>) & {
+        exit(): void;
+      };
+    };
     const mod = await py(MOD);
     await mod.echo(1);
     const startupMs = ms(t0);
@@ -224,7 +267,12 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     let bigMs: number | string;
     try {
       const input = Buffer.from(bigInput());
-      bigMs = (await timeBig(async () => (await mod.identity(input)) as Uint8Array, (out) => (out as Uint8Array).length === BIG)).warmMs;
+      bigMs = (
+        await timeBig(
+          async () => (await mod.identity(input)) as Uint8Array,
+          (out) => (out as Uint8Array).length === BIG,
+        )
+      ).warmMs;
     } catch (err) {
       bigMs = `n/a (${String(err).split("\n")[0].slice(0, 60)})`;
     }
@@ -233,7 +281,12 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
   },
 
   async "node-calls-python"() {
-    const ncp = createRequire(path.join(PEERS, "package.json"))("node-calls-python") as { interpreter: { import(p: string): Promise<unknown>; call(m: unknown, f: string, ...a: unknown[]): Promise<unknown> } };
+    const ncp = createRequire(path.join(PEERS, "package.json"))("node-calls-python") as {
+      interpreter: {
+        import(p: string): Promise<unknown>;
+        call(m: unknown, f: string, ...a: unknown[]): Promise<unknown>;
+      };
+    };
     const t0 = process.hrtime.bigint();
     const py = ncp.interpreter;
     const mod = await py.import(MOD);
@@ -244,7 +297,12 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
     let bigMs: number | string;
     try {
       const input = Buffer.from(bigInput());
-      bigMs = (await timeBig(async () => (await py.call(mod, "identity", input)) as Uint8Array, (out) => (out as Uint8Array).length === BIG)).warmMs;
+      bigMs = (
+        await timeBig(
+          async () => (await py.call(mod, "identity", input)) as Uint8Array,
+          (out) => (out as Uint8Array).length === BIG,
+        )
+      ).warmMs;
     } catch (err) {
       bigMs = `n/a (${String(err).split("\n")[0].slice(0, 60)})`;
     }
@@ -254,9 +312,14 @@ const runners: Record<string, (python: string) => Promise<Figures>> = {
 
 /** The interpreter node-calls-python's addon links against, so every bridge runs the same one. */
 async function benchPython(): Promise<string> {
-  const addon = path.join(PEERS, "node_modules/node-calls-python/build/Release/nodecallspython.node");
+  const addon = path.join(
+    PEERS,
+    "node_modules/node-calls-python/build/Release/nodecallspython.node",
+  );
   if (fs.existsSync(addon)) {
-    const lib = /libpython[\d.]+\.so[.\d]* => (\S+)/.exec(spawnSync("ldd", [addon], { encoding: "utf8" }).stdout)?.[1];
+    const lib = /libpython[\d.]+\.so[.\d]* => (\S+)/.exec(
+      spawnSync("ldd", [addon], { encoding: "utf8" }).stdout,
+    )?.[1];
     if (lib) {
       const exe = path.join(path.dirname(path.dirname(lib)), "bin", "python3");
       if (fs.existsSync(exe)) return exe;
@@ -275,15 +338,24 @@ function comparePairedStarts(starts: Map<string, Figures[]>, interpreter: string
     const theirs = (starts.get(peer) ?? []).map((f) => f.startupMs!);
     if (!ours.length || ours.length !== theirs.length) continue;
     const ahead = ours.filter((x, i) => x < theirs[i]).length;
-    console.log(`start-up with ${interpreter}, paired with ${peer}'s in the same round: pyport ahead in ${ahead} of ${ours.length}, by a median of ${median(ours.map((x, i) => theirs[i] - x)).toFixed(1)} ms`);
+    console.log(
+      `start-up with ${interpreter}, paired with ${peer}'s in the same round: pyport ahead in ${ahead} of ${ours.length}, by a median of ${median(ours.map((x, i) => theirs[i] - x)).toFixed(1)} ms`,
+    );
   }
 }
 
 /** Median time to load a module in a fresh Node process (what an app pays before its first call). */
 function importMs(specifier: string, how: "import" | "require"): number {
-  const load = how === "import" ? `await import(${JSON.stringify(specifier)})` : `createRequire(${JSON.stringify(path.join(PEERS, "package.json"))})(${JSON.stringify(specifier)})`;
+  const load =
+    how === "import"
+      ? `await import(${JSON.stringify(specifier)})`
+      : `createRequire(${JSON.stringify(path.join(PEERS, "package.json"))})(${JSON.stringify(specifier)})`;
   const code = `import { createRequire } from "node:module"; const t = process.hrtime.bigint(); ${load}; console.log(Number(process.hrtime.bigint() - t) / 1e6);`;
-  const times = Array.from({ length: 7 }, () => Number(spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8" }).stdout));
+  const times = Array.from({ length: 7 }, () =>
+    Number(
+      spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8" }).stdout,
+    ),
+  );
   return median(times);
 }
 
@@ -293,7 +365,9 @@ function installed(peer: string): boolean {
 
 export async function hostCallsBench(): Promise<void> {
   const python = await benchPython();
-  console.log(`# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 10 after ${BIG_WARM} warm-up ones); medians of 3 runs; start-up: median of ${STARTS} fresh Node processes per bridge`);
+  console.log(
+    `# host-calls — ${python}; ${SEQ} sequential and ${PIPELINED} pipelined echo calls, 8 MiB bytes round trip (median of 10 after ${BIG_WARM} warm-up ones); medians of 3 runs; start-up: median of ${STARTS} fresh Node processes per bridge`,
+  );
   const peers = Object.keys(runners).filter((p) => {
     if (installed(p)) return true;
     console.log(`${p}: SKIPPED (not installed: run npm install in bench/host-peers)`);
@@ -307,10 +381,16 @@ export async function hostCallsBench(): Promise<void> {
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < rounds; round++) {
       for (const peer of round % 2 ? [...bridges].reverse() : bridges) {
-        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), peer, interpreter, ...mode], { encoding: "utf8", timeout: 600_000 });
+        const r = spawnSync(
+          process.execPath,
+          [fileURLToPath(import.meta.url), peer, interpreter, ...mode],
+          { encoding: "utf8", timeout: 600_000 },
+        );
         const line = r.stdout.trim().split("\n").pop() ?? "";
         if (r.status !== 0 || !line.startsWith("{")) {
-          console.log(`${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`);
+          console.log(
+            `${peer}: FAILED (${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")})`,
+          );
           continue;
         }
         results.set(peer, [...(results.get(peer) ?? []), JSON.parse(line) as Figures]);
@@ -324,32 +404,68 @@ export async function hostCallsBench(): Promise<void> {
   // The same interpreter as a pyport runtime: no build-machine site-packages, whose .pth files run
   // on every interpreter start (here one imports certifi, pathlib and re: ~19 ms).
   const { cachedRuntime } = await import("../src/runtime/create.js");
-  const runtimePython = path.join((await cachedRuntime({ source: { python } })).dir, "bin", "python3");
-  const runtimeStarts = measure(STARTS, ["startup"], runtimePython, peers.filter((p) => p !== "node-calls-python")); // in-process: its own libpython
+  const runtimePython = path.join(
+    (await cachedRuntime({ source: { python } })).dir,
+    "bin",
+    "python3",
+  );
+  const runtimeStarts = measure(
+    STARTS,
+    ["startup"],
+    runtimePython,
+    peers.filter((p) => p !== "node-calls-python"),
+  ); // in-process: its own libpython
   const med = (peer: string, key: keyof Figures): number | string | undefined => {
     const xs = ((key === "startupMs" ? starts : results).get(peer) ?? []).map((f) => f[key]);
     if (!xs.length || xs[0] === undefined) return undefined;
     return typeof xs[0] === "string" ? xs[0] : median(xs as number[]);
   };
-  const fmt = (v: number | string | undefined, unit: string) => (v === undefined ? "-" : typeof v === "string" ? v : `${v.toFixed(1)} ${unit}`);
-  console.log(["bridge", "start-up to 1st result", "sequential /call", "pipelined /call", "8 MiB round trip"].join(" | "));
+  const fmt = (v: number | string | undefined, unit: string) =>
+    v === undefined ? "-" : typeof v === "string" ? v : `${v.toFixed(1)} ${unit}`;
+  console.log(
+    [
+      "bridge",
+      "start-up to 1st result",
+      "sequential /call",
+      "pipelined /call",
+      "8 MiB round trip",
+    ].join(" | "),
+  );
   for (const peer of peers) {
-    console.log([peer, fmt(med(peer, "startupMs"), "ms"), fmt(med(peer, "seqUs"), "µs"), fmt(med(peer, "pipelinedUs"), "µs"), fmt(med(peer, "bigMs"), "ms")].join(" | "));
+    console.log(
+      [
+        peer,
+        fmt(med(peer, "startupMs"), "ms"),
+        fmt(med(peer, "seqUs"), "µs"),
+        fmt(med(peer, "pipelinedUs"), "µs"),
+        fmt(med(peer, "bigMs"), "ms"),
+      ].join(" | "),
+    );
   }
   const floor = med("pyport", "floorUs") as number | undefined;
   const seq = med("pyport", "seqInterleavedUs") as number | undefined;
   const pipe = med("pyport", "pipelinedUs") as number | undefined;
   const shellPipe = med("python-shell", "pipelinedUs") as number | undefined;
-  if (floor && seq) console.log(`bare one-byte ping-pong ${floor.toFixed(1)} µs vs pyport sequential ${seq.toFixed(1)} µs, interleaved = ${(seq / floor).toFixed(2)}x the floor (target <= 1.15)`);
-  if (pipe && shellPipe) console.log(`pyport pipelined = ${(pipe / shellPipe).toFixed(2)}x python-shell's (target <= 0.5)`);
+  if (floor && seq)
+    console.log(
+      `bare one-byte ping-pong ${floor.toFixed(1)} µs vs pyport sequential ${seq.toFixed(1)} µs, interleaved = ${(seq / floor).toFixed(2)}x the floor (target <= 1.15)`,
+    );
+  if (pipe && shellPipe)
+    console.log(
+      `pyport pipelined = ${(pipe / shellPipe).toFixed(2)}x python-shell's (target <= 0.5)`,
+    );
   const big = med("pyport", "bigMs");
   const start = med("pyport", "startupMs");
   const num = (key: keyof Figures) => {
     const v = med("pyport", key);
     return typeof v === "number" ? v.toFixed(1) : "-";
   };
-  if (typeof big === "number") console.log(`pyport 8 MiB round trip ${big.toFixed(1)} ms warm (target <= 10; the first one ${num("bigFirstMs")} ms) vs ${num("bigFloorMs")} ms (first ${num("bigFloorFirstMs")}) for the raw bytes through the same kind of shared files, no protocol`);
-  if (typeof start === "number") console.log(`pyport start-up to first result ${start.toFixed(1)} ms (target <= 60)`);
+  if (typeof big === "number")
+    console.log(
+      `pyport 8 MiB round trip ${big.toFixed(1)} ms warm (target <= 10; the first one ${num("bigFirstMs")} ms) vs ${num("bigFloorMs")} ms (first ${num("bigFloorFirstMs")}) for the raw bytes through the same kind of shared files, no protocol`,
+    );
+  if (typeof start === "number")
+    console.log(`pyport start-up to first result ${start.toFixed(1)} ms (target <= 60)`);
   comparePairedStarts(starts, "the build machine's interpreter");
   console.log(`start-up with a pyport runtime of the same Python (${runtimePython}):`);
   for (const peer of peers) {
@@ -359,10 +475,17 @@ export async function hostCallsBench(): Promise<void> {
   comparePairedStarts(runtimeStarts, "the pyport runtime");
   const host = path.resolve(HERE, "../src/host/index.js");
   const whole = path.resolve(HERE, "../src/index.js");
-  const shellImport = installed("python-shell") ? `, python-shell ${importMs("python-shell", "require").toFixed(1)} ms` : "";
-  console.log(`module load in a fresh Node process (median of 7): pyport/host ${importMs(host, "import").toFixed(1)} ms, pyport (everything) ${importMs(whole, "import").toFixed(1)} ms${shellImport}`);
+  const shellImport = installed("python-shell")
+    ? `, python-shell ${importMs("python-shell", "require").toFixed(1)} ms`
+    : "";
+  console.log(
+    `module load in a fresh Node process (median of 7): pyport/host ${importMs(host, "import").toFixed(1)} ms, pyport (everything) ${importMs(whole, "import").toFixed(1)} ms${shellImport}`,
+  );
   const crash = med("pyport", "crashMs");
-  if (typeof crash === "number") console.log(`pyport worker killed mid-call -> call rejected in ${crash.toFixed(1)} ms (target < 100)`);
+  if (typeof crash === "number")
+    console.log(
+      `pyport worker killed mid-call -> call rejected in ${crash.toFixed(1)} ms (target < 100)`,
+    );
 }
 
 // Child mode: `node host-calls.js PEER PYTHON` measures one bridge and prints its figures as JSON.

@@ -24,16 +24,24 @@ function timed(exe: string, args: string[], env: NodeJS.ProcessEnv): number {
 
 export async function onefileBench(): Promise<void> {
   const pythons = await discoverPythons();
-  const pick = (minor: number) => pythons.find((p) => p.probe.major === 3 && p.probe.minor === minor && p.probe.ensurepip.wheels);
+  const pick = (minor: number) =>
+    pythons.find((p) => p.probe.major === 3 && p.probe.minor === minor && p.probe.ensurepip.wheels);
   const py = pick(12) ?? pick(11) ?? pythons[0];
   if (!py) throw new Error("no interpreter found");
   console.log(`# onefile — examples/hello, Python ${py.probe.version}`);
   process.env.PYPORT_CACHE = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-cache-"));
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-onefile-"));
-  const r = await build({ projectDir: path.join(EXAMPLES, "hello"), out, python: py.path, formats: ["dir", "tar.gz", "tar.zst", "onefile"] });
+  const r = await build({
+    projectDir: path.join(EXAMPLES, "hello"),
+    out,
+    python: py.path,
+    formats: ["dir", "tar.gz", "tar.zst", "onefile"],
+  });
   const get = (f: string) => r.outputs.find((o) => o.format === f)!;
   const [dir, tgz, tzst, one] = [get("dir"), get("tar.gz"), get("tar.zst"), get("onefile")];
-  console.log(`size: onefile ${mib(one.bytes)} = ${(one.bytes / tgz.bytes).toFixed(2)}x the tar.gz (${mib(tgz.bytes)}); tar.zst ${mib(tzst.bytes)}; unpacked ${mib(dir.bytes)}`);
+  console.log(
+    `size: onefile ${mib(one.bytes)} = ${(one.bytes / tgz.bytes).toFixed(2)}x the tar.gz (${mib(tgz.bytes)}); tar.zst ${mib(tzst.bytes)}; unpacked ${mib(dir.bytes)}`,
+  );
 
   // First run: a fresh cache each time vs tar -xzf into a fresh directory (removal not timed).
   const firstRuns: number[] = [];
@@ -47,11 +55,19 @@ export async function onefileBench(): Promise<void> {
     fs.rmSync(dest, { recursive: true, force: true });
   }
   const [first, untar] = [median(firstRuns), median(untars)];
-  console.log(`first run (verify + unpack + hello --version): ${first.toFixed(0)} ms vs tar -xzf alone ${untar.toFixed(0)} ms = ${(first / untar).toFixed(2)}x (target <= 1.3)`);
+  console.log(
+    `first run (verify + unpack + hello --version): ${first.toFixed(0)} ms vs tar -xzf alone ${untar.toFixed(0)} ms = ${(first / untar).toFixed(2)}x (target <= 1.3)`,
+  );
 
   // Warm start-up, interleaved with the directory bundle's own launcher.
   const launcher = path.join(dir.path, "bin", "hello");
   timeRun(one.path, ["--version"]);
-  const p = pairedTimes(() => timeRun(one.path, ["--version"]), () => timeRun(launcher, ["--version"]), 100);
-  console.log(`warm start-up: onefile ${p.a.toFixed(1)} ms vs directory bundle ${p.b.toFixed(1)} ms; median paired ratio ${p.ratio.toFixed(3)} (target <= 1.05)`);
+  const p = pairedTimes(
+    () => timeRun(one.path, ["--version"]),
+    () => timeRun(launcher, ["--version"]),
+    100,
+  );
+  console.log(
+    `warm start-up: onefile ${p.a.toFixed(1)} ms vs directory bundle ${p.b.toFixed(1)} ms; median paired ratio ${p.ratio.toFixed(3)} (target <= 1.05)`,
+  );
 }

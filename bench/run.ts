@@ -5,7 +5,13 @@ import { hostCallsBench } from "./host-calls.js";
 import { onefileBench } from "./onefile.js";
 import { runtimeStartupBench } from "./runtime-startup.js";
 
-const benches: Record<string, () => Promise<void>> = { "runtime-startup": runtimeStartupBench, audit: auditBench, build: buildBench, onefile: onefileBench, "host-calls": hostCallsBench };
+const benches: Record<string, () => Promise<void>> = {
+  "runtime-startup": runtimeStartupBench,
+  audit: auditBench,
+  build: buildBench,
+  onefile: onefileBench,
+  "host-calls": hostCallsBench,
+};
 const wanted = process.argv.slice(2);
 for (const [name, fn] of Object.entries(benches)) {
   if (wanted.length && !wanted.includes(name)) continue;

@@ -19,7 +19,11 @@ export function timeRun(exe: string, args: string[]): number {
  * tends to profit from the first's warm caches). Returns both medians and the median of the
  * per-pair ratios a/b, which drifts least when the machine's load changes during the run.
  */
-export function pairedTimes(a: () => number, b: () => number, n: number): { a: number; b: number; ratio: number } {
+export function pairedTimes(
+  a: () => number,
+  b: () => number,
+  n: number,
+): { a: number; b: number; ratio: number } {
   const as: number[] = [];
   const bs: number[] = [];
   const ratios: number[] = [];

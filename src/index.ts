@@ -1,8 +1,17 @@
 /** pyport's library API. The CLI is a thin layer over these same functions. */
 export { PyportError, type ErrorCode } from "./errors.js";
 export type { Reporter } from "./util/reporter.js";
-export { createRuntime, type CreateRuntimeOptions, type CreateRuntimeResult } from "./runtime/create.js";
-export { runDoctor, type DoctorReport, type DoctorCheck, type DoctorOptions } from "./runtime/doctor.js";
+export {
+  createRuntime,
+  type CreateRuntimeOptions,
+  type CreateRuntimeResult,
+} from "./runtime/create.js";
+export {
+  runDoctor,
+  type DoctorReport,
+  type DoctorCheck,
+  type DoctorOptions,
+} from "./runtime/doctor.js";
 export { runtimeInfo, type RuntimeInfo } from "./runtime/info.js";
 export { readManifest, type RuntimeManifest } from "./runtime/manifest.js";
 export type { LibcMode, GraftedLibrary } from "./runtime/closure.js";

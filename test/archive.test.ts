@@ -35,7 +35,10 @@ async function rejects(members: object[], pattern: RegExp): Promise<void> {
     assert.match(err.message, pattern);
     return true;
   });
-  assert.ok(!fs.existsSync(path.join(dir, "pwned")), "nothing may be written outside the destination");
+  assert.ok(
+    !fs.existsSync(path.join(dir, "pwned")),
+    "nothing may be written outside the destination",
+  );
 }
 
 test("extracts files, directories, internal symlinks and hardlinks, with safe modes", async () => {
@@ -52,15 +55,23 @@ test("extracts files, directories, internal symlinks and hardlinks, with safe mo
   const r = await extractArchive(archive, out);
   assert.equal(r.files, 2);
   assert.equal(fs.readlinkSync(path.join(out, "python/bin/python3")), "python3.12");
-  assert.equal(fs.statSync(path.join(out, "python/bin/python3.12")).mode & 0o7777, 0o755, "setuid and world-write dropped");
+  assert.equal(
+    fs.statSync(path.join(out, "python/bin/python3.12")).mode & 0o7777,
+    0o755,
+    "setuid and world-write dropped",
+  );
   assert.equal(fs.statSync(path.join(out, "python/bin")).mode & 0o777, 0o755);
   assert.equal(fs.readFileSync(path.join(out, "python/bin/hard"), "utf8"), "#!/bin/sh\n");
 });
 
-test("rejects an absolute member name", () => rejects([{ name: "/tmp/pwned", data: "x" }], /absolute path/));
-test("rejects '..' in a member name", () => rejects([{ name: "a/../../pwned", data: "x" }], /'\.\.'/));
-test("rejects a symlink pointing outside", () => rejects([{ name: "link", type: "symlink", target: "../pwned" }], /points outside/));
-test("rejects an absolute symlink", () => rejects([{ name: "link", type: "symlink", target: "/etc/passwd" }], /points outside/));
+test("rejects an absolute member name", () =>
+  rejects([{ name: "/tmp/pwned", data: "x" }], /absolute path/));
+test("rejects '..' in a member name", () =>
+  rejects([{ name: "a/../../pwned", data: "x" }], /'\.\.'/));
+test("rejects a symlink pointing outside", () =>
+  rejects([{ name: "link", type: "symlink", target: "../pwned" }], /points outside/));
+test("rejects an absolute symlink", () =>
+  rejects([{ name: "link", type: "symlink", target: "/etc/passwd" }], /points outside/));
 test("rejects a symlink chain that escapes through another link", () =>
   rejects(
     [
@@ -78,8 +89,10 @@ test("rejects a file stored below a symlink", () =>
     ],
     /below the symlink d/,
   ));
-test("rejects a hardlink to a file outside the archive", () => rejects([{ name: "h", type: "link", target: "../pwned" }], /hardlink/));
-test("rejects FIFOs and devices", () => rejects([{ name: "fifo", type: "fifo" }], /unsupported entry type/));
+test("rejects a hardlink to a file outside the archive", () =>
+  rejects([{ name: "h", type: "link", target: "../pwned" }], /hardlink/));
+test("rejects FIFOs and devices", () =>
+  rejects([{ name: "fifo", type: "fifo" }], /unsupported entry type/));
 
 test("rejects a truncated archive with E_ARCHIVE", async () => {
   const dir = tmpDir("tar");
@@ -101,10 +114,14 @@ test("rejects a header with a bad checksum", async () => {
 });
 
 test("reads zstd-compressed archives", async (t) => {
-  if (run("sh", ["-c", "command -v zstd"]).code !== 0) return t.skip("zstd is not installed (apt-get install zstd)");
+  if (run("sh", ["-c", "command -v zstd"]).code !== 0)
+    return t.skip("zstd is not installed (apt-get install zstd)");
   const dir = tmpDir("tar");
   makeTar(path.join(dir, "a.tar"), [{ name: "python/PYTHON.json", data: "{}" }], "w");
-  assert.equal(run("zstd", ["-q", path.join(dir, "a.tar"), "-o", path.join(dir, "a.tar.zst")]).code, 0);
+  assert.equal(
+    run("zstd", ["-q", path.join(dir, "a.tar"), "-o", path.join(dir, "a.tar.zst")]).code,
+    0,
+  );
   await extractArchive(path.join(dir, "a.tar.zst"), path.join(dir, "out"));
   assert.equal(fs.readFileSync(path.join(dir, "out/python/PYTHON.json"), "utf8"), "{}");
 });

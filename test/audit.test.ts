@@ -41,20 +41,29 @@ function objdumpUses(file: string): Set<string> {
 }
 
 function libPath(soname: string): string | undefined {
-  const m = run("sh", ["-c", `ldconfig -p | grep -m1 "^\\s*${soname} " | sed 's/.*=> //'`]).stdout.trim();
+  const m = run("sh", [
+    "-c",
+    `ldconfig -p | grep -m1 "^\\s*${soname} " | sed 's/.*=> //'`,
+  ]).stdout.trim();
   return m || undefined;
 }
 
 describe("symbol versions agree with objdump -T", () => {
   test("the machine's libraries and interpreters", async () => {
-    const files = ["libstdc++.so.6", "libssl.so.3", "libsqlite3.so.0", "libz.so.1"].map(libPath).filter((f): f is string => !!f);
+    const files = ["libstdc++.so.6", "libssl.so.3", "libsqlite3.so.0", "libz.so.1"]
+      .map(libPath)
+      .filter((f): f is string => !!f);
     const py = await sharedPython();
     if (py) files.push(py.path);
     assert.ok(files.length >= 3, `expected system libraries to compare, found ${files.join(", ")}`);
     for (const file of files) {
       const scan = scanElf(path.basename(file), fs.readFileSync(file));
       const ours = new Set(scan.uses.flatMap((u) => u.symbols.map((s) => `${s}@${u.node}`)));
-      assert.deepEqual([...ours].sort(), [...objdumpUses(file)].sort(), `${file}: versioned imports differ from objdump -T`);
+      assert.deepEqual(
+        [...ours].sort(),
+        [...objdumpUses(file)].sort(),
+        `${file}: versioned imports differ from objdump -T`,
+      );
     }
   });
 });
@@ -69,18 +78,40 @@ describe("gcc fixtures", () => {
     if (!hasGcc) return t.skip("gcc is not installed (apt-get install gcc)");
     const lib = path.join(dir, "memfd", "lib", "libmemfd.so");
     fs.mkdirSync(path.dirname(lib), { recursive: true });
-    cc(lib, '#define _GNU_SOURCE\n#include <sys/mman.h>\n#include <stdlib.h>\nint make(void) { void *p = reallocarray(0, 2, 8); free(p); return memfd_create("x", 0); }\n', ["-shared"]);
+    cc(
+      lib,
+      '#define _GNU_SOURCE\n#include <sys/mman.h>\n#include <stdlib.h>\nint make(void) { void *p = reallocarray(0, 2, 8); free(p); return memfd_create("x", 0); }\n',
+      ["-shared"],
+    );
     const r = await audit(path.join(dir, "memfd"));
     assert.equal(r.floors.GLIBC, "2.27");
-    assert.deepEqual(r.floorDetails.GLIBC!.setBy, [{ path: "lib/libmemfd.so", symbols: ["memfd_create"] }]);
-    assert.deepEqual(r.findings.filter((f) => f.severity === "error"), []);
-    assert.ok(r.runsOn.find((x) => x.family === "RHEL")?.from === "8" && r.runsOn.find((x) => x.family === "RHEL")?.notOn?.version === "7");
+    assert.deepEqual(r.floorDetails.GLIBC!.setBy, [
+      { path: "lib/libmemfd.so", symbols: ["memfd_create"] },
+    ]);
+    assert.deepEqual(
+      r.findings.filter((f) => f.severity === "error"),
+      [],
+    );
+    assert.ok(
+      r.runsOn.find((x) => x.family === "RHEL")?.from === "8" &&
+        r.runsOn.find((x) => x.family === "RHEL")?.notOn?.version === "7",
+    );
 
     const strict = await audit(path.join(dir, "memfd"), { policy: "glibc-2.17" });
     const errors = strict.findings.filter((f) => f.code === "POLICY_VERSION");
-    assert.ok(errors.some((f) => f.path === "lib/libmemfd.so" && /memfd_create@GLIBC_2\.27/.test(f.message)), JSON.stringify(errors));
+    assert.ok(
+      errors.some(
+        (f) => f.path === "lib/libmemfd.so" && /memfd_create@GLIBC_2\.27/.test(f.message),
+      ),
+      JSON.stringify(errors),
+    );
     assert.ok(errors.some((f) => /reallocarray@GLIBC_2\.26/.test(f.message)));
-    assert.equal((await audit(path.join(dir, "memfd"), { policy: "manylinux_2_28" })).findings.filter((f) => f.severity === "error").length, 0);
+    assert.equal(
+      (await audit(path.join(dir, "memfd"), { policy: "manylinux_2_28" })).findings.filter(
+        (f) => f.severity === "error",
+      ).length,
+      0,
+    );
 
     const cli = pyport(["audit", path.join(dir, "memfd"), "--policy", "glibc-2.17"]);
     assert.equal(cli.code, 1, cli.stderr);
@@ -89,14 +120,29 @@ describe("gcc fixtures", () => {
   });
 
   test("C++: GLIBCXX/CXXABI floors match objdump", async (t) => {
-    if (run("sh", ["-c", "command -v g++"]).code !== 0) return t.skip("g++ is not installed (apt-get install g++)");
+    if (run("sh", ["-c", "command -v g++"]).code !== 0)
+      return t.skip("g++ is not installed (apt-get install g++)");
     const lib = path.join(dir, "cxx", "libcxx.so");
     fs.mkdirSync(path.dirname(lib), { recursive: true });
-    cc(lib, '#include <string>\n#include <stdexcept>\nstd::string greet(const std::string &n) { if (n.empty()) throw std::runtime_error("empty"); return "hi " + n; }\n', ["-shared"], "c++");
+    cc(
+      lib,
+      '#include <string>\n#include <stdexcept>\nstd::string greet(const std::string &n) { if (n.empty()) throw std::runtime_error("empty"); return "hi " + n; }\n',
+      ["-shared"],
+      "c++",
+    );
     const r = await audit(path.join(dir, "cxx"));
-    const expected = [...objdumpUses(lib)].filter((u) => u.includes("@GLIBCXX_")).map((u) => u.split("@GLIBCXX_")[1]);
+    const expected = [...objdumpUses(lib)]
+      .filter((u) => u.includes("@GLIBCXX_"))
+      .map((u) => u.split("@GLIBCXX_")[1]);
     assert.ok(expected.length > 0);
-    const max = expected.sort((a, b) => a.split(".").map(Number).reduce((d, x, i) => d || x - Number(b.split(".")[i] ?? 0), 0)).pop();
+    const max = expected
+      .sort((a, b) =>
+        a
+          .split(".")
+          .map(Number)
+          .reduce((d, x, i) => d || x - Number(b.split(".")[i] ?? 0), 0),
+      )
+      .pop();
     assert.equal(r.floors.GLIBCXX, max);
   });
 
@@ -106,33 +152,59 @@ describe("gcc fixtures", () => {
       const app = path.join(dir, `chain-${mode}`);
       fs.mkdirSync(path.join(app, "lib"), { recursive: true });
       cc(path.join(app, "lib", "libb.so"), "int b(void) { return 41; }\n", ["-shared"]);
-      cc(path.join(app, "lib", "liba.so"), "int b(void);\nint a(void) { return b() + 1; }\n", ["-shared", `-L${app}/lib`, "-lb"]);
+      cc(path.join(app, "lib", "liba.so"), "int b(void);\nint a(void) { return b() + 1; }\n", [
+        "-shared",
+        `-L${app}/lib`,
+        "-lb",
+      ]);
       const flag = mode === "rpath" ? "-Wl,--disable-new-dtags" : "-Wl,--enable-new-dtags";
-      cc(path.join(app, "main"), '#include <stdio.h>\nint a(void);\nint main(void) { printf("%d\\n", a()); return 0; }\n', [`-L${app}/lib`, "-la", flag, "-Wl,-rpath,$ORIGIN/lib", `-Wl,-rpath-link,${app}/lib`]);
+      cc(
+        path.join(app, "main"),
+        '#include <stdio.h>\nint a(void);\nint main(void) { printf("%d\\n", a()); return 0; }\n',
+        [`-L${app}/lib`, "-la", flag, "-Wl,-rpath,$ORIGIN/lib", `-Wl,-rpath-link,${app}/lib`],
+      );
       const ran = run(path.join(app, "main"), [], { env: { PATH: process.env.PATH } });
       const r = await audit(app);
       const missing = r.findings.filter((f) => f.code === "UNRESOLVED_LIBRARY");
       if (mode === "rpath") {
-        assert.equal(ran.stdout.trim(), "42", `the loader resolves libb through main's RPATH: ${ran.stderr}`);
+        assert.equal(
+          ran.stdout.trim(),
+          "42",
+          `the loader resolves libb through main's RPATH: ${ran.stderr}`,
+        );
         assert.deepEqual(missing, [], "audit agrees: libb resolves through the inherited RPATH");
       } else {
         assert.notEqual(ran.code, 0, "the loader does not inherit RUNPATH");
         assert.match(ran.stderr, /libb\.so/);
-        assert.deepEqual(missing.map((f) => [f.path, /needs libb\.so/.test(f.message)]), [["lib/liba.so", true]], "audit agrees: liba cannot find libb");
+        assert.deepEqual(
+          missing.map((f) => [f.path, /needs libb\.so/.test(f.message)]),
+          [["lib/liba.so", true]],
+          "audit agrees: liba cannot find libb",
+        );
       }
     }
     const app = path.join(dir, "chain-runpath");
     await editElfFile(path.join(app, "lib", "liba.so"), { runpath: "$ORIGIN" });
     assert.equal(run(path.join(app, "main"), []).stdout.trim(), "42");
-    assert.deepEqual((await audit(app)).findings.filter((f) => f.code === "UNRESOLVED_LIBRARY"), [], "fixed by a RUNPATH on liba");
+    assert.deepEqual(
+      (await audit(app)).findings.filter((f) => f.code === "UNRESOLVED_LIBRARY"),
+      [],
+      "fixed by a RUNPATH on liba",
+    );
   });
 
   test("hardening: executable stack and missing RELRO are warnings", async (t) => {
     if (!hasGcc) return t.skip("gcc is not installed (apt-get install gcc)");
     const app = path.join(dir, "weak");
     fs.mkdirSync(app);
-    cc(path.join(app, "libstack.so"), "int f(void) { return 1; }\n", ["-shared", "-Wl,-z,execstack"]);
-    cc(path.join(app, "libnorelro.so"), "int g(void) { return 2; }\n", ["-shared", "-Wl,-z,norelro"]);
+    cc(path.join(app, "libstack.so"), "int f(void) { return 1; }\n", [
+      "-shared",
+      "-Wl,-z,execstack",
+    ]);
+    cc(path.join(app, "libnorelro.so"), "int g(void) { return 2; }\n", [
+      "-shared",
+      "-Wl,-z,norelro",
+    ]);
     const r = await audit(app);
     const codes = r.findings.map((f) => `${f.severity}:${f.code}:${f.path}`);
     assert.ok(codes.includes("warning:EXEC_STACK:libstack.so"), codes.join("\n"));
@@ -149,27 +221,58 @@ describe("runtimes", () => {
     await createRuntime({ source: { python: py.path }, out, profile: "minimal" });
     const m = await readManifest(out);
     const r = await audit(out, { hashes: true });
-    assert.deepEqual(r.findings.filter((f) => f.severity === "error"), []);
+    assert.deepEqual(
+      r.findings.filter((f) => f.severity === "error"),
+      [],
+    );
     assert.equal(r.kind, "runtime");
     assert.equal(r.floors.GLIBC, m.libc.glibcFloor);
-    assert.ok(r.floorDetails.GLIBC!.setBy.every((s) => m.libc.floorSetBy.includes(s.path)), "the same files set the floor");
-    assert.deepEqual(r.findings.filter((f) => f.code.startsWith("LEAK")), [], "pyport's own runtime leaks no build path");
+    assert.ok(
+      r.floorDetails.GLIBC!.setBy.every((s) => m.libc.floorSetBy.includes(s.path)),
+      "the same files set the floor",
+    );
+    assert.deepEqual(
+      r.findings.filter((f) => f.code.startsWith("LEAK")),
+      [],
+      "pyport's own runtime leaks no build path",
+    );
     const cpython = r.components.find((c) => c.name === "CPython")!;
     assert.equal(cpython.license, "PSF-2.0");
-    assert.equal(cpython.sha256, createHash("sha256").update(fs.readFileSync(path.join(out, m.realInterpreter))).digest("hex"));
+    assert.equal(
+      cpython.sha256,
+      createHash("sha256")
+        .update(fs.readFileSync(path.join(out, m.realInterpreter)))
+        .digest("hex"),
+    );
 
     // Inject leaks of every kind the audit knows.
     fs.writeFileSync(path.join(out, "bin", "tool"), `#!${py.path}\nprint(1)\n`, { mode: 0o755 });
     fs.writeFileSync(path.join(out, "pyvenv.cfg"), "home = /root/.pyenv/versions/x/bin\n");
-    const site = path.join(out, "lib", `python${py.probe.major}.${py.probe.minor}`, "site-packages");
+    const site = path.join(
+      out,
+      "lib",
+      `python${py.probe.major}.${py.probe.minor}`,
+      "site-packages",
+    );
     fs.mkdirSync(path.join(site, "leaky-1.0.dist-info"), { recursive: true });
-    fs.writeFileSync(path.join(site, "leaky-1.0.dist-info", "METADATA"), "Metadata-Version: 2.1\nName: leaky\nVersion: 1.0\n");
-    fs.writeFileSync(path.join(site, "leaky-1.0.dist-info", "direct_url.json"), '{"url": "file:///home/alice/src/leaky", "dir_info": {}}');
+    fs.writeFileSync(
+      path.join(site, "leaky-1.0.dist-info", "METADATA"),
+      "Metadata-Version: 2.1\nName: leaky\nVersion: 1.0\n",
+    );
+    fs.writeFileSync(
+      path.join(site, "leaky-1.0.dist-info", "direct_url.json"),
+      '{"url": "file:///home/alice/src/leaky", "dir_info": {}}',
+    );
     const libpython = m.grafted.find((g) => g.soname.startsWith("libpython"))!.file;
     await editElfFile(path.join(out, libpython), { runpath: "/opt/build/lib:$ORIGIN" });
-    const leaks = (await audit(out, { buildPaths: ["/opt/build"] })).findings.filter((f) => f.code.startsWith("LEAK")).map((f) => `${f.code} ${f.path}`);
+    const leaks = (await audit(out, { buildPaths: ["/opt/build"] })).findings
+      .filter((f) => f.code.startsWith("LEAK"))
+      .map((f) => `${f.code} ${f.path}`);
     assert.deepEqual(leaks.sort(), [
-      "LEAK_PATH lib/python3.X/site-packages/leaky-1.0.dist-info/direct_url.json".replace("3.X", `${py.probe.major}.${py.probe.minor}`),
+      "LEAK_PATH lib/python3.X/site-packages/leaky-1.0.dist-info/direct_url.json".replace(
+        "3.X",
+        `${py.probe.major}.${py.probe.minor}`,
+      ),
       "LEAK_PATH pyvenv.cfg",
       `LEAK_RPATH ${libpython}`,
       "LEAK_SHEBANG bin/tool",
@@ -184,18 +287,33 @@ describe("runtimes", () => {
     const r = await audit(out, { policy: "glibc-2.17" });
     assert.equal(r.libc.mode, "bundled");
     assert.equal(r.floors.GLIBC, undefined);
-    const tag = run("readelf", ["-n", path.join(out, "libexec", "libc.so.6")]).stdout.match(/OS: Linux, ABI: (\d+\.\d+\.\d+)/)?.[1];
+    const tag = run("readelf", ["-n", path.join(out, "libexec", "libc.so.6")]).stdout.match(
+      /OS: Linux, ABI: (\d+\.\d+\.\d+)/,
+    )?.[1];
     assert.equal(r.libc.kernelFloor, tag);
-    assert.deepEqual(r.findings.filter((f) => f.severity === "error"), [], "glibc-2.17 does not constrain a runtime that carries its libc");
-    assert.ok(r.runsOn.every((x) => x.from !== undefined), "runs on every listed distribution");
+    assert.deepEqual(
+      r.findings.filter((f) => f.severity === "error"),
+      [],
+      "glibc-2.17 does not constrain a runtime that carries its libc",
+    );
+    assert.ok(
+      r.runsOn.every((x) => x.from !== undefined),
+      "runs on every listed distribution",
+    );
   });
 });
 
 describe("distribution table", () => {
   test("agrees with this machine (and the bullseye test root when present)", async () => {
-    const roots: { root: string; libdir: string }[] = [{ root: "/", libdir: "/usr/lib/x86_64-linux-gnu" }];
-    const bullseye = path.join(process.env.PYPORT_TEST_ROOTS ?? "/var/cache/pyport-test-roots", "bullseye");
-    if (fs.existsSync(path.join(bullseye, ".pyport-root-complete"))) roots.push({ root: bullseye, libdir: path.join(bullseye, "usr/lib/x86_64-linux-gnu") });
+    const roots: { root: string; libdir: string }[] = [
+      { root: "/", libdir: "/usr/lib/x86_64-linux-gnu" },
+    ];
+    const bullseye = path.join(
+      process.env.PYPORT_TEST_ROOTS ?? "/var/cache/pyport-test-roots",
+      "bullseye",
+    );
+    if (fs.existsSync(path.join(bullseye, ".pyport-root-complete")))
+      roots.push({ root: bullseye, libdir: path.join(bullseye, "usr/lib/x86_64-linux-gnu") });
     let checked = 0;
     for (const { root, libdir } of roots) {
       const osr = fs.readFileSync(path.join(root, "etc/os-release"), "utf8");
@@ -204,14 +322,30 @@ describe("distribution table", () => {
       const family = distroTable().find((f) => f.family.toLowerCase() === id);
       const release = family?.releases.find((r) => r.version === ver);
       if (!release || !fs.existsSync(path.join(libdir, "libc.so.6"))) continue;
-      const newest = (vs: string[]) => vs.sort((a, b) => a.split(".").map(Number).reduce((d, x, i) => d || x - Number(b.split(".")[i] ?? 0), 0)).pop();
+      const newest = (vs: string[]) =>
+        vs
+          .sort((a, b) =>
+            a
+              .split(".")
+              .map(Number)
+              .reduce((d, x, i) => d || x - Number(b.split(".")[i] ?? 0), 0),
+          )
+          .pop();
       const defs = async (file: string, ns: string) => {
         const { elf } = await readElfFile(file);
-        return newest(elf.versionDefs.filter((d) => d.startsWith(`${ns}_`) && /^\d/.test(d.slice(ns.length + 1))).map((d) => d.slice(ns.length + 1)));
+        return newest(
+          elf.versionDefs
+            .filter((d) => d.startsWith(`${ns}_`) && /^\d/.test(d.slice(ns.length + 1)))
+            .map((d) => d.slice(ns.length + 1)),
+        );
       };
       // glibc's own version string (a release may add no symbol-version node of its own).
       const libc = fs.readFileSync(path.join(libdir, "libc.so.6")).toString("latin1");
-      assert.equal(release.glibc, /release version (\d+\.\d+)/.exec(libc)?.[1], `${id} ${ver} glibc`);
+      assert.equal(
+        release.glibc,
+        /release version (\d+\.\d+)/.exec(libc)?.[1],
+        `${id} ${ver} glibc`,
+      );
       const stdcxx = path.join(libdir, "libstdc++.so.6");
       if (fs.existsSync(stdcxx)) {
         assert.equal(release.glibcxx, await defs(stdcxx, "GLIBCXX"), `${id} ${ver} GLIBCXX`);
@@ -219,7 +353,8 @@ describe("distribution table", () => {
       }
       checked++;
     }
-    if (checked === 0) loud("this machine's distribution is not in data/distros.json: table not cross-checked");
+    if (checked === 0)
+      loud("this machine's distribution is not in data/distros.json: table not cross-checked");
   });
 });
 
@@ -230,7 +365,10 @@ describe("licences, SBOM, archives and the CLI", () => {
     const dist = (name: string, headers: string) => {
       const d = path.join(site, `${name}-1.0.dist-info`);
       fs.mkdirSync(d, { recursive: true });
-      fs.writeFileSync(path.join(d, "METADATA"), `Metadata-Version: 2.4\nName: ${name}\nVersion: 1.0\n${headers}\n\nlong description mentioning License: nothing\n`);
+      fs.writeFileSync(
+        path.join(d, "METADATA"),
+        `Metadata-Version: 2.4\nName: ${name}\nVersion: 1.0\n${headers}\n\nlong description mentioning License: nothing\n`,
+      );
       fs.writeFileSync(path.join(d, "RECORD"), `${name}/__init__.py,,\n`);
     };
     dist("gplthing", "License-Expression: GPL-3.0-only");
@@ -243,10 +381,19 @@ describe("licences, SBOM, archives and the CLI", () => {
     assert.equal(byName.get("gplthing")!.copyleft, "strong");
     assert.equal(byName.get("dual")!.copyleft, false, "MIT OR GPL: the recipient may choose MIT");
     assert.equal(byName.get("classic")!.license, "MIT");
-    assert.deepEqual(r.findings.filter((f) => f.code === "LICENSE_DENIED").map((f) => f.path), ["lib/python3.11/site-packages/gplthing-1.0.dist-info"]);
-    assert.deepEqual(r.findings.filter((f) => f.code === "LICENSE_UNKNOWN").map((f) => f.path), ["lib/python3.11/site-packages/mystery-1.0.dist-info"]);
+    assert.deepEqual(
+      r.findings.filter((f) => f.code === "LICENSE_DENIED").map((f) => f.path),
+      ["lib/python3.11/site-packages/gplthing-1.0.dist-info"],
+    );
+    assert.deepEqual(
+      r.findings.filter((f) => f.code === "LICENSE_UNKNOWN").map((f) => f.path),
+      ["lib/python3.11/site-packages/mystery-1.0.dist-info"],
+    );
     assert.equal(copyleftOf(parseExpression("LGPL-2.1-or-later AND MIT")), "weak");
-    assert.equal(isDenied(parseExpression("(GPL-2.0-only OR MIT) AND Apache-2.0"), ["GPL-2.0"]), false);
+    assert.equal(
+      isDenied(parseExpression("(GPL-2.0-only OR MIT) AND Apache-2.0"), ["GPL-2.0"]),
+      false,
+    );
 
     const sbom = path.join(path.dirname(app), "sbom.json");
     const cli = pyport(["audit", app, "--deny", "GPL-3.0", "--sbom", "cyclonedx", "--out", sbom]);
@@ -257,19 +404,42 @@ describe("licences, SBOM, archives and the CLI", () => {
     assert.equal(bom.specVersion, "1.5");
     const gpl = bom.components.find((c: { name: string }) => c.name === "gplthing");
     assert.deepEqual(gpl.licenses, [{ license: { id: "GPL-3.0-only" } }]);
-    assert.equal(gpl.hashes[0].content, createHash("sha256").update(fs.readFileSync(path.join(site, "gplthing-1.0.dist-info", "RECORD"))).digest("hex"));
+    assert.equal(
+      gpl.hashes[0].content,
+      createHash("sha256")
+        .update(fs.readFileSync(path.join(site, "gplthing-1.0.dist-info", "RECORD")))
+        .digest("hex"),
+    );
     assert.equal(gpl.purl, "pkg:pypi/gplthing@1.0");
-    assert.equal(pyport(["audit", app, "--fail-on", "warning"]).code, 1, "the unknown licence is a warning");
+    assert.equal(
+      pyport(["audit", app, "--fail-on", "warning"]).code,
+      1,
+      "the unknown licence is a warning",
+    );
     assert.equal(pyport(["audit", app]).code, 0, "no errors without --deny");
 
     const tgz = path.join(path.dirname(app), "app.tar.gz");
     assert.equal(run("tar", ["-C", path.dirname(app), "-czf", tgz, "app"]).code, 0);
     const fromArchive = await audit(tgz, { deny: ["GPL-3.0"] });
-    assert.deepEqual(fromArchive.components.map((c) => c.name), r.components.map((c) => c.name));
+    assert.deepEqual(
+      fromArchive.components.map((c) => c.name),
+      r.components.map((c) => c.name),
+    );
 
     const evil = path.join(path.dirname(app), "evil.tar");
     const outside = path.join(path.dirname(app), "pwned");
-    assert.equal(run("tar", ["-C", path.dirname(app), "-cf", evil, "--transform", "s,^app/lib,../pwned,", "app/lib"]).code, 0);
+    assert.equal(
+      run("tar", [
+        "-C",
+        path.dirname(app),
+        "-cf",
+        evil,
+        "--transform",
+        "s,^app/lib,../pwned,",
+        "app/lib",
+      ]).code,
+      0,
+    );
     const bad = pyport(["audit", evil]);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /\.\.|outside|escap/);

@@ -19,18 +19,33 @@ test("concurrent materialisations build once and all see a complete entry", asyn
     await new Promise((r) => setTimeout(r, 50));
     fs.writeFileSync(path.join(tmp, "data"), "x");
   };
-  const results = await Promise.all(Array.from({ length: 10 }, () => materialize({ bucket: "t-v1", key: "k", build, root })));
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () => materialize({ bucket: "t-v1", key: "k", build, root })),
+  );
   assert.equal(builds, 1);
   for (const r of results) assert.ok(fs.existsSync(path.join(r.dir, COMPLETE_MARKER)));
 });
 
 test("a failed build leaves nothing; an incomplete leftover is rebuilt", async () => {
   const root = tmpDir("cache");
-  await assert.rejects(materialize({ bucket: "t-v1", key: "k", root, build: async () => Promise.reject(new Error("boom")) }), /boom/);
+  await assert.rejects(
+    materialize({
+      bucket: "t-v1",
+      key: "k",
+      root,
+      build: async () => Promise.reject(new Error("boom")),
+    }),
+    /boom/,
+  );
   assert.deepEqual(fs.readdirSync(path.join(root, "t-v1")), []);
   fs.mkdirSync(path.join(root, "t-v1", "k2"), { recursive: true }); // as if killed before the rename
   fs.writeFileSync(path.join(root, "t-v1", "k2", "half"), "");
-  const r = await materialize({ bucket: "t-v1", key: "k2", root, build: async (tmp) => fs.writeFileSync(path.join(tmp, "full"), "") });
+  const r = await materialize({
+    bucket: "t-v1",
+    key: "k2",
+    root,
+    build: async (tmp) => fs.writeFileSync(path.join(tmp, "full"), ""),
+  });
   assert.ok(r.built);
   assert.deepEqual(fs.readdirSync(r.dir).sort(), [COMPLETE_MARKER, "full"].sort());
 });
@@ -39,12 +54,15 @@ test("a lock held by a live process times out with a message naming the lock and
   const dir = tmpDir("lock");
   const file = path.join(dir, "x.lock");
   fs.writeFileSync(file, `${process.ppid}\n`); // a live process that is not us
-  await assert.rejects(withLock(file, { timeoutMs: 300, pollMs: 50 }, async () => 1), (err: Error & { code?: string; hint?: string }) => {
-    assert.equal(err.code, "E_LOCK_TIMEOUT");
-    assert.ok(err.message.includes(file) && err.message.includes(String(process.ppid)));
-    assert.match(err.hint ?? "", /delete/);
-    return true;
-  });
+  await assert.rejects(
+    withLock(file, { timeoutMs: 300, pollMs: 50 }, async () => 1),
+    (err: Error & { code?: string; hint?: string }) => {
+      assert.equal(err.code, "E_LOCK_TIMEOUT");
+      assert.ok(err.message.includes(file) && err.message.includes(String(process.ppid)));
+      assert.match(err.hint ?? "", /delete/);
+      return true;
+    },
+  );
   fs.writeFileSync(file, "999999999\n"); // a dead owner: stale, taken over
   assert.equal(await withLock(file, { timeoutMs: 300 }, async () => 7), 7);
 });
@@ -58,7 +76,10 @@ test("list and prune: incomplete leftovers and unused entries go, recent ones st
   fs.mkdirSync(path.join(root, "a-v1", "broken"));
   const removed = await pruneCache({ root, olderThanDays: 30 });
   assert.deepEqual(removed.map((e) => e.key).sort(), ["broken", "old"]);
-  assert.deepEqual((await listCache(root)).map((e) => e.key), ["keep"]);
+  assert.deepEqual(
+    (await listCache(root)).map((e) => e.key),
+    ["keep"],
+  );
 });
 
 test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS is honoured", async () => {
@@ -79,7 +100,10 @@ test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS is
     assert.ok(!fs.existsSync(path.join(process.env.PYPORT_CACHE, "downloads-v1", wrong)));
     const file = await downloadVerified(url, sha);
     assert.deepEqual(fs.readFileSync(file), body);
-    await assert.rejects(downloadVerified(url.replace("a.tar.gz", "missing.tar.gz"), sha.replace(/^./, "f")), { code: "E_DOWNLOAD" });
+    await assert.rejects(
+      downloadVerified(url.replace("a.tar.gz", "missing.tar.gz"), sha.replace(/^./, "f")),
+      { code: "E_DOWNLOAD" },
+    );
   } finally {
     server.close();
   }

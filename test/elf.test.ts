@@ -36,7 +36,11 @@ function readelfVersionNeeds(file: string): Map<string, string[]> {
 }
 
 async function realBinaries(): Promise<string[]> {
-  const files = ["/bin/ls", "/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib/x86_64-linux-gnu/libc.so.6"].filter((f) => fs.existsSync(f));
+  const files = [
+    "/bin/ls",
+    "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+  ].filter((f) => fs.existsSync(f));
   const shared = await sharedPython();
   const distro = await distroPython();
   if (shared) files.push(shared.path);
@@ -54,7 +58,11 @@ test("reader agrees with readelf on NEEDED, SONAME, RUNPATH and version needs", 
     assert.equal(elf.soname, oracle.soname, file);
     assert.equal(elf.runpath, oracle.runpath, file);
     const needs = readelfVersionNeeds(file);
-    assert.deepEqual(new Map(elf.versionNeeds.map((n) => [n.file, [...n.versions].sort()])), new Map([...needs].map(([k, v]) => [k, [...v].sort()])), file);
+    assert.deepEqual(
+      new Map(elf.versionNeeds.map((n) => [n.file, [...n.versions].sort()])),
+      new Map([...needs].map(([k, v]) => [k, [...v].sort()])),
+      file,
+    );
   }
 });
 
@@ -65,7 +73,19 @@ test("reads ELF32 and big-endian objects built by the machine's assembler and li
   const as = run("as", ["--32", "-o", path.join(dir, "a.o"), src]);
   if (as.code !== 0) return assert.fail(`as --32 failed: ${as.stderr}`);
   const so = path.join(dir, "lib32.so");
-  const ld = run("ld", ["-m", "elf_i386", "-shared", "-soname", "libthirtytwo.so.1", "-rpath", "/some/where", "--enable-new-dtags", "-o", so, path.join(dir, "a.o")]);
+  const ld = run("ld", [
+    "-m",
+    "elf_i386",
+    "-shared",
+    "-soname",
+    "libthirtytwo.so.1",
+    "-rpath",
+    "/some/where",
+    "--enable-new-dtags",
+    "-o",
+    so,
+    path.join(dir, "a.o"),
+  ]);
   assert.equal(ld.code, 0, ld.stderr);
   const elf = readElf(fs.readFileSync(so));
   assert.equal(elf.bits, 32);
@@ -73,7 +93,13 @@ test("reads ELF32 and big-endian objects built by the machine's assembler and li
   assert.equal(elf.soname, "libthirtytwo.so.1");
   assert.equal(elf.runpath, "/some/where");
   const edited = path.join(dir, "edited.so");
-  fs.writeFileSync(edited, editDynamic(fs.readFileSync(so), { runpath: "$ORIGIN/a/much/longer/run/path/than/before", soname: "librenamed.so.2" }));
+  fs.writeFileSync(
+    edited,
+    editDynamic(fs.readFileSync(so), {
+      runpath: "$ORIGIN/a/much/longer/run/path/than/before",
+      soname: "librenamed.so.2",
+    }),
+  );
   const oracle = readelfDynamic(edited);
   assert.equal(oracle.runpath, "$ORIGIN/a/much/longer/run/path/than/before");
   assert.equal(oracle.soname, "librenamed.so.2");
@@ -81,9 +107,13 @@ test("reads ELF32 and big-endian objects built by the machine's assembler and li
 
 test("big-endian: a byte-swapped view of the same structures reads the same", () => {
   // Build a big-endian ELF64 with the cross linker when the machine has one; otherwise say so.
-  const ld = ["powerpc64-linux-gnu-ld", "s390x-linux-gnu-ld"].find((l) => run("sh", ["-c", `command -v ${l}`]).code === 0);
+  const ld = ["powerpc64-linux-gnu-ld", "s390x-linux-gnu-ld"].find(
+    (l) => run("sh", ["-c", `command -v ${l}`]).code === 0,
+  );
   if (!ld) {
-    process.stderr.write("\n*** SKIPPED: no big-endian cross linker (apt-get install binutils-powerpc64-linux-gnu) ***\n\n");
+    process.stderr.write(
+      "\n*** SKIPPED: no big-endian cross linker (apt-get install binutils-powerpc64-linux-gnu) ***\n\n",
+    );
     return;
   }
   const dir = tmpDir("elfbe");
@@ -91,14 +121,27 @@ test("big-endian: a byte-swapped view of the same structures reads the same", ()
   fs.writeFileSync(path.join(dir, "a.s"), ".globl f\nf:\n  nop\n");
   assert.equal(run(as, ["-o", path.join(dir, "a.o"), path.join(dir, "a.s")]).code, 0);
   const so = path.join(dir, "libbe.so");
-  const r = run(ld, ["-shared", "-soname", "libbe.so.7", "-rpath", "/x/y", "--enable-new-dtags", "-o", so, path.join(dir, "a.o")]);
+  const r = run(ld, [
+    "-shared",
+    "-soname",
+    "libbe.so.7",
+    "-rpath",
+    "/x/y",
+    "--enable-new-dtags",
+    "-o",
+    so,
+    path.join(dir, "a.o"),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const elf = readElf(fs.readFileSync(so));
   assert.equal(elf.littleEndian, false);
   assert.equal(elf.soname, "libbe.so.7");
   assert.equal(elf.runpath, "/x/y");
   const edited = path.join(dir, "edited.so");
-  fs.writeFileSync(edited, editDynamic(fs.readFileSync(so), { runpath: "$ORIGIN/../lib/with/a/longer/path" }));
+  fs.writeFileSync(
+    edited,
+    editDynamic(fs.readFileSync(so), { runpath: "$ORIGIN/../lib/with/a/longer/path" }),
+  );
   assert.equal(readElf(fs.readFileSync(edited)).runpath, "$ORIGIN/../lib/with/a/longer/path");
   const oracle = run(ld.replace(/-ld$/, "-readelf"), ["-d", edited]).stdout;
   assert.match(oracle, /Library runpath: \[\$ORIGIN\/\.\.\/lib\/with\/a\/longer\/path\]/);
@@ -109,7 +152,9 @@ test("adds a RUNPATH to Debian's interpreter (no RUNPATH entry, no spare room) a
   if (!distro) return t.skip("no distribution python3 with static libpython on this machine");
   const dir = tmpDir("elfdeb");
   const copy = path.join(dir, "python3");
-  fs.writeFileSync(copy, editDynamic(fs.readFileSync(distro.path), { runpath: "$ORIGIN/../lib" }), { mode: 0o755 });
+  fs.writeFileSync(copy, editDynamic(fs.readFileSync(distro.path), { runpath: "$ORIGIN/../lib" }), {
+    mode: 0o755,
+  });
   const oracle = readelfDynamic(copy);
   assert.equal(oracle.runpath, "$ORIGIN/../lib");
   assert.deepEqual(oracle.needed, readelfDynamic(distro.path).needed);
@@ -137,17 +182,30 @@ test("rewrites a long RUNPATH in place, converts RPATH, renames NEEDED and SONAM
 
   const libpython = readElf(orig).needed.find((n) => n.startsWith("libpython"))!;
   fs.symlinkSync(path.join(libdir, libpython), path.join(dir, "libpy-renamed.so"));
-  fs.writeFileSync(exe, editDynamic(orig, { runpath: "$ORIGIN", replaceNeeded: { [libpython]: "libpy-renamed.so" } }), { mode: 0o755 });
+  fs.writeFileSync(
+    exe,
+    editDynamic(orig, { runpath: "$ORIGIN", replaceNeeded: { [libpython]: "libpy-renamed.so" } }),
+    { mode: 0o755 },
+  );
   assert.ok(readelfDynamic(exe).needed.includes("libpy-renamed.so"));
   assert.equal(run(exe, ["-c", "print('renamed')"]).stdout.trim(), "renamed");
 
   const lib = path.join(dir, "libcopy.so");
-  fs.writeFileSync(lib, editDynamic(fs.readFileSync(path.join(libdir, libpython)), { soname: "libpython-a-much-longer-soname-than-before.so.1" }));
+  fs.writeFileSync(
+    lib,
+    editDynamic(fs.readFileSync(path.join(libdir, libpython)), {
+      soname: "libpython-a-much-longer-soname-than-before.so.1",
+    }),
+  );
   assert.equal(readelfDynamic(lib).soname, "libpython-a-much-longer-soname-than-before.so.1");
 
   fs.writeFileSync(exe, editDynamic(orig, { runpath: null }), { mode: 0o755 });
   assert.equal(readelfDynamic(exe).runpath, undefined);
-  assert.notEqual(run(exe, ["-c", "pass"], { env: { PATH: "/usr/bin:/bin" } }).code, 0, "without RUNPATH the interpreter cannot find libpython");
+  assert.notEqual(
+    run(exe, ["-c", "pass"], { env: { PATH: "/usr/bin:/bin" } }).code,
+    0,
+    "without RUNPATH the interpreter cannot find libpython",
+  );
 });
 
 test("rejects what is not ELF, and truncated ELF, with E_ELF", () => {

@@ -20,7 +20,10 @@ export function tmpDir(tag: string): string {
 process.on("exit", () => {
   if (process.env.PYPORT_KEEP_TEST_DIRS) return;
   // Never recurse into a dir with something still mounted below it (a chroot's /proc).
-  const mounts = fs.readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
+  const mounts = fs
+    .readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "");
   for (const dir of made) {
     if (mounts.some((m) => m === dir || m.startsWith(`${dir}/`))) continue;
     try {
@@ -58,7 +61,9 @@ export async function sharedPythons(): Promise<FoundPython[]> {
 }
 
 /** A build with a shared libpython (pyenv-style), preferring the given minor versions. */
-export async function sharedPython(preferred = ["3.12", "3.11", "3.13", "3.10"]): Promise<FoundPython | undefined> {
+export async function sharedPython(
+  preferred = ["3.12", "3.11", "3.13", "3.10"],
+): Promise<FoundPython | undefined> {
   const candidates = await sharedPythons();
   const rank = (p: FoundPython) => {
     const i = preferred.indexOf(`${p.probe.major}.${p.probe.minor}`);
@@ -77,8 +82,20 @@ export async function distroPython(): Promise<FoundPython | undefined> {
   return undefined;
 }
 
-export function run(file: string, args: string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}) {
-  const r = spawnSync(file, args, { encoding: "utf8", cwd: opts.cwd, input: opts.input, env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid, timeout: 300_000 });
+export function run(
+  file: string,
+  args: string[],
+  opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
+) {
+  const r = spawnSync(file, args, {
+    encoding: "utf8",
+    cwd: opts.cwd,
+    input: opts.input,
+    env: opts.env ?? process.env,
+    uid: opts.uid,
+    gid: opts.gid,
+    timeout: 300_000,
+  });
   return { code: r.status, signal: r.signal, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
@@ -95,7 +112,10 @@ export function runAsync(file: string, args: string[], opts: { env?: NodeJS.Proc
   });
 }
 
-export const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/cli/main.js");
+export const CLI = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  "../src/cli/main.js",
+);
 
 export function pyport(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return run(process.execPath, [CLI, ...args], { env });
@@ -113,7 +133,8 @@ export function busyboxRoot(runtime: string): string | undefined {
   const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((b) => fs.existsSync(b));
   if (!busybox) return undefined;
   const root = tmpDir("busybox");
-  for (const d of ["bin", "proc", "tmp", "rt"]) fs.mkdirSync(path.join(root, d), { recursive: true });
+  for (const d of ["bin", "proc", "tmp", "rt"])
+    fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.chmodSync(path.join(root, "tmp"), 0o1777);
   fs.copyFileSync(busybox, path.join(root, "bin", "busybox"));
   fs.chmodSync(path.join(root, "bin", "busybox"), 0o755);

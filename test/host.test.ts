@@ -9,7 +9,13 @@ import { once } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { AbortError, CallTimeoutError, Python, PythonError, WorkerCrashedError } from "../src/index.js";
+import {
+  AbortError,
+  CallTimeoutError,
+  Python,
+  PythonError,
+  WorkerCrashedError,
+} from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
 import { CallTable } from "../src/host/calls.js";
 import { hostAddon, statPath } from "../src/host/process.js";
@@ -17,7 +23,10 @@ import { PYPORT_VERSION } from "../src/version.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
-const FIXTURES = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../test/fixtures/host");
+const FIXTURES = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  "../../test/fixtures/host",
+);
 const M = "hostmod";
 
 let interpreter: string | undefined;
@@ -27,7 +36,11 @@ const output: { stream: string; text: string }[] = [];
 before(async () => {
   interpreter = (await sharedPython())?.path;
   if (!interpreter) return loud("host tests: no CPython with a shared libpython found");
-  py = await Python.start({ python: interpreter, path: [FIXTURES], onOutput: (o) => output.push(o) });
+  py = await Python.start({
+    python: interpreter,
+    path: [FIXTURES],
+    onOutput: (o) => output.push(o),
+  });
 });
 after(() => py?.close());
 
@@ -54,27 +67,90 @@ describe("host: types", () => {
     assert.deepEqual([...(s.bytes as Uint8Array)], [0, 1, 255]);
     assert.deepEqual(s.tuple, [1, "a"]);
     assert.ok(s.int_keys instanceof Map);
-    assert.deepEqual([...(s.int_keys as Map<unknown, unknown>).entries()], [[1, "one"], [[2, 3], "pair"]]);
+    assert.deepEqual(
+      [...(s.int_keys as Map<unknown, unknown>).entries()],
+      [
+        [1, "one"],
+        [[2, 3], "pair"],
+      ],
+    );
     assert.deepEqual(s.set, new Set([1, 2]));
     assert.deepEqual(s.frozenset, new Set(["x"]));
     assert.equal((s.datetime as Date).toISOString(), "2024-05-06T07:08:09.123Z");
-    assert.equal((s.naive as Date).toISOString(), "2024-05-06T07:08:09.000Z", "naive datetimes are taken as UTC");
+    assert.equal(
+      (s.naive as Date).toISOString(),
+      "2024-05-06T07:08:09.000Z",
+      "naive datetimes are taken as UTC",
+    );
     assert.equal(s.date, "2024-05-06");
     assert.equal(s.decimal, "1.10");
   });
 
   test("JS values arrive as documented Python values and round-trip", async (t) => {
     if (!ready(t)) return;
-    const values = [null, true, 0, -5, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 32, -(2 ** 32) - 1, 1.25, -0.5, 2n ** 80n, -(2n ** 80n), "ß✓", new Uint8Array([1, 2, 3]), [1, [2, "x"]], { a: { b: null } }, new Map<unknown, unknown>([[1, "x"], ["k", 2]]), new Set([1, "a"]), new Date("2020-01-02T03:04:05.678Z")];
+    const values = [
+      null,
+      true,
+      0,
+      -5,
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+      2 ** 32,
+      -(2 ** 32) - 1,
+      1.25,
+      -0.5,
+      2n ** 80n,
+      -(2n ** 80n),
+      "ß✓",
+      new Uint8Array([1, 2, 3]),
+      [1, [2, "x"]],
+      { a: { b: null } },
+      new Map<unknown, unknown>([
+        [1, "x"],
+        ["k", 2],
+      ]),
+      new Set([1, "a"]),
+      new Date("2020-01-02T03:04:05.678Z"),
+    ];
     const types = await py!.call<string[]>(`${M}:types_of`, values);
-    assert.deepEqual(types, ["NoneType", "bool", "int", "int", "int", "int", "int", "int", "float", "float", "int", "int", "str", "bytes", "list", "dict", "dict", "set", "datetime"]);
+    assert.deepEqual(types, [
+      "NoneType",
+      "bool",
+      "int",
+      "int",
+      "int",
+      "int",
+      "int",
+      "int",
+      "float",
+      "float",
+      "int",
+      "int",
+      "str",
+      "bytes",
+      "list",
+      "dict",
+      "dict",
+      "set",
+      "datetime",
+    ]);
     for (const v of values) assert.deepEqual(await py!.call(`${M}:identity`, [v]), v, String(v));
-    assert.deepEqual(await py!.call(`${M}:types_of`, [Buffer.from("x")]), ["bytes"], "a Buffer is accepted");
-    assert.deepEqual(await py!.call(`${M}:echo`, [1], { key: "v" }), { args: [1], kwargs: { key: "v" } });
+    assert.deepEqual(
+      await py!.call(`${M}:types_of`, [Buffer.from("x")]),
+      ["bytes"],
+      "a Buffer is accepted",
+    );
+    assert.deepEqual(await py!.call(`${M}:echo`, [1], { key: "v" }), {
+      args: [1],
+      kwargs: { key: "v" },
+    });
     const big = new Uint8Array(8 << 20).map((_, i) => i & 255);
     const back = await py!.call<Uint8Array>(`${M}:identity`, [big]);
     assert.equal(back.length, big.length);
-    assert.ok(Buffer.from(back.buffer, back.byteOffset, back.length).equals(Buffer.from(big)), "8 MiB of bytes round-trip intact");
+    assert.ok(
+      Buffer.from(back.buffer, back.byteOffset, back.length).equals(Buffer.from(big)),
+      "8 MiB of bytes round-trip intact",
+    );
     // Long strings travel inline (long bytes go through the arena): the worker reuses its receive
     // buffer for large frames, so send a smaller one after the 8 MiB frame, then a larger one.
     for (const size of [300 << 10, 9 << 20]) {
@@ -90,21 +166,49 @@ describe("host: types", () => {
     const sizes = await py!.call<number[]>(`${M}:arena_sizes`);
     assert.equal(sizes.length, 2, "the worker has arena files (on fds 5 and 6)");
     const MiB = 1 << 20;
-    const values = [ARENA_MIN, 300 << 10, 3 * MiB, MiB, 5 * MiB].map((n, k) => new Uint8Array(n).map((_, i) => (i * (k + 3)) & 255));
+    const values = [ARENA_MIN, 300 << 10, 3 * MiB, MiB, 5 * MiB].map((n, k) =>
+      new Uint8Array(n).map((_, i) => (i * (k + 3)) & 255),
+    );
     const echoed = await Promise.all(values.map((v) => py!.call<Uint8Array>(`${M}:identity`, [v]))); // one tick: side by side in the arena
-    echoed.forEach((e, k) => assert.ok(Buffer.from(e).equals(Buffer.from(values[k])), `value ${k} (${values[k].length} bytes) intact`));
+    echoed.forEach((e, k) =>
+      assert.ok(
+        Buffer.from(e).equals(Buffer.from(values[k])),
+        `value ${k} (${values[k].length} bytes) intact`,
+      ),
+    );
     assert.deepEqual(await py!.call(`${M}:filled`, [2 * MiB, 9]), new Uint8Array(2 * MiB).fill(9));
     // Over 16 MiB: once read, both files are truncated; the next value is written at offset 0.
     const huge = new Uint8Array(20 * MiB).fill(3);
     assert.equal((await py!.call<Uint8Array>(`${M}:identity`, [huge])).length, 20 * MiB);
-    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [0, 0], "files that grew past 16 MiB are truncated");
+    assert.deepEqual(
+      await py!.call(`${M}:arena_sizes`),
+      [0, 0],
+      "files that grew past 16 MiB are truncated",
+    );
     for (let i = 0; i < 3; i++) await py!.call(`${M}:identity`, [new Uint8Array(MiB)]);
-    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [MiB, MiB], "released space is reused from offset 0");
+    assert.deepEqual(
+      await py!.call(`${M}:arena_sizes`),
+      [MiB, MiB],
+      "released space is reused from offset 0",
+    );
     // A frame that fails after its bytes went into the arena releases them on either side.
-    await assert.rejects(py!.call(`${M}:identity`, [[new Uint8Array(MiB), () => 1]]), /cannot send a function/);
-    await assert.rejects(py!.call(`${M}:filled_then_unsendable`, [MiB]), (e: PythonError) => e.pythonType === "TypeError");
-    assert.deepEqual(await py!.call(`${M}:identity`, [new Uint8Array(MiB).fill(1)]), new Uint8Array(MiB).fill(1));
-    assert.deepEqual(await py!.call(`${M}:arena_sizes`), [MiB, MiB], "values of failed frames do not hold their space");
+    await assert.rejects(
+      py!.call(`${M}:identity`, [[new Uint8Array(MiB), () => 1]]),
+      /cannot send a function/,
+    );
+    await assert.rejects(
+      py!.call(`${M}:filled_then_unsendable`, [MiB]),
+      (e: PythonError) => e.pythonType === "TypeError",
+    );
+    assert.deepEqual(
+      await py!.call(`${M}:identity`, [new Uint8Array(MiB).fill(1)]),
+      new Uint8Array(MiB).fill(1),
+    );
+    assert.deepEqual(
+      await py!.call(`${M}:arena_sizes`),
+      [MiB, MiB],
+      "values of failed frames do not hold their space",
+    );
   });
 
   test("JS values arrive in Python as exactly these objects, on every Python 3.8+", async (t) => {
@@ -113,13 +217,38 @@ describe("host: types", () => {
     const date = new Date("2020-01-02T03:04:05.678Z");
     const pyDate = "datetime.datetime(2020, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)";
     const cases: [unknown, string][] = [
-      [[2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), 32768, 2 ** 45], "[2147483647, 2147483648, -2147483648, -2147483649, 9007199254740991, -9007199254740991, 32768, 35184372088832]"],
-      [[2n ** 80n, -(2n ** 80n), 5n, -(2n ** 31n)], "[1208925819614629174706176, -1208925819614629174706176, 5, -2147483648]"],
+      [
+        [
+          2 ** 31 - 1,
+          2 ** 31,
+          -(2 ** 31),
+          -(2 ** 31) - 1,
+          2 ** 53 - 1,
+          -(2 ** 53 - 1),
+          32768,
+          2 ** 45,
+        ],
+        "[2147483647, 2147483648, -2147483648, -2147483649, 9007199254740991, -9007199254740991, 32768, 35184372088832]",
+      ],
+      [
+        [2n ** 80n, -(2n ** 80n), 5n, -(2n ** 31n)],
+        "[1208925819614629174706176, -1208925819614629174706176, 5, -2147483648]",
+      ],
       [[-0, 0.5, NaN, -Infinity, 2 ** 60], "[-0.0, 0.5, nan, -inf, 1.152921504606847e+18]"],
       [["", "é✓😀", "\u0000"], "['', 'é✓😀', '\\x00']"],
-      [[new Uint8Array([0, 255]), Buffer.from(""), undefined, null, true, false], "[b'\\x00\\xff', b'', None, None, True, False]"],
+      [
+        [new Uint8Array([0, 255]), Buffer.from(""), undefined, null, true, false],
+        "[b'\\x00\\xff', b'', None, None, True, False]",
+      ],
       [{ a: [1, { b: [] }], "": {} }, "{'a': [1, {'b': []}], '': {}}"],
-      [new Map<unknown, unknown>([[[1, [2]], "tuple key"], [new Set([3]), "frozenset key"], [date, "date key"]]), `{(1, (2,)): 'tuple key', frozenset({3}): 'frozenset key', ${pyDate}: 'date key'}`],
+      [
+        new Map<unknown, unknown>([
+          [[1, [2]], "tuple key"],
+          [new Set([3]), "frozenset key"],
+          [date, "date key"],
+        ]),
+        `{(1, (2,)): 'tuple key', frozenset({3}): 'frozenset key', ${pyDate}: 'date key'}`,
+      ],
       [new Set([[1, 2]]), "{(1, 2)}"],
       [[date, { when: date }, new Set([date])], `[${pyDate}, {'when': ${pyDate}}, {${pyDate}}]`],
     ];
@@ -127,12 +256,25 @@ describe("host: types", () => {
       const p = await Python.start({ python: found.path, path: [FIXTURES] });
       try {
         for (const [value, expected] of cases) {
-          assert.equal(await p.call(`${M}:python_repr`, [value]), `(${expected},) []`, `${found.probe.version}: ${expected}`);
+          assert.equal(
+            await p.call(`${M}:python_repr`, [value]),
+            `(${expected},) []`,
+            `${found.probe.version}: ${expected}`,
+          );
         }
-        assert.equal(await p.call(`${M}:python_repr`, [], { x: 1, y: "z" }), "() [('x', 1), ('y', 'z')]", `${found.probe.version}: kwargs`);
+        assert.equal(
+          await p.call(`${M}:python_repr`, [], { x: 1, y: "z" }),
+          "() [('x', 1), ('y', 'z')]",
+          `${found.probe.version}: kwargs`,
+        );
         const big = new Uint8Array(ARENA_MIN + 1).fill(5);
-        const [arena, inline] = await p.call<[Uint8Array, Uint8Array]>(`${M}:identity`, [[big, new Uint8Array(3)]]);
-        assert.ok(Buffer.from(arena).equals(Buffer.from(big)) && inline.length === 3, `${found.probe.version}: bytes through the arena`);
+        const [arena, inline] = await p.call<[Uint8Array, Uint8Array]>(`${M}:identity`, [
+          [big, new Uint8Array(3)],
+        ]);
+        assert.ok(
+          Buffer.from(arena).equals(Buffer.from(big)) && inline.length === 3,
+          `${found.probe.version}: bytes through the arena`,
+        );
       } finally {
         await p.close();
       }
@@ -143,29 +285,61 @@ describe("host: types", () => {
     if (!ready(t)) return;
     const pid = await py!.call(`${M}:pid`);
     const unhashable = new Map([[{ a: 1 }, "a dict as a dict key"]]);
-    await assert.rejects(py!.call(`${M}:identity`, [unhashable]), (e: PythonError) => e.pythonType === "TypeError" && /unhashable type: 'dict'/.test(e.message));
+    await assert.rejects(
+      py!.call(`${M}:identity`, [unhashable]),
+      (e: PythonError) => e.pythonType === "TypeError" && /unhashable type: 'dict'/.test(e.message),
+    );
     const MiB = 1 << 20;
     for (let i = 0; i < 3; i++) {
-      await assert.rejects(py!.call(`${M}:identity`, [[new Uint8Array(MiB), unhashable]]), (e: PythonError) => e.pythonType === "TypeError");
-      assert.equal((await py!.call<Uint8Array>(`${M}:identity`, [new Uint8Array(MiB).fill(i)]))[0], i);
+      await assert.rejects(
+        py!.call(`${M}:identity`, [[new Uint8Array(MiB), unhashable]]),
+        (e: PythonError) => e.pythonType === "TypeError",
+      );
+      assert.equal(
+        (await py!.call<Uint8Array>(`${M}:identity`, [new Uint8Array(MiB).fill(i)]))[0],
+        i,
+      );
     }
     const [toPython] = await py!.call<number[]>(`${M}:arena_sizes`);
-    assert.ok(toPython <= 2 * MiB, `the arena file does not grow with values that were never read: ${toPython} bytes`);
+    assert.ok(
+      toPython <= 2 * MiB,
+      `the arena file does not grow with values that were never read: ${toPython} bytes`,
+    );
     assert.equal(await py!.call(`${M}:pid`), pid, "the same worker");
   });
 
   test("random nested values round-trip through Python unchanged (seeded)", async (t) => {
     if (!ready(t)) return;
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
     const leaf = (): unknown =>
       pick([
         () => null,
         () => rand() < 0.5,
-        () => pick([0, 1, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), Math.floor(rand() * 2 ** 40) - 2 ** 39]),
+        () =>
+          pick([
+            0,
+            1,
+            -1,
+            2 ** 31 - 1,
+            2 ** 31,
+            -(2 ** 31),
+            -(2 ** 31) - 1,
+            2 ** 53 - 1,
+            -(2 ** 53 - 1),
+            Math.floor(rand() * 2 ** 40) - 2 ** 39,
+          ]),
         () => pick([0.5, -1.25, 1e300, -1e-300, Infinity, -Infinity, rand() * 1e6]),
-        () => pick([2n ** 64n, -(2n ** 63n) - 1n, 2n ** 200n + 7n, (rand() < 0.5 ? -1n : 1n) * (BigInt(Math.floor(rand() * 2 ** 50)) * 2n ** 70n + BigInt(Math.floor(rand() * 2 ** 50)))]),
+        () =>
+          pick([
+            2n ** 64n,
+            -(2n ** 63n) - 1n,
+            2n ** 200n + 7n,
+            (rand() < 0.5 ? -1n : 1n) *
+              (BigInt(Math.floor(rand() * 2 ** 50)) * 2n ** 70n +
+                BigInt(Math.floor(rand() * 2 ** 50))),
+          ]),
         () => pick(["", "plain", "é✓😀", "a\u0000b", "x".repeat(70_000)]),
         () => new Uint8Array(Math.floor(rand() * 40)).map(() => Math.floor(rand() * 256)),
         () => new Date(Math.floor(rand() * 2e12)),
@@ -177,7 +351,13 @@ describe("host: types", () => {
         () => Array.from({ length: n }, () => value(depth + 1)),
         () => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value(depth + 1)])),
         // not empty and not only str keys: such a dict comes back as a plain object, by design
-        () => new Map<unknown, unknown>(Array.from({ length: n + 1 }, (_, i): [unknown, unknown] => [pick<unknown>([i, -i - 0.5, [i, "t"]]), value(depth + 1)])),
+        () =>
+          new Map<unknown, unknown>(
+            Array.from({ length: n + 1 }, (_, i): [unknown, unknown] => [
+              pick<unknown>([i, -i - 0.5, [i, "t"]]),
+              value(depth + 1),
+            ]),
+          ),
         () => new Set(Array.from({ length: n }, (_, i) => pick<unknown>([i, `s${i}`, [i]]))),
       ])();
     };
@@ -188,9 +368,16 @@ describe("host: types", () => {
 
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {
     if (!ready(t)) return;
-    await assert.rejects(py!.call(`${M}:unsendable`), (e: PythonError) => e.pythonType === "TypeError" && /cannot send a object to JavaScript/.test(e.message));
+    await assert.rejects(
+      py!.call(`${M}:unsendable`),
+      (e: PythonError) =>
+        e.pythonType === "TypeError" && /cannot send a object to JavaScript/.test(e.message),
+    );
     await assert.rejects(py!.call(`${M}:identity`, [() => 1]), /cannot send a function to Python/);
-    await assert.rejects(py!.call(`${M}:identity`, [new (class Point {})()]), /cannot send a Point to Python/);
+    await assert.rejects(
+      py!.call(`${M}:identity`, [new (class Point {})()]),
+      /cannot send a Point to Python/,
+    );
     assert.equal(await py!.call(`${M}:identity`, [1]), 1, "the worker is fine afterwards");
   });
 
@@ -224,16 +411,33 @@ describe("host: errors and isolation", () => {
     assert.ok(err instanceof PythonError && err instanceof Error);
     assert.equal(err.pythonType, "ValueError");
     assert.equal(err.message, "ValueError: could not load config");
-    assert.match(err.traceback, /Traceback \(most recent call last\):[\s\S]*hostmod\.py", line \d+, in chained/);
+    assert.match(
+      err.traceback,
+      /Traceback \(most recent call last\):[\s\S]*hostmod\.py", line \d+, in chained/,
+    );
     assert.doesNotMatch(err.traceback, /host_worker\.py/, "the worker's own frames are not shown");
-    assert.deepEqual(err.frames.map((f) => f.name), ["chained"]);
+    assert.deepEqual(
+      err.frames.map((f) => f.name),
+      ["chained"],
+    );
     assert.ok(err.frames[0].file.endsWith("hostmod.py") && typeof err.frames[0].line === "number");
     const cause = err.cause as PythonError;
     assert.ok(cause instanceof PythonError);
     assert.equal(cause.pythonType, "KeyError");
-    assert.match(err.stack!, /Python traceback:\n {4}Traceback[\s\S]*in chained[\s\S]*\n {4}at async loadSettings \(.*host\.test\.js:\d+/, "the Python traceback, then the JS call site");
-    await assert.rejects(py!.call("no_such_module_xyz:f"), (e: PythonError) => e.pythonType === "ModuleNotFoundError");
-    await assert.rejects(py!.call("bad target"), (e: PythonError) => e.pythonType === "ValueError" && /package\.module:attr\.path/.test(e.message));
+    assert.match(
+      err.stack!,
+      /Python traceback:\n {4}Traceback[\s\S]*in chained[\s\S]*\n {4}at async loadSettings \(.*host\.test\.js:\d+/,
+      "the Python traceback, then the JS call site",
+    );
+    await assert.rejects(
+      py!.call("no_such_module_xyz:f"),
+      (e: PythonError) => e.pythonType === "ModuleNotFoundError",
+    );
+    await assert.rejects(
+      py!.call("bad target"),
+      (e: PythonError) =>
+        e.pythonType === "ValueError" && /package\.module:attr\.path/.test(e.message),
+    );
   });
 
   test("print() and raw fd 1/2 writes go to onOutput, never into the protocol", async (t) => {
@@ -241,7 +445,11 @@ describe("host: errors and isolation", () => {
     output.length = 0;
     assert.equal(await py!.call(`${M}:noisy`, [21]), 42);
     await new Promise((r) => setTimeout(r, 100));
-    const text = (s: string) => output.filter((o) => o.stream === s).map((o) => o.text).join("");
+    const text = (s: string) =>
+      output
+        .filter((o) => o.stream === s)
+        .map((o) => o.text)
+        .join("");
     assert.match(text("stdout"), /printed to stdout 21\nraw fd 1 write\n/);
     assert.match(text("stderr"), /raw fd 2 write/);
   });
@@ -256,7 +464,8 @@ describe("host: crashes, deadlines, aborts", () => {
       const inflight = [py!.call(`${M}:crash`, [how]), py!.call(`${M}:identity`, [1])];
       const results = await Promise.allSettled(inflight);
       const elapsed = Date.now() - started;
-      for (const r of results) assert.ok(r.status === "rejected" && r.reason instanceof WorkerCrashedError, how);
+      for (const r of results)
+        assert.ok(r.status === "rejected" && r.reason instanceof WorkerCrashedError, how);
       const err = (results[0] as PromiseRejectedResult).reason as WorkerCrashedError;
       if (how === "exit") assert.deepEqual([err.exitCode, err.signal], [3, null]);
       if (how === "segv") assert.equal(err.signal, "SIGSEGV");
@@ -275,19 +484,28 @@ describe("host: crashes, deadlines, aborts", () => {
     const call = py!.call(`${M}:sleep`, [30]);
     await new Promise((r) => setTimeout(r, 200));
     process.kill(pid, "SIGKILL");
-    await assert.rejects(call, (e: WorkerCrashedError) => e instanceof WorkerCrashedError && e.signal === "SIGKILL");
+    await assert.rejects(
+      call,
+      (e: WorkerCrashedError) => e instanceof WorkerCrashedError && e.signal === "SIGKILL",
+    );
   });
 
   test("a deadline interrupts the call (KeyboardInterrupt) and the worker lives on", async (t) => {
     if (!ready(t)) return;
     const pid = await py!.call(`${M}:pid`);
     const started = Date.now();
-    await assert.rejects(py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }), (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300);
+    await assert.rejects(
+      py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }),
+      (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300,
+    );
     assert.ok(Date.now() - started < 10_000, "not left to run its 30 s"); // the latency is not the point here
     assert.equal(await py!.call(`${M}:identity`, [5]), 5);
     assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
     for (const timeoutMs of [-1, NaN]) {
-      await assert.rejects(py!.call(`${M}:identity`, [1], {}, { timeoutMs }), /timeoutMs must be a number of milliseconds, 0 or more/);
+      await assert.rejects(
+        py!.call(`${M}:identity`, [1], {}, { timeoutMs }),
+        /timeoutMs must be a number of milliseconds, 0 or more/,
+      );
       await assert.rejects(async () => {
         for await (const x of py!.stream(`${M}:agen`, [1], {}, { timeoutMs })) void x;
       }, /timeoutMs must be/);
@@ -296,7 +514,12 @@ describe("host: crashes, deadlines, aborts", () => {
 
   test("a call that ignores the interrupt is killed after the grace period; its worker is replaced", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
-    const p = await Python.start({ python: interpreter, path: [FIXTURES], graceMs: 300, onOutput: () => undefined });
+    const p = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      graceMs: 300,
+      onOutput: () => undefined,
+    });
     try {
       const pid = await p.call(`${M}:pid`);
       await assert.rejects(p.call(`${M}:stubborn`, [30], {}, { timeoutMs: 200 }), CallTimeoutError);
@@ -312,16 +535,29 @@ describe("host: crashes, deadlines, aborts", () => {
     const ac = new AbortController();
     const call = py!.call(`${M}:sleep`, [30], {}, { signal: ac.signal });
     setTimeout(() => ac.abort(new Error("user cancelled")), 200);
-    await assert.rejects(call, (e: AbortError) => e instanceof AbortError && (e.cause as Error).message === "user cancelled");
-    await assert.rejects(py!.call(`${M}:identity`, [1], {}, { signal: AbortSignal.abort() }), AbortError);
+    await assert.rejects(
+      call,
+      (e: AbortError) => e instanceof AbortError && (e.cause as Error).message === "user cancelled",
+    );
+    await assert.rejects(
+      py!.call(`${M}:identity`, [1], {}, { signal: AbortSignal.abort() }),
+      AbortError,
+    );
     assert.equal(await py!.call(`${M}:identity`, [2]), 2);
   });
 
   test("coroutine functions are awaited in the worker", async (t) => {
     if (!ready(t)) return;
     assert.equal(await py!.call(`${M}:coro`, [41]), 42);
-    await assert.rejects(py!.call(`${M}:coro`, [1], { delay: 30 }, { timeoutMs: 200 }), CallTimeoutError);
-    assert.equal(await py!.call(`${M}:coro`, [1]), 2, "the event loop survives an interrupted coroutine");
+    await assert.rejects(
+      py!.call(`${M}:coro`, [1], { delay: 30 }, { timeoutMs: 200 }),
+      CallTimeoutError,
+    );
+    assert.equal(
+      await py!.call(`${M}:coro`, [1]),
+      2,
+      "the event loop survives an interrupted coroutine",
+    );
   });
 
   test("memoryLimitMb turns a runaway allocation into MemoryError", async (t) => {
@@ -329,7 +565,10 @@ describe("host: crashes, deadlines, aborts", () => {
     const p = await Python.start({ python: interpreter, path: [FIXTURES], memoryLimitMb: 300 });
     try {
       assert.equal(await p.call(`${M}:allocate`, [10]), 10 << 20);
-      await assert.rejects(p.call(`${M}:allocate`, [1000]), (e: PythonError) => e.pythonType === "MemoryError");
+      await assert.rejects(
+        p.call(`${M}:allocate`, [1000]),
+        (e: PythonError) => e.pythonType === "MemoryError",
+      );
     } finally {
       await p.close();
     }
@@ -339,16 +578,30 @@ describe("host: crashes, deadlines, aborts", () => {
 describe("host: pool, options, shutdown", () => {
   test("workers: N run calls side by side; one worker's crash leaves the others' calls alone", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
-    const p = await Python.start({ python: interpreter, workers: 3, path: [FIXTURES], onOutput: () => undefined });
+    const p = await Python.start({
+      python: interpreter,
+      workers: 3,
+      path: [FIXTURES],
+      onOutput: () => undefined,
+    });
     try {
       assert.equal(new Set(p.pids).size, 3);
-      const windows = await Promise.all([0, 1, 2].map(() => p.call<[number, number, number]>(`${M}:timed_sleep`, [0.5])));
+      const windows = await Promise.all(
+        [0, 1, 2].map(() => p.call<[number, number, number]>(`${M}:timed_sleep`, [0.5])),
+      );
       assert.equal(new Set(windows.map((w) => w[0])).size, 3, "one call per worker");
-      assert.ok(Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])), "the three calls overlapped in time");
+      assert.ok(
+        Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])),
+        "the three calls overlapped in time",
+      );
       const slow = [p.call(`${M}:sleep`, [0.8]), p.call(`${M}:sleep`, [0.8])];
       const crash = p.call(`${M}:crash`, ["exit"]);
       await assert.rejects(crash, WorkerCrashedError);
-      assert.deepEqual(await Promise.all(slow), ["slept", "slept"], "the other workers' calls complete");
+      assert.deepEqual(
+        await Promise.all(slow),
+        ["slept", "slept"],
+        "the other workers' calls complete",
+      );
     } finally {
       await p.close();
     }
@@ -357,23 +610,42 @@ describe("host: pool, options, shutdown", () => {
   test("preload, cwd and env reach the worker; a failing preload rejects start with its PythonError", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const cwd = tmpDir("host-cwd");
-    const p = await Python.start({ python: interpreter, path: [FIXTURES], preload: [M], cwd, env: { ...process.env, HOST_TEST_VAR: "v1" } });
+    const p = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      preload: [M],
+      cwd,
+      env: { ...process.env, HOST_TEST_VAR: "v1" },
+    });
     try {
-      assert.deepEqual(await p.call(`${M}:cwd_and_env`, ["HOST_TEST_VAR"]), [fs.realpathSync(cwd), "v1"]);
+      assert.deepEqual(await p.call(`${M}:cwd_and_env`, ["HOST_TEST_VAR"]), [
+        fs.realpathSync(cwd),
+        "v1",
+      ]);
     } finally {
       await p.close();
     }
-    await assert.rejects(Python.start({ python: interpreter, preload: ["no_such_module_xyz"] }), (e: PythonError) => e.pythonType === "ModuleNotFoundError");
+    await assert.rejects(
+      Python.start({ python: interpreter, preload: ["no_such_module_xyz"] }),
+      (e: PythonError) => e.pythonType === "ModuleNotFoundError",
+    );
   });
 
   test("the interpreter: a runtime dir, a path, or a managed runtime; never a PATH lookup", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
-    await assert.rejects(Python.start({ python: "python3" }), /not a path; pyport does not search PATH/);
+    await assert.rejects(
+      Python.start({ python: "python3" }),
+      /not a path; pyport does not search PATH/,
+    );
     await assert.rejects(Python.start({ python: "/nonexistent/python3" }), /does not exist/);
     await assert.rejects(Python.start({ python: tmpDir("host-empty") }), /without bin\/python3/);
     const managed = await Python.start({ path: [FIXTURES] });
     try {
-      assert.match(managed.executable, /runtimes-v1\/[0-9a-f]{32}\/bin\/python3$/, "a runtime in pyport's cache");
+      assert.match(
+        managed.executable,
+        /runtimes-v1\/[0-9a-f]{32}\/bin\/python3$/,
+        "a runtime in pyport's cache",
+      );
       assert.equal(await managed.call(`${M}:identity`, ["ok"]), "ok");
       const runtimeDir = path.dirname(path.dirname(managed.executable));
       const fromDir = await Python.start({ python: runtimeDir, path: [FIXTURES] });
@@ -391,7 +663,10 @@ describe("host: pool, options, shutdown", () => {
     fs.writeFileSync(notExecutable, "", { mode: 0o644 });
     const quits = path.join(dir, "quits");
     fs.writeFileSync(quits, "#!/bin/sh\necho 'no Python here' >&2\nexit 3\n", { mode: 0o755 });
-    const index = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/host/index.js");
+    const index = path.resolve(
+      path.dirname(new URL(import.meta.url).pathname),
+      "../src/host/index.js",
+    );
     const script = `import { Python } from ${JSON.stringify(index)};
 const out = {};
 const py = await Python.start({ python: ${JSON.stringify(interpreter)}, path: [${JSON.stringify(FIXTURES)}], cwd: ${JSON.stringify(dir)}, onOutput: () => undefined });
@@ -409,20 +684,36 @@ const q = await Python.start({ python: ${JSON.stringify(quits)}, onOutput: () =>
 out.quits = await q.call("os:getpid").catch((e) => [e.name, e.message]);
 await q.close();
 process.stdout.write(JSON.stringify(out));`;
-    const modes = [["node", { ...process.env, PYPORT_HOST_SPAWN: "node" }]] as [string, NodeJS.ProcessEnv][];
+    const modes = [["node", { ...process.env, PYPORT_HOST_SPAWN: "node" }]] as [
+      string,
+      NodeJS.ProcessEnv,
+    ][];
     if (hostAddon()) modes.push(["posix_spawn", { ...process.env, PYPORT_HOST_SPAWN: "" }]);
     else loud("host addon not built: only Node's spawn is tested");
     for (const [mode, env] of modes) {
-      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env, timeout: 30_000 });
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        encoding: "utf8",
+        env,
+        timeout: 30_000,
+      });
       assert.equal(r.status, 0, `${mode}: ${r.stderr}`);
       const out = JSON.parse(r.stdout);
       assert.equal(out.cwd, fs.realpathSync(dir), `${mode}: cwd`);
       assert.deepEqual(out.exit, ["WorkerCrashedError", 3, null, true], `${mode}: os._exit(3)`);
       assert.deepEqual(out.kill, ["WorkerCrashedError", null, "SIGKILL"], `${mode}: SIGKILL`);
-      for (const pid of out.pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `${mode}: worker ${pid} was reaped`);
-      assert.match(out.notExecutable, /could not start .*python3: .*(EACCES|permission denied)/i, `${mode}: a file that is not executable`);
+      for (const pid of out.pids)
+        assert.throws(() => process.kill(pid, 0), /ESRCH/, `${mode}: worker ${pid} was reaped`);
+      assert.match(
+        out.notExecutable,
+        /could not start .*python3: .*(EACCES|permission denied)/i,
+        `${mode}: a file that is not executable`,
+      );
       assert.equal(out.quits[0], "WorkerCrashedError", mode);
-      assert.match(out.quits[1], /exited with code 3 before it was ready; stderr ends with:\nno Python here/, `${mode}: an interpreter that quits at once`);
+      assert.match(
+        out.quits[1],
+        /exited with code 3 before it was ready; stderr ends with:\nno Python here/,
+        `${mode}: an interpreter that quits at once`,
+      );
     }
   });
 
@@ -437,10 +728,14 @@ await py.close();
 await slow;
 process.stdout.write(JSON.stringify(pids));`;
     const started = Date.now();
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(Date.now() - started < 10_000);
-    for (const pid of JSON.parse(r.stdout) as number[]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
+    for (const pid of JSON.parse(r.stdout) as number[])
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
   });
 });
 
@@ -468,7 +763,10 @@ describe("host: streams and async concurrency", () => {
         if (++seen === 3) {
           await new Promise((r) => setTimeout(r, 300)); // a slow consumer
           const mid = await py!.call<{ produced: number }>(`${M}:produced`);
-          assert.ok(mid.produced <= 3 + 4, `${target}: produced ${mid.produced} while the consumer held 3`);
+          assert.ok(
+            mid.produced <= 3 + 4,
+            `${target}: produced ${mid.produced} while the consumer held 3`,
+          );
         }
         if (seen === 10) break;
       }
@@ -497,7 +795,8 @@ describe("host: streams and async concurrency", () => {
     );
     await assert.rejects(
       (async () => {
-        for await (const x of py!.stream(`${M}:agen`, [100], { delay: 0.1 }, { timeoutMs: 300 })) void x;
+        for await (const x of py!.stream(`${M}:agen`, [100], { delay: 0.1 }, { timeoutMs: 300 }))
+          void x;
       })(),
       CallTimeoutError,
     );
@@ -508,14 +807,27 @@ describe("host: streams and async concurrency", () => {
     if (!interpreter) return t.skip("no interpreter");
     const p = await Python.start({ python: interpreter, path: [FIXTURES], concurrency: 4 });
     try {
-      assert.deepEqual(await Promise.all([1, 2, 3, 4].map((i) => p.call(`${M}:coro`, [i], { delay: 0.01 }))), [2, 3, 4, 5]);
-      const windows = await Promise.all([0, 1, 2, 3].map(() => p.call<[number, number, number]>(`${M}:timed_coro`, [0.3])));
+      assert.deepEqual(
+        await Promise.all([1, 2, 3, 4].map((i) => p.call(`${M}:coro`, [i], { delay: 0.01 }))),
+        [2, 3, 4, 5],
+      );
+      const windows = await Promise.all(
+        [0, 1, 2, 3].map(() => p.call<[number, number, number]>(`${M}:timed_coro`, [0.3])),
+      );
       assert.equal(new Set(windows.map((w) => w[0])).size, 1, "all in one worker");
-      assert.ok(Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])), "the four coroutines overlapped in time");
+      assert.ok(
+        Math.max(...windows.map((w) => w[1])) < Math.min(...windows.map((w) => w[2])),
+        "the four coroutines overlapped in time",
+      );
       const serial = await Python.start({ python: interpreter, path: [FIXTURES] });
       try {
-        const w2 = await Promise.all([0, 1].map(() => serial.call<[number, number, number]>(`${M}:timed_coro`, [0.2])));
-        assert.ok(w2[1][1] >= w2[0][2] - 0.005, "with the default concurrency of 1 they run one after the other");
+        const w2 = await Promise.all(
+          [0, 1].map(() => serial.call<[number, number, number]>(`${M}:timed_coro`, [0.2])),
+        );
+        assert.ok(
+          w2[1][1] >= w2[0][2] - 0.005,
+          "with the default concurrency of 1 they run one after the other",
+        );
       } finally {
         await serial.close();
       }
@@ -529,12 +841,16 @@ describe("host: polling for quick replies", () => {
   test("the native poll reads what is there, times out on nothing, sees the end of stream, rejects bad arguments", async (t) => {
     const pollRead = hostAddon()?.pollRead;
     if (!pollRead) {
-      loud("host addon not built (npm run build needs a C compiler): replies are only awaited in the event loop");
+      loud(
+        "host addon not built (npm run build needs a C compiler): replies are only awaited in the event loop",
+      );
       return t.skip("host addon not built");
     }
     // The shell closes its stdout after cat but stays alive: once a child exits, Node resumes and
     // drains its stdout itself, which would race the poll below for the end of stream.
-    const cat = spawn("sh", ["-c", "cat; exec >&-; exec sleep 60"], { stdio: ["pipe", "pipe", "ignore"] });
+    const cat = spawn("sh", ["-c", "cat; exec >&-; exec sleep 60"], {
+      stdio: ["pipe", "pipe", "ignore"],
+    });
     const fd = (cat.stdout as unknown as { _handle: { fd: number } })._handle.fd;
     const buf = Buffer.alloc(16);
     assert.equal(pollRead(fd, buf, 0, 2000), -1, "nothing to read within the budget");
@@ -567,21 +883,41 @@ describe("host: polling for quick replies", () => {
     fs.writeFileSync(file, "12345");
     for (const p of [file, dir]) {
       const st = fs.statSync(p);
-      assert.deepEqual(statPath(p), { isDirectory: st.isDirectory(), dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) }, p);
+      assert.deepEqual(
+        statPath(p),
+        {
+          isDirectory: st.isDirectory(),
+          dev: st.dev,
+          ino: st.ino,
+          size: st.size,
+          mtimeMs: Math.trunc(st.mtimeMs),
+        },
+        p,
+      );
     }
     assert.equal(statPath(path.join(dir, "missing")), null);
     assert.equal(statPath(path.join(file, "below-a-file")), null, "ENOTDIR is 'no such file' too");
     const [a, b] = native.memfdPair();
     fs.writeSync(a, Buffer.from("arena"), 0, 5, 0);
     assert.equal(fs.fstatSync(a).size, 5);
-    assert.match(fs.readlinkSync(`/proc/self/fd/${b}`), /^\/memfd:pyport-arena/, "an anonymous memory file, named nowhere");
+    assert.match(
+      fs.readlinkSync(`/proc/self/fd/${b}`),
+      /^\/memfd:pyport-arena/,
+      "an anonymous memory file, named nowhere",
+    );
     fs.closeSync(a);
     fs.closeSync(b);
   });
 
   test("back-to-back calls mixing quick and slow replies, alone and beside another worker's calls, all come back right", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
-    const p = await Python.start({ python: interpreter, workers: 2, path: [FIXTURES], spinUs: 5000, onOutput: () => undefined });
+    const p = await Python.start({
+      python: interpreter,
+      workers: 2,
+      path: [FIXTURES],
+      spinUs: 5000,
+      onOutput: () => undefined,
+    });
     try {
       for (let i = 0; i < 60; i++) {
         // quick (echo), slower than the polling budget (sleep 10 ms), and a stream in between
@@ -594,7 +930,10 @@ describe("host: polling for quick replies", () => {
         }
       }
       // calls on both workers at once (no polling then: it would hold up the other worker's replies)
-      const both = await Promise.all([p.call(`${M}:sleep`, [0.05]), ...Array.from({ length: 20 }, (_, i) => p.call(`${M}:echo`, [i]))]);
+      const both = await Promise.all([
+        p.call(`${M}:sleep`, [0.05]),
+        ...Array.from({ length: 20 }, (_, i) => p.call(`${M}:echo`, [i])),
+      ]);
       assert.equal(both[0], "slept");
       assert.deepEqual(both[20], { args: [19], kwargs: {} });
     } finally {
@@ -612,7 +951,11 @@ describe("host: the table of calls in flight", () => {
       table.set(id, `call ${id}`);
       if (id > 10 && id % 3) assert.ok(table.delete(id - 9), `call ${id - 9} answered`);
     }
-    assert.equal(table.get(1), "slow", "a call overtaken by 200 000 others (the ring holds at most 65 536)");
+    assert.equal(
+      table.get(1),
+      "slow",
+      "a call overtaken by 200 000 others (the ring holds at most 65 536)",
+    );
     assert.equal(table.get(6), "call 6", "an old one that was never answered");
     assert.equal(table.get(5), undefined, "one that was");
     assert.equal(table.get(199_999), "call 199999");
@@ -632,19 +975,31 @@ describe("host: the table of calls in flight", () => {
 describe("host: replies to a burst", () => {
   test("quick calls' replies are not held back behind a call to a target that was slow or never called", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
-    const p = await Python.start({ python: interpreter, path: [FIXTURES], onOutput: () => undefined });
+    const p = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      onOutput: () => undefined,
+    });
     // Each reply's arrival (Date.now) against the end of the sleep in the same burst (Python's
     // time.time, the same clock): a reply held back with the sleep's would arrive after it.
     const burst = async (sleep: number) => {
-      const arrived = Array.from({ length: 20 }, (_, i) => p.call(`${M}:echo`, [i]).then(() => Date.now() / 1000));
+      const arrived = Array.from({ length: 20 }, (_, i) =>
+        p.call(`${M}:echo`, [i]).then(() => Date.now() / 1000),
+      );
       const [, , end] = await p.call<[number, number, number]>(`${M}:timed_sleep`, [sleep]);
       return { arrived: await Promise.all(arrived), end };
     };
     try {
       const first = await burst(0.3); // timed_sleep never called before
-      assert.ok(Math.max(...first.arrived) < first.end, "every echo reply arrived while the sleep was still running");
+      assert.ok(
+        Math.max(...first.arrived) < first.end,
+        "every echo reply arrived while the sleep was still running",
+      );
       const again = await burst(0.2); // timed_sleep was slow last time
-      assert.ok(Math.max(...again.arrived) < again.end, "again, now that timed_sleep is known to be slow");
+      assert.ok(
+        Math.max(...again.arrived) < again.end,
+        "again, now that timed_sleep is known to be slow",
+      );
     } finally {
       await p.close();
     }
@@ -654,21 +1009,30 @@ describe("host: replies to a burst", () => {
 describe("host: sys.path", () => {
   test("pyport/host resolves to the host API (the package's light entry point)", () => {
     const root = path.resolve(FIXTURES, "../../..");
-    const code = 'import { Python, PythonError, AbortError } from "pyport/host"; console.log(typeof Python, typeof PythonError, typeof AbortError);';
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8" });
+    const code =
+      'import { Python, PythonError, AbortError } from "pyport/host"; console.log(typeof Python, typeof PythonError, typeof AbortError);';
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+      cwd: root,
+      encoding: "utf8",
+    });
     assert.equal(r.stdout.trim(), "function function function", r.stderr);
   });
 
   test("the worker's compiled code is cached per Python version; a corrupt cache file is compiled again", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const bucket = path.join(process.env.PYPORT_CACHE!, "host-v1");
-    const tag = spawnSync(interpreter, ["-c", "import sys; print(sys.implementation.cache_tag)"], { encoding: "utf8" }).stdout.trim();
+    const tag = spawnSync(interpreter, ["-c", "import sys; print(sys.implementation.cache_tag)"], {
+      encoding: "utf8",
+    }).stdout.trim();
     const stamps = ["host_codec.py", "host_channel.py", "host_worker.py"].map((name) => {
       const st = fs.statSync(path.resolve(FIXTURES, "../../../python", name));
       return `${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}`;
     });
     const file = path.join(bucket, `${PYPORT_VERSION}-${stamps.join("-")}-${tag}.bin`);
-    assert.ok(fs.existsSync(file), `the first start cached the worker's code, under a name for this version of its sources: ${fs.readdirSync(bucket).join(", ")}`);
+    assert.ok(
+      fs.existsSync(file),
+      `the first start cached the worker's code, under a name for this version of its sources: ${fs.readdirSync(bucket).join(", ")}`,
+    );
     fs.writeFileSync(file, "not marshal data");
     const p = await Python.start({ python: interpreter, path: [FIXTURES], spinUs: 0 });
     try {
@@ -676,9 +1040,19 @@ describe("host: sys.path", () => {
     } finally {
       await p.close();
     }
-    assert.notEqual(fs.readFileSync(file, "utf8"), "not marshal data", "rewritten after the corrupt read");
-    await assert.rejects(Python.start({ python: interpreter, spinUs: -1 }), /spinUs must be an integer from 0 to 100000/);
-    await assert.rejects(Python.start({ python: interpreter, graceMs: -1 }), /graceMs must be a number of milliseconds/);
+    assert.notEqual(
+      fs.readFileSync(file, "utf8"),
+      "not marshal data",
+      "rewritten after the corrupt read",
+    );
+    await assert.rejects(
+      Python.start({ python: interpreter, spinUs: -1 }),
+      /spinUs must be an integer from 0 to 100000/,
+    );
+    await assert.rejects(
+      Python.start({ python: interpreter, graceMs: -1 }),
+      /graceMs must be a number of milliseconds/,
+    );
   });
 
   test("path entries come first and pyport's own helper scripts never shadow user modules (-I), on every Python", async (t) => {
@@ -689,8 +1063,15 @@ describe("host: sys.path", () => {
       try {
         const sysPath = await p.call<string[]>("sys:__dict__.get", ["path"]);
         assert.equal(sysPath[0], FIXTURES, `${found.probe.version}: path entries come first`);
-        assert.ok(!sysPath.some((d) => d && fs.existsSync(path.join(d, "host_worker.py"))), `${found.probe.version}: ${sysPath.join(":")}`);
-        assert.equal(await p.call("sys:modules.get", ["host_worker"]), null, `${found.probe.version}: the worker is not an importable module`);
+        assert.ok(
+          !sysPath.some((d) => d && fs.existsSync(path.join(d, "host_worker.py"))),
+          `${found.probe.version}: ${sysPath.join(":")}`,
+        );
+        assert.equal(
+          await p.call("sys:modules.get", ["host_worker"]),
+          null,
+          `${found.probe.version}: the worker is not an importable module`,
+        );
       } finally {
         await p.close();
       }

@@ -13,7 +13,16 @@ import { before, describe, test } from "node:test";
 import { build, onefileEntry } from "../src/build/build.js";
 import { readOnefile, verifyOnefile } from "../src/build/onefile.js";
 import { packageRoot } from "../src/util/assets.js";
-import { busyboxRoot, isRoot, loud, pyport, run, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import {
+  busyboxRoot,
+  isRoot,
+  loud,
+  pyport,
+  run,
+  sharedPython,
+  tmpDir,
+  useTestCache,
+} from "./helpers.js";
 
 useTestCache();
 const EXAMPLES = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples");
@@ -26,10 +35,17 @@ let skipReason = "";
 before(async () => {
   const python = (await sharedPython())?.path;
   if (!python) return void (skipReason = "no CPython with a shared libpython found");
-  if (!fs.existsSync(path.join(packageRoot(), "dist", "native", `onefile-${process.arch}`))) return void (skipReason = "the onefile stub was not built (install gcc libc6-dev libzstd-dev)");
+  if (!fs.existsSync(path.join(packageRoot(), "dist", "native", `onefile-${process.arch}`)))
+    return void (skipReason = "the onefile stub was not built (install gcc libc6-dev libzstd-dev)");
   const out = tmpDir("onefile-build");
   fs.chmodSync(out, 0o755); // other users run it in the HOME fallback test
-  const r = await build({ projectDir: path.join(EXAMPLES, "hello"), out, python, libc: "bundled", formats: ["dir", "onefile"] });
+  const r = await build({
+    projectDir: path.join(EXAMPLES, "hello"),
+    out,
+    python,
+    libc: "bundled",
+    formats: ["dir", "onefile"],
+  });
   dirBundle = r.outputs.find((o) => o.format === "dir")!.path;
   onefile = r.outputs.find((o) => o.format === "onefile")!.path;
 });
@@ -44,11 +60,22 @@ function ready(t: { skip: (m: string) => void }): boolean {
 /** A fresh cache directory and the environment that selects it. */
 function freshCache(extra: NodeJS.ProcessEnv = {}): { cache: string; env: NodeJS.ProcessEnv } {
   const cache = tmpDir("onefile-cache");
-  return { cache, env: { ...process.env, PYPORT_CACHE: cache, PYPORT_ONEFILE_COMMAND: "", PYPORT_ONEFILE_VERBOSE: "", ...extra } };
+  return {
+    cache,
+    env: {
+      ...process.env,
+      PYPORT_CACHE: cache,
+      PYPORT_ONEFILE_COMMAND: "",
+      PYPORT_ONEFILE_VERBOSE: "",
+      ...extra,
+    },
+  };
 }
 
-const entries = (cache: string) => (fs.existsSync(path.join(cache, BUCKET)) ? fs.readdirSync(path.join(cache, BUCKET)).sort() : []);
-const completeDirs = (cache: string) => entries(cache).filter((e) => fs.existsSync(path.join(cache, BUCKET, e, ".pyport-complete")));
+const entries = (cache: string) =>
+  fs.existsSync(path.join(cache, BUCKET)) ? fs.readdirSync(path.join(cache, BUCKET)).sort() : [];
+const completeDirs = (cache: string) =>
+  entries(cache).filter((e) => fs.existsSync(path.join(cache, BUCKET, e, ".pyport-complete")));
 
 function copyOf(file: string, tag: string): string {
   const dir = tmpDir(tag);
@@ -63,8 +90,13 @@ describe("onefile", () => {
     if (!ready(t)) return;
     const info = (await readOnefile(onefile!))!;
     assert.ok(info, "trailer found");
-    assert.deepEqual([info.meta.name, info.meta.version, info.meta.entry], ["hello", "1.0.0", "bin/hello"]);
-    const stub = fs.readFileSync(path.join(packageRoot(), "dist", "native", `onefile-${process.arch}`));
+    assert.deepEqual(
+      [info.meta.name, info.meta.version, info.meta.entry],
+      ["hello", "1.0.0", "bin/hello"],
+    );
+    const stub = fs.readFileSync(
+      path.join(packageRoot(), "dist", "native", `onefile-${process.arch}`),
+    );
     const head = Buffer.alloc(stub.length);
     const fd = fs.openSync(onefile!, "r");
     fs.readSync(fd, head, 0, stub.length, 0);
@@ -75,13 +107,28 @@ describe("onefile", () => {
     assert.equal(fs.statSync(onefile!).mode & 0o777, 0o755);
 
     const dest = path.join(tmpDir("onefile-x"), "bundle");
-    const r = run(onefile!, [], { env: { ...process.env, PYPORT_ONEFILE_COMMAND: `extract ${dest}` } });
+    const r = run(onefile!, [], {
+      env: { ...process.env, PYPORT_ONEFILE_COMMAND: `extract ${dest}` },
+    });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(run("diff", ["-r", "--no-dereference", dirBundle!, dest]).code, 0, "extract DIR gives the same tree as the dir format");
-    assert.equal(run(path.join(dest, "bin", "hello"), ["--version"]).stdout.trim(), "hello 1.0.0", "the extracted bundle runs as a plain directory bundle");
-    const again = run(onefile!, [], { env: { ...process.env, PYPORT_ONEFILE_COMMAND: "extract" }, cwd: undefined });
+    assert.equal(
+      run("diff", ["-r", "--no-dereference", dirBundle!, dest]).code,
+      0,
+      "extract DIR gives the same tree as the dir format",
+    );
+    assert.equal(
+      run(path.join(dest, "bin", "hello"), ["--version"]).stdout.trim(),
+      "hello 1.0.0",
+      "the extracted bundle runs as a plain directory bundle",
+    );
+    const again = run(onefile!, [], {
+      env: { ...process.env, PYPORT_ONEFILE_COMMAND: "extract" },
+      cwd: undefined,
+    });
     assert.notEqual(again.code, 0, "extract without DIR is a usage error");
-    const exists = run(onefile!, [dest], { env: { ...process.env, PYPORT_ONEFILE_COMMAND: "extract" } });
+    const exists = run(onefile!, [dest], {
+      env: { ...process.env, PYPORT_ONEFILE_COMMAND: "extract" },
+    });
     assert.equal(exists.code, 1);
     assert.match(exists.stderr, /refusing to extract into an existing path/);
   });
@@ -93,12 +140,24 @@ describe("onefile", () => {
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /extracted hello 1\.0\.0 to /);
     assert.match(first.stdout, new RegExp(`^argv0=${onefile}$`, "m"), "sys.argv[0] is the onefile");
-    assert.match(first.stdout, new RegExp(`^onefile=${onefile}$`, "m"), "PYPORT_ONEFILE is the onefile");
+    assert.match(
+      first.stdout,
+      new RegExp(`^onefile=${onefile}$`, "m"),
+      "PYPORT_ONEFILE is the onefile",
+    );
     const info = (await readOnefile(onefile!))!;
     const key = `hello-${info.sha256}`;
-    assert.match(first.stdout, new RegExp(`^prefix=${path.join(cache, BUCKET, key)}$`, "m"), "extracted under a name holding the hash");
+    assert.match(
+      first.stdout,
+      new RegExp(`^prefix=${path.join(cache, BUCKET, key)}$`, "m"),
+      "extracted under a name holding the hash",
+    );
     assert.deepEqual(entries(cache), [key, `${key}.lock`], "no temp dir left");
-    assert.equal(fs.statSync(path.join(cache, BUCKET)).mode & 0o777, 0o700, "the bucket pyport-onefile creates is private");
+    assert.equal(
+      fs.statSync(path.join(cache, BUCKET)).mode & 0o777,
+      0o700,
+      "the bucket pyport-onefile creates is private",
+    );
 
     const warm = run(onefile!, ["--where"], { env });
     assert.equal(warm.stderr, "", "a warm run extracts nothing");
@@ -106,17 +165,31 @@ describe("onefile", () => {
 
     // Everything passes through exactly as with the directory bundle's launcher.
     const direct = path.join(dirBundle!, "bin", "hello");
-    for (const args of [["--version"], ["Ünïcode name", "--exit", "0"], ["--exit", "42"], ["--bogus"]]) {
+    for (const args of [
+      ["--version"],
+      ["Ünïcode name", "--exit", "0"],
+      ["--exit", "42"],
+      ["--bogus"],
+    ]) {
       const a = run(onefile!, args, { env });
       const b = run(direct, args);
-      assert.deepEqual([a.code, a.stdout, a.stderr.replace(/^usage: hello/m, "")], [b.code, b.stdout, b.stderr.replace(/^usage: hello/m, "")], args.join(" "));
+      assert.deepEqual(
+        [a.code, a.stdout, a.stderr.replace(/^usage: hello/m, "")],
+        [b.code, b.stdout, b.stderr.replace(/^usage: hello/m, "")],
+        args.join(" "),
+      );
     }
-    assert.equal(run(onefile!, ["--echo-stdin"], { env, input: "one\ntwo\n" }).stdout, "one\ntwo\n");
+    assert.equal(
+      run(onefile!, ["--echo-stdin"], { env, input: "one\ntwo\n" }).stdout,
+      "one\ntwo\n",
+    );
     for (const sig of ["SIGINT", "SIGTERM"] as const) {
       const child = spawn(onefile!, ["--echo-stdin"], { env, stdio: ["pipe", "ignore", "pipe"] });
       await new Promise((r) => setTimeout(r, 500));
       child.kill(sig);
-      const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on("close", (c, s) => r([c, s])));
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+        child.on("close", (c, s) => r([c, s])),
+      );
       assert.deepEqual([code, signal], [null, sig], `${sig} ends the app as a signal death`);
     }
   });
@@ -125,24 +198,33 @@ describe("onefile", () => {
     if (!ready(t)) return;
     const { cache, env } = freshCache({ PYPORT_ONEFILE_VERBOSE: "1" });
     const runs = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn(onefile!, [`n${i}`], { env });
-          let stdout = "";
-          let stderr = "";
-          child.stdout.on("data", (d: Buffer) => (stdout += d));
-          child.stderr.on("data", (d: Buffer) => (stderr += d));
-          child.on("close", (code) => resolve({ code, stdout, stderr }));
-        }),
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+            const child = spawn(onefile!, [`n${i}`], { env });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d: Buffer) => (stdout += d));
+            child.stderr.on("data", (d: Buffer) => (stderr += d));
+            child.on("close", (code) => resolve({ code, stdout, stderr }));
+          }),
       ),
     );
     runs.forEach((r, i) => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^Hello, n${i}!`));
     });
-    assert.equal(runs.filter((r) => /extracted hello/.test(r.stderr)).length, 1, "exactly one run extracted");
+    assert.equal(
+      runs.filter((r) => /extracted hello/.test(r.stderr)).length,
+      1,
+      "exactly one run extracted",
+    );
     assert.equal(completeDirs(cache).length, 1);
-    assert.deepEqual(entries(cache).filter((e) => e.startsWith(".tmp-")), []);
+    assert.deepEqual(
+      entries(cache).filter((e) => e.startsWith(".tmp-")),
+      [],
+    );
   });
 
   test("a run killed mid-extraction leaves nothing taken for complete; the next run recovers", async (t) => {
@@ -153,7 +235,8 @@ describe("onefile", () => {
       const child = spawn(onefile!, ["--version"], { env, stdio: "ignore" });
       const exited = new Promise((r) => child.on("close", r));
       const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && !entries(cache).some((e) => e.startsWith(".tmp-"))) await new Promise((r) => setImmediate(r));
+      while (Date.now() < deadline && !entries(cache).some((e) => e.startsWith(".tmp-")))
+        await new Promise((r) => setImmediate(r));
       child.kill("SIGKILL");
       await exited;
       if (completeDirs(cache).length) continue; // finished before the kill landed: try again
@@ -163,7 +246,11 @@ describe("onefile", () => {
       assert.equal(next.code, 0, next.stderr);
       assert.equal(next.stdout.trim(), "hello 1.0.0");
       assert.equal(completeDirs(cache).length, 1);
-      assert.deepEqual(entries(cache).filter((e) => e.startsWith(".tmp-")), [], "the dead run's temp dir was removed");
+      assert.deepEqual(
+        entries(cache).filter((e) => e.startsWith(".tmp-")),
+        [],
+        "the dead run's temp dir was removed",
+      );
     }
     assert.ok(killedMidway, "could not kill a run during extraction in 10 attempts");
 
@@ -192,7 +279,10 @@ describe("onefile", () => {
     const appended = copyOf(onefile!, "onefile-app");
     fs.appendFileSync(appended, "junk");
     for (const [file, message] of [
-      [corrupted, /is corrupted: payload sha256 is [0-9a-f]{64}, the trailer says [0-9a-f]{64}[\s\S]*nothing was extracted/],
+      [
+        corrupted,
+        /is corrupted: payload sha256 is [0-9a-f]{64}, the trailer says [0-9a-f]{64}[\s\S]*nothing was extracted/,
+      ],
       [truncated, /no onefile trailer: it is truncated or damaged/],
       [appended, /no onefile trailer/],
     ] as const) {
@@ -201,9 +291,15 @@ describe("onefile", () => {
       assert.equal(r.code, 127, file);
       assert.match(r.stderr, message);
       assert.equal(r.stdout, "");
-      assert.deepEqual(entries(cache).filter((e) => !e.endsWith(".lock")), [], "nothing extracted");
+      assert.deepEqual(
+        entries(cache).filter((e) => !e.endsWith(".lock")),
+        [],
+        "nothing extracted",
+      );
     }
-    const verify = run(corrupted, [], { env: { ...process.env, PYPORT_ONEFILE_COMMAND: "verify" } });
+    const verify = run(corrupted, [], {
+      env: { ...process.env, PYPORT_ONEFILE_COMMAND: "verify" },
+    });
     assert.equal(verify.code, 1);
     assert.match(verify.stderr, /corrupted/);
     const audit = pyport(["audit", corrupted]);
@@ -213,7 +309,11 @@ describe("onefile", () => {
 
   test("an unwritable HOME falls back to a private 0700 directory; one owned by another user is refused", async (t) => {
     if (!ready(t)) return;
-    if (!isRoot) return void (loud("onefile HOME fallback test needs root (to run as another user)"), t.skip("needs root"));
+    if (!isRoot)
+      return void (
+        loud("onefile HOME fallback test needs root (to run as another user)"),
+        t.skip("needs root")
+      );
     const nobody = 65534;
     const tmp = tmpDir("onefile-tmp");
     fs.chmodSync(tmp, 0o1777);
@@ -224,12 +324,20 @@ describe("onefile", () => {
     const st = fs.statSync(fallback);
     assert.deepEqual([st.uid, st.mode & 0o777], [nobody, 0o700]);
     assert.match(r.stdout, new RegExp(`^prefix=${fallback}/${BUCKET}/hello-[0-9a-f]{64}$`, "m"));
-    assert.equal(run(onefile!, ["--version"], { env, uid: nobody, gid: nobody }).stdout.trim(), "hello 1.0.0", "warm run from the fallback");
+    assert.equal(
+      run(onefile!, ["--version"], { env, uid: nobody, gid: nobody }).stdout.trim(),
+      "hello 1.0.0",
+      "warm run from the fallback",
+    );
 
     const hostile = tmpDir("onefile-hostile");
     fs.chmodSync(hostile, 0o1777);
     fs.mkdirSync(path.join(hostile, `pyport-${nobody}`), { mode: 0o700 }); // owned by root
-    const refused = run(onefile!, ["--version"], { env: { ...env, TMPDIR: hostile }, uid: nobody, gid: nobody });
+    const refused = run(onefile!, ["--version"], {
+      env: { ...env, TMPDIR: hostile },
+      uid: nobody,
+      gid: nobody,
+    });
     assert.equal(refused.code, 127);
     assert.match(refused.stderr, /refusing to use .*pyport-65534: it is owned by another user/);
     assert.match(refused.stderr, /set PYPORT_CACHE/);
@@ -256,7 +364,11 @@ describe("onefile", () => {
       const r = run(onefile!, ["--version"], { env: { ...process.env, PYPORT_CACHE: full } });
       assert.equal(r.code, 127);
       assert.match(r.stderr, /no space left while extracting/);
-      assert.deepEqual(entries(full).filter((e) => !e.endsWith(".lock")), [], "nothing half-written left");
+      assert.deepEqual(
+        entries(full).filter((e) => !e.endsWith(".lock")),
+        [],
+        "nothing half-written left",
+      );
     } finally {
       execFileSync("umount", [full]);
     }
@@ -275,9 +387,15 @@ describe("onefile", () => {
     } finally {
       execFileSync("umount", [cache]);
     }
-    assert.ok(fs.statSync(marker).mtimeMs < Date.now() - 2 * 86_400_000, "nothing was written on the read-only mount");
+    assert.ok(
+      fs.statSync(marker).mtimeMs < Date.now() - 2 * 86_400_000,
+      "nothing was written on the read-only mount",
+    );
     assert.equal(run(onefile!, ["--version"], { env }).code, 0);
-    assert.ok(fs.statSync(marker).mtimeMs > Date.now() - 60_000, "a writable warm run records use (for prune)");
+    assert.ok(
+      fs.statSync(marker).mtimeMs > Date.now() - 60_000,
+      "a writable warm run records use (for prune)",
+    );
   });
 
   test("runs in the busybox-only chroot and in a root holding nothing but the file and /tmp", async (t) => {
@@ -306,7 +424,11 @@ describe("onefile", () => {
       assert.match(r.stdout, /^prefix=\/tmp\/pyport-0\/onefile-v1\/hello-[0-9a-f]{64}$/m, label);
       assert.equal(run(chroot, [root, exe, "ssl"], { env }).code, 0, label);
       if (label === "busybox") {
-        const viaPath = run(chroot, [root, "/bin/sh", "-c", "cd /tmp && hello --version && echo in | hello --echo-stdin"], { env });
+        const viaPath = run(
+          chroot,
+          [root, "/bin/sh", "-c", "cd /tmp && hello --version && echo in | hello --echo-stdin"],
+          { env },
+        );
         assert.equal(viaPath.stdout, "hello 1.0.0\nin\n", viaPath.stderr);
       }
     }
@@ -320,9 +442,15 @@ describe("onefile", () => {
     const sha = (await readOnefile(onefile!))!.sha256;
     assert.match(info.stdout, /^app +hello 1\.0\.0 \(entry bin\/hello\)$/m);
     assert.match(info.stdout, new RegExp(`^sha256 +${sha}$`, "m"));
-    assert.match(info.stdout, new RegExp(`^cache +${path.join(cache, BUCKET)}/hello-${sha} \\(not extracted yet\\)$`, "m"));
+    assert.match(
+      info.stdout,
+      new RegExp(`^cache +${path.join(cache, BUCKET)}/hello-${sha} \\(not extracted yet\\)$`, "m"),
+    );
     assert.equal(run(onefile!, ["--version"], { env }).stdout.trim(), "hello 1.0.0");
-    assert.match(run(onefile!, [], { env: { ...env, PYPORT_ONEFILE_COMMAND: "info" } }).stdout, /\(extracted\)$/m);
+    assert.match(
+      run(onefile!, [], { env: { ...env, PYPORT_ONEFILE_COMMAND: "info" } }).stdout,
+      /\(extracted\)$/m,
+    );
     const clean = run(onefile!, [], { env: { ...env, PYPORT_ONEFILE_COMMAND: "clean" } });
     assert.equal(clean.code, 0, clean.stderr);
     assert.deepEqual(completeDirs(cache), []);
@@ -338,14 +466,22 @@ describe("onefile", () => {
     const { cache, env } = freshCache();
     assert.equal(run(onefile!, ["--version"], { env }).code, 0);
     const [dir] = completeDirs(cache);
-    const prune = (days: string) => pyport(["cache", "prune", "--bucket", BUCKET, "--older-than", days, "--json"], env);
+    const prune = (days: string) =>
+      pyport(["cache", "prune", "--bucket", BUCKET, "--older-than", days, "--json"], env);
     assert.deepEqual(JSON.parse(prune("5").stdout), [], "recently used: kept");
     const old = new Date(Date.now() - 10 * 86_400_000);
     fs.utimesSync(path.join(cache, BUCKET, dir, ".pyport-complete"), old, old);
     const removed = JSON.parse(prune("5").stdout) as { key: string }[];
-    assert.deepEqual(removed.map((e) => e.key), [dir]);
+    assert.deepEqual(
+      removed.map((e) => e.key),
+      [dir],
+    );
     assert.deepEqual(entries(cache), [], "the extraction and its lock file are gone");
-    assert.equal(run(onefile!, ["--version"], { env }).stdout.trim(), "hello 1.0.0", "the next run unpacks again");
+    assert.equal(
+      run(onefile!, ["--version"], { env }).stdout.trim(),
+      "hello 1.0.0",
+      "the next run unpacks again",
+    );
   });
 
   test("pyport audit reads a onefile without running it", async (t) => {
@@ -354,10 +490,19 @@ describe("onefile", () => {
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.kind, "bundle");
-    assert.deepEqual(report.onefile, { sha256: (await readOnefile(onefile!))!.sha256, entry: "bin/hello" });
+    assert.deepEqual(report.onefile, {
+      sha256: (await readOnefile(onefile!))!.sha256,
+      entry: "bin/hello",
+    });
     assert.equal(report.libc.mode, "bundled");
-    assert.match(pyport(["audit", onefile!]).stdout, /^audit of .* \(onefile running bin\/hello, payload sha256 [0-9a-f]{16}… verified; bundle, libc bundled/m);
-    assert.deepEqual(report.findings.filter((f: { severity: string }) => f.severity === "error"), []);
+    assert.match(
+      pyport(["audit", onefile!]).stdout,
+      /^audit of .* \(onefile running bin\/hello, payload sha256 [0-9a-f]{16}… verified; bundle, libc bundled/m,
+    );
+    assert.deepEqual(
+      report.findings.filter((f: { severity: string }) => f.severity === "error"),
+      [],
+    );
   });
 
   test("the console script a onefile runs: configured, only, or named like the project", () => {
@@ -366,8 +511,14 @@ describe("onefile", () => {
     assert.equal(onefileEntry([ep("tool")], cfg()), "tool");
     assert.equal(onefileEntry([ep("x"), ep("app")], cfg()), "app");
     assert.equal(onefileEntry([ep("x"), ep("y")], cfg("y")), "y");
-    assert.throws(() => onefileEntry([ep("x"), ep("y")], cfg()), /several console scripts \(x, y\)/);
+    assert.throws(
+      () => onefileEntry([ep("x"), ep("y")], cfg()),
+      /several console scripts \(x, y\)/,
+    );
     assert.throws(() => onefileEntry([], cfg()), /declares none/);
-    assert.throws(() => onefileEntry([ep("x")], cfg("z")), /not a console script of app \(it has: x\)/);
+    assert.throws(
+      () => onefileEntry([ep("x")], cfg("z")),
+      /not a console script of app \(it has: x\)/,
+    );
   });
 });

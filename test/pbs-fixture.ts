@@ -18,8 +18,17 @@ async function stagePrefix(py: FoundPython, dest: string): Promise<void> {
   const ver = `${py.probe.major}.${py.probe.minor}`;
   const prefix = py.probe.prefix;
   fs.mkdirSync(dest, { recursive: true });
-  const members = [`bin/python${ver}`, "lib", "include"].filter((m) => fs.existsSync(path.join(prefix, m)));
-  const tar = run("sh", ["-c", `tar -C "$1" -cf - --exclude="./lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/test" $2 | tar -C "$3" -xf -`, "sh", prefix, members.join(" "), dest]);
+  const members = [`bin/python${ver}`, "lib", "include"].filter((m) =>
+    fs.existsSync(path.join(prefix, m)),
+  );
+  const tar = run("sh", [
+    "-c",
+    `tar -C "$1" -cf - --exclude="./lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/test" $2 | tar -C "$3" -xf -`,
+    "sh",
+    prefix,
+    members.join(" "),
+    dest,
+  ]);
   must(tar, "copying the prefix");
   fs.symlinkSync(`python${ver}`, path.join(dest, "bin", "python3"));
   for (const rel of await findElfFiles(dest)) {
@@ -32,7 +41,10 @@ async function stagePrefix(py: FoundPython, dest: string): Promise<void> {
 export async function installOnlyArchive(py: FoundPython): Promise<string> {
   const dir = tmpDir("pbs");
   await stagePrefix(py, path.join(dir, "python"));
-  const archive = path.join(dir, `cpython-${py.probe.version}-x86_64-unknown-linux-gnu-install_only.tar.gz`);
+  const archive = path.join(
+    dir,
+    `cpython-${py.probe.version}-x86_64-unknown-linux-gnu-install_only.tar.gz`,
+  );
   must(run("tar", ["-C", dir, "-czf", archive, "python"]), "tar czf");
   fs.rmSync(path.join(dir, "python"), { recursive: true });
   return archive;
@@ -51,8 +63,14 @@ export async function fullArchive(py: FoundPython): Promise<string> {
     python_stdlib: `install/lib/python${ver}`,
   };
   fs.writeFileSync(path.join(dir, "python", "PYTHON.json"), JSON.stringify(meta, null, 2));
-  const archive = path.join(dir, `cpython-${py.probe.version}-x86_64-unknown-linux-gnu-pgo-full.tar.zst`);
-  must(run("sh", ["-c", `tar -C "$1" -cf - python | zstd -q -T0 -3 -o "$2"`, "sh", dir, archive]), "tar | zstd");
+  const archive = path.join(
+    dir,
+    `cpython-${py.probe.version}-x86_64-unknown-linux-gnu-pgo-full.tar.zst`,
+  );
+  must(
+    run("sh", ["-c", `tar -C "$1" -cf - python | zstd -q -T0 -3 -o "$2"`, "sh", dir, archive]),
+    "tar | zstd",
+  );
   fs.rmSync(path.join(dir, "python"), { recursive: true });
   return archive;
 }

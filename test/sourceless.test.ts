@@ -27,14 +27,34 @@ test("dropSources: level-1 bytecode replaces sources; kept paths and uncompilabl
   write("pkg/broken.py", "def (:\n");
   write("keep.py", "X = 1\n");
   write("kept/inner.py", "Y = 2\n");
-  for (const level of ["", "-O"]) run(python, [...(level ? [level] : []), "-m", "compileall", "-q", root]);
+  for (const level of ["", "-O"])
+    run(python, [...(level ? [level] : []), "-m", "compileall", "-q", root]);
 
   await dropSources(root, { optimize: 1, keep: (rel) => rel === "keep.py" || rel === "kept" });
 
-  assert.deepEqual(fs.readdirSync(path.join(root, "pkg")).sort(), ["__init__.pyc", "broken.py", "mod.pyc"]);
-  assert.ok(fs.existsSync(path.join(root, "keep.py")) && fs.existsSync(path.join(root, "kept", "inner.py")) && fs.existsSync(path.join(root, "kept", "__pycache__")));
-  assert.deepEqual(fs.readdirSync(path.join(root, "__pycache__")).map((f) => f.split(".")[0]).sort(), ["keep", "keep"], "only the kept file's bytecode remains");
+  assert.deepEqual(fs.readdirSync(path.join(root, "pkg")).sort(), [
+    "__init__.pyc",
+    "broken.py",
+    "mod.pyc",
+  ]);
+  assert.ok(
+    fs.existsSync(path.join(root, "keep.py")) &&
+      fs.existsSync(path.join(root, "kept", "inner.py")) &&
+      fs.existsSync(path.join(root, "kept", "__pycache__")),
+  );
+  assert.deepEqual(
+    fs
+      .readdirSync(path.join(root, "__pycache__"))
+      .map((f) => f.split(".")[0])
+      .sort(),
+    ["keep", "keep"],
+    "only the kept file's bytecode remains",
+  );
   // Level-1 bytecode was moved, so the assert is gone even without -O.
-  const r = run(python, ["-c", "import sys; sys.path.insert(0, sys.argv[1]); import pkg.mod; print(pkg.mod.f(), pkg.mod.__file__.endswith('mod.pyc'))", root]);
+  const r = run(python, [
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv[1]); import pkg.mod; print(pkg.mod.f(), pkg.mod.__file__.endswith('mod.pyc'))",
+    root,
+  ]);
   assert.equal(r.stdout.trim(), "42 True", r.stderr);
 });

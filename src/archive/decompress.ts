@@ -27,14 +27,18 @@ async function* zstdChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Uint8A
     try {
       d.push(chunk);
     } catch (err) {
-      throw new PyportError("E_ARCHIVE", `corrupt zstd stream: ${(err as Error).message}`, { cause: err });
+      throw new PyportError("E_ARCHIVE", `corrupt zstd stream: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     while (ready.length) yield ready.shift()!;
   }
   try {
     d.push(new Uint8Array(0), true);
   } catch (err) {
-    throw new PyportError("E_ARCHIVE", `truncated zstd stream: ${(err as Error).message}`, { cause: err });
+    throw new PyportError("E_ARCHIVE", `truncated zstd stream: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   while (ready.length) yield ready.shift()!;
 }
@@ -43,7 +47,11 @@ async function* gzipChunks(file: string): AsyncGenerator<Uint8Array> {
   try {
     for await (const chunk of createReadStream(file).pipe(createGunzip())) yield chunk as Buffer;
   } catch (err) {
-    throw new PyportError("E_ARCHIVE", `corrupt or truncated gzip stream: ${(err as Error).message}`, { cause: err });
+    throw new PyportError(
+      "E_ARCHIVE",
+      `corrupt or truncated gzip stream: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 

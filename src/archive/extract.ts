@@ -39,7 +39,12 @@ export function normaliseEntryName(name: string): string | { error: string } {
  * would, following links recorded in `links`. Returns the resolved components, or null when the
  * walk leaves the root or loops.
  */
-export function resolveInside(dir: readonly string[], target: string, links: ReadonlyMap<string, string>, depth = 0): string[] | null {
+export function resolveInside(
+  dir: readonly string[],
+  target: string,
+  links: ReadonlyMap<string, string>,
+  depth = 0,
+): string[] | null {
   if (target.startsWith("/") || depth > 40) return null;
   let stack = [...dir];
   for (const c of target.split("/")) {
@@ -71,7 +76,11 @@ export interface ExtractResult {
 }
 
 /** Extracts `archive` (tar, tar.gz, tar.zst) into `dest`, which must not exist yet. */
-export async function extractArchive(archive: string, dest: string, reporter?: Reporter): Promise<ExtractResult> {
+export async function extractArchive(
+  archive: string,
+  dest: string,
+  reporter?: Reporter,
+): Promise<ExtractResult> {
   await fsp.mkdir(dest, { mode: 0o755 }); // throws EEXIST: we never extract over an existing tree
   const links = new Map<string, string>();
   const hardlinks: { name: string; target: string }[] = [];
@@ -85,7 +94,11 @@ export async function extractArchive(archive: string, dest: string, reporter?: R
     if (typeof name !== "string") unsafe(archive, name.error);
     if (name === "") continue;
     const full = path.join(dest, name);
-    if (e.kind === "other") unsafe(archive, `unsupported entry type '${e.typeflag}' (device, FIFO or unknown) at ${name}`);
+    if (e.kind === "other")
+      unsafe(
+        archive,
+        `unsupported entry type '${e.typeflag}' (device, FIFO or unknown) at ${name}`,
+      );
     if (e.kind === "symlink") {
       links.set(name, e.linkname);
       continue;
@@ -103,7 +116,10 @@ export async function extractArchive(archive: string, dest: string, reporter?: R
       continue;
     }
     await fsp.rm(full, { force: true });
-    await pipeline(Readable.from(e.data!), createWriteStream(full, { mode: safeMode(e.mode, false), flags: "wx" }));
+    await pipeline(
+      Readable.from(e.data!),
+      createWriteStream(full, { mode: safeMode(e.mode, false), flags: "wx" }),
+    );
     await fsp.chmod(full, safeMode(e.mode, false));
     await fsp.utimes(full, e.mtime, e.mtime);
     files++;
@@ -115,13 +131,16 @@ export async function extractArchive(archive: string, dest: string, reporter?: R
   for (const name of written) {
     const parts = name.split("/");
     for (let i = 1; i < parts.length; i++) {
-      if (links.has(parts.slice(0, i).join("/"))) unsafe(archive, `entry ${name} is stored below the symlink ${parts.slice(0, i).join("/")}`);
+      if (links.has(parts.slice(0, i).join("/")))
+        unsafe(archive, `entry ${name} is stored below the symlink ${parts.slice(0, i).join("/")}`);
     }
   }
   for (const [name, target] of links) {
     const dir = name.split("/").slice(0, -1);
-    if (resolveInside(dir, target, links) === null) unsafe(archive, `symlink ${name} -> ${target} points outside the archive`);
-    if (written.has(name)) unsafe(archive, `symlink ${name} replaces a file or directory of the same name`);
+    if (resolveInside(dir, target, links) === null)
+      unsafe(archive, `symlink ${name} -> ${target} points outside the archive`);
+    if (written.has(name))
+      unsafe(archive, `symlink ${name} replaces a file or directory of the same name`);
   }
   for (const [name, target] of links) {
     const full = path.join(dest, name);
@@ -130,7 +149,11 @@ export async function extractArchive(archive: string, dest: string, reporter?: R
   }
   for (const h of hardlinks) {
     const resolved = resolveInside([], h.target, links);
-    if (resolved === null || !written.has(resolved.join("/"))) unsafe(archive, `hardlink ${h.name} -> ${h.target} does not name a regular file of the archive`);
+    if (resolved === null || !written.has(resolved.join("/")))
+      unsafe(
+        archive,
+        `hardlink ${h.name} -> ${h.target} does not name a regular file of the archive`,
+      );
     const full = path.join(dest, h.name);
     await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
     await fsp.link(path.join(dest, resolved.join("/")), full);

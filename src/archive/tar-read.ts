@@ -108,7 +108,14 @@ function parsePax(data: Buffer): Record<string, string> {
   return out;
 }
 
-const KINDS: Record<string, EntryKind> = { "0": "file", "\0": "file", "7": "file", "5": "dir", "2": "symlink", "1": "hardlink" };
+const KINDS: Record<string, EntryKind> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "5": "dir",
+  "2": "symlink",
+  "1": "hardlink",
+};
 
 export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
   const p = new Puller(source[Symbol.asyncIterator]());
@@ -147,7 +154,15 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
     longName = longLink = undefined;
 
     const kind = KINDS[typeflag] ?? "other";
-    const entry: TarEntry = { name, kind, typeflag, mode: octal(block, 100, 8), mtime, size: realSize, linkname };
+    const entry: TarEntry = {
+      name,
+      kind,
+      typeflag,
+      mode: octal(block, 100, 8),
+      mtime,
+      size: realSize,
+      linkname,
+    };
     if (kind === "file") {
       let consumed = false;
       entry.data = (async function* () {

@@ -56,10 +56,16 @@ async function isDirectory(p: string): Promise<boolean> {
 }
 
 /** Runs `fn` on the target's directory: the target itself, or its archive extracted privately. */
-async function withTargetDir<T>(target: string, fn: (dir: string, onefile?: OnefileInfo) => Promise<T>): Promise<T> {
+async function withTargetDir<T>(
+  target: string,
+  fn: (dir: string, onefile?: OnefileInfo) => Promise<T>,
+): Promise<T> {
   if (await isDirectory(target)) return fn(target);
   const st = await fsp.stat(target).catch(() => undefined);
-  if (!st?.isFile()) throw new PyportError("E_USAGE", `${target} does not exist`, { hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable." });
+  if (!st?.isFile())
+    throw new PyportError("E_USAGE", `${target} does not exist`, {
+      hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
+    });
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "pyport-audit-"));
   try {
     const dest = path.join(tmp, "t");
@@ -75,11 +81,20 @@ async function withTargetDir<T>(target: string, fn: (dir: string, onefile?: Onef
       await extractArchive(archive, dest);
     } catch (err) {
       if (err instanceof PyportError) throw err;
-      throw new PyportError("E_ARCHIVE", `${target} is neither a directory nor a readable tar archive: ${(err as Error).message}`, { hint: "pyport audit reads directories, .tar, .tar.gz and .tar.zst archives, and onefile executables." });
+      throw new PyportError(
+        "E_ARCHIVE",
+        `${target} is neither a directory nor a readable tar archive: ${(err as Error).message}`,
+        {
+          hint: "pyport audit reads directories, .tar, .tar.gz and .tar.zst archives, and onefile executables.",
+        },
+      );
     }
     // An archive of one top-level directory is audited as that directory.
     const top = await fsp.readdir(dest);
-    const root = top.length === 1 && (await isDirectory(path.join(dest, top[0]))) ? path.join(dest, top[0]) : dest;
+    const root =
+      top.length === 1 && (await isDirectory(path.join(dest, top[0])))
+        ? path.join(dest, top[0])
+        : dest;
     return await fn(root, onefile);
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
@@ -103,7 +118,14 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
     const findings: Finding[] = [];
     const bundledLibc = isBundledLibc(tree, manifest);
 
-    for (const [rel, reason] of tree.badElves) findings.push({ severity: "warning", code: "BAD_ELF", path: rel, message: `has the ELF magic but cannot be parsed: ${reason}`, hint: "A truncated or corrupted file: rebuild or remove it." });
+    for (const [rel, reason] of tree.badElves)
+      findings.push({
+        severity: "warning",
+        code: "BAD_ELF",
+        path: rel,
+        message: `has the ELF magic but cannot be parsed: ${reason}`,
+        hint: "A truncated or corrupted file: rebuild or remove it.",
+      });
 
     const resolution = resolveNeeded(tree, bundledLibc ? ["libexec"] : []);
     for (const miss of resolution.outside) {
@@ -124,22 +146,52 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
     findings.push(...floorFindings);
     const kernelFloor = bundledLibc ? tree.elves.find((e) => e.abiTag)?.abiTag : undefined;
     if (bundledLibc) {
-      findings.push({ severity: "info", code: "BUNDLED_LIBC", path: "libexec", message: `carries its own C library${kernelFloor ? `; needs Linux kernel >= ${kernelFloor}` : ""}: the host's glibc version does not matter`, hint: "Nothing to do." });
+      findings.push({
+        severity: "info",
+        code: "BUNDLED_LIBC",
+        path: "libexec",
+        message: `carries its own C library${kernelFloor ? `; needs Linux kernel >= ${kernelFloor}` : ""}: the host's glibc version does not matter`,
+        hint: "Nothing to do.",
+      });
     }
     findings.push(...hardening(tree));
-    findings.push(...(await findLeaks(tree, [manifest?.source.buildPrefix ?? "", ...(opts.buildPaths ?? [])])));
+    findings.push(
+      ...(await findLeaks(tree, [manifest?.source.buildPrefix ?? "", ...(opts.buildPaths ?? [])])),
+    );
 
     const components = await collectComponents(tree, manifest, { hashes: opts.hashes === true });
     for (const c of components) {
       if (opts.deny?.length && isDenied(c.expr, opts.deny)) {
-        findings.push({ severity: "error", code: "LICENSE_DENIED", path: c.path, message: `${c.name}${c.version ? ` ${c.version}` : ""} is licensed ${c.license}, which --deny forbids`, hint: "Remove the component or replace it; if another licence applies to you, record it and drop it from --deny." });
+        findings.push({
+          severity: "error",
+          code: "LICENSE_DENIED",
+          path: c.path,
+          message: `${c.name}${c.version ? ` ${c.version}` : ""} is licensed ${c.license}, which --deny forbids`,
+          hint: "Remove the component or replace it; if another licence applies to you, record it and drop it from --deny.",
+        });
       } else if (!c.licenseKnown) {
-        findings.push({ severity: "warning", code: "LICENSE_UNKNOWN", path: c.path, message: `${c.name}${c.version ? ` ${c.version}` : ""}: licence ${c.license === "NOASSERTION" ? "not declared" : `"${c.license}" not recognised`} (${c.licenseSource})`, hint: c.kind === "distribution" ? "Check its licence files by hand; ask upstream to declare License-Expression (PEP 639)." : `Check ${c.licenseFiles[0] ?? "its upstream licence"} by hand and record the result.` });
+        findings.push({
+          severity: "warning",
+          code: "LICENSE_UNKNOWN",
+          path: c.path,
+          message: `${c.name}${c.version ? ` ${c.version}` : ""}: licence ${c.license === "NOASSERTION" ? "not declared" : `"${c.license}" not recognised`} (${c.licenseSource})`,
+          hint:
+            c.kind === "distribution"
+              ? "Check its licence files by hand; ask upstream to declare License-Expression (PEP 639)."
+              : `Check ${c.licenseFiles[0] ?? "its upstream licence"} by hand and record the result.`,
+        });
       }
     }
 
-    findings.sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || a.code.localeCompare(b.code) || a.path.localeCompare(b.path));
-    const floorVersions = Object.fromEntries(Object.entries(floors).map(([ns, f]) => [ns, f!.version]));
+    findings.sort(
+      (a, b) =>
+        SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
+        a.code.localeCompare(b.code) ||
+        a.path.localeCompare(b.path),
+    );
+    const floorVersions = Object.fromEntries(
+      Object.entries(floors).map(([ns, f]) => [ns, f!.version]),
+    );
     return {
       schema: AUDIT_SCHEMA,
       target,
@@ -152,29 +204,67 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
       runsOn: bundledLibc ? runsOn({ ...floors, GLIBC: undefined }) : runsOn(floors),
       findings,
       components: components.map(({ expr: _expr, ...rest }) => rest),
-      stats: { files: tree.files.length, elfFiles: tree.elves.length, bytes: tree.files.reduce((n, f) => n + Math.max(f.size, 0), 0), ms: Date.now() - started },
+      stats: {
+        files: tree.files.length,
+        elfFiles: tree.elves.length,
+        bytes: tree.files.reduce((n, f) => n + Math.max(f.size, 0), 0),
+        ms: Date.now() - started,
+      },
     };
   });
 }
 
 function isBundledLibc(tree: Tree, manifest: RuntimeManifest | undefined): boolean {
   if (manifest?.libc?.mode) return manifest.libc.mode === "bundled";
-  return tree.elves.some((e) => e.rel.startsWith("libexec/") && e.elf.soname?.startsWith("libc.so"));
+  return tree.elves.some(
+    (e) => e.rel.startsWith("libexec/") && e.elf.soname?.startsWith("libc.so"),
+  );
 }
 
 function searchSummary(tree: Tree, rel: string): string {
   const e = tree.elves.find((x) => x.rel === rel)!.elf;
-  const parts = [e.rpath && !e.runpath ? `RPATH ${e.rpath}` : "", e.runpath ? `RUNPATH ${e.runpath}` : ""].filter(Boolean);
+  const parts = [
+    e.rpath && !e.runpath ? `RPATH ${e.rpath}` : "",
+    e.runpath ? `RUNPATH ${e.runpath}` : "",
+  ].filter(Boolean);
   return parts.length ? parts.join(", ") : "no RPATH/RUNPATH";
 }
 
 function hardening(tree: Tree): Finding[] {
   const out: Finding[] = [];
   for (const s of tree.elves) {
-    if (s.execStack === true) out.push({ severity: "warning", code: "EXEC_STACK", path: s.rel, message: "asks for an executable stack (PT_GNU_STACK is RWX)", hint: "Rebuild with -Wl,-z,noexecstack; glibc 2.41+ refuses to dlopen such libraries by default." });
-    else if (s.execStack === "missing") out.push({ severity: "warning", code: "EXEC_STACK", path: s.rel, message: "has no PT_GNU_STACK header: the stack may be executable", hint: "Rebuild with -Wl,-z,noexecstack." });
-    if (s.textrel) out.push({ severity: "warning", code: "TEXTREL", path: s.rel, message: "has text relocations (DT_TEXTREL)", hint: "Rebuild with -fPIC; text relocations break under SELinux and W^X policies." });
-    if (!s.relro && s.elf.dynamicOffset !== undefined) out.push({ severity: "warning", code: "NO_RELRO", path: s.rel, message: "has no PT_GNU_RELRO segment", hint: "Rebuild with -Wl,-z,relro (and -z,now for full RELRO)." });
+    if (s.execStack === true)
+      out.push({
+        severity: "warning",
+        code: "EXEC_STACK",
+        path: s.rel,
+        message: "asks for an executable stack (PT_GNU_STACK is RWX)",
+        hint: "Rebuild with -Wl,-z,noexecstack; glibc 2.41+ refuses to dlopen such libraries by default.",
+      });
+    else if (s.execStack === "missing")
+      out.push({
+        severity: "warning",
+        code: "EXEC_STACK",
+        path: s.rel,
+        message: "has no PT_GNU_STACK header: the stack may be executable",
+        hint: "Rebuild with -Wl,-z,noexecstack.",
+      });
+    if (s.textrel)
+      out.push({
+        severity: "warning",
+        code: "TEXTREL",
+        path: s.rel,
+        message: "has text relocations (DT_TEXTREL)",
+        hint: "Rebuild with -fPIC; text relocations break under SELinux and W^X policies.",
+      });
+    if (!s.relro && s.elf.dynamicOffset !== undefined)
+      out.push({
+        severity: "warning",
+        code: "NO_RELRO",
+        path: s.rel,
+        message: "has no PT_GNU_RELRO segment",
+        hint: "Rebuild with -Wl,-z,relro (and -z,now for full RELRO).",
+      });
   }
   return out;
 }

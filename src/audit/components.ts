@@ -8,7 +8,16 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { RuntimeManifest } from "../runtime/manifest.js";
-import { classifierLicense, copyleftOf, formatExpression, ids, isKnownId, parseExpression, type Copyleft, type Expr } from "./spdx.js";
+import {
+  classifierLicense,
+  copyleftOf,
+  formatExpression,
+  ids,
+  isKnownId,
+  parseExpression,
+  type Copyleft,
+  type Expr,
+} from "./spdx.js";
 import type { Tree } from "./tree.js";
 
 export interface Component {
@@ -33,15 +42,26 @@ export interface Component {
 
 async function sha256Of(root: string, rel: string): Promise<string | undefined> {
   try {
-    return createHash("sha256").update(fs.readFileSync(path.join(root, rel))).digest("hex"); // sync: many small files
+    return createHash("sha256")
+      .update(fs.readFileSync(path.join(root, rel)))
+      .digest("hex"); // sync: many small files
   } catch {
     return undefined;
   }
 }
 
-function make(partial: Omit<Component, "license" | "licenseKnown" | "copyleft" | "expr">, licenseText: string): Component {
+function make(
+  partial: Omit<Component, "license" | "licenseKnown" | "copyleft" | "expr">,
+  licenseText: string,
+): Component {
   const expr = parseExpression(licenseText);
-  return { ...partial, expr, license: formatExpression(expr), licenseKnown: ids(expr).every(isKnownId), copyleft: copyleftOf(expr) };
+  return {
+    ...partial,
+    expr,
+    license: formatExpression(expr),
+    licenseKnown: ids(expr).every(isKnownId),
+    copyleft: copyleftOf(expr),
+  };
 }
 
 /** Parses RFC 822-style METADATA headers (continuation lines folded; the body ignored). */
@@ -74,16 +94,27 @@ export function licenseFromText(text: string): string | undefined {
   const found = new Set<string>();
   if (/Permission is hereby granted, free of charge/i.test(t)) found.add("MIT");
   if (/Apache License/i.test(t) && /Version 2\.0/i.test(t)) found.add("Apache-2.0");
-  if (/Redistribution and use in source and binary forms/i.test(t)) found.add(/Neither the name|names of its contributors/i.test(t) ? "BSD-3-Clause" : "BSD-2-Clause");
-  if (/GNU LESSER GENERAL PUBLIC LICENSE|GNU Lesser General Public License/.test(t)) found.add(/version 3/i.test(t) ? "LGPL-3.0-or-later" : "LGPL-2.1-or-later");
-  if (/GNU AFFERO GENERAL PUBLIC LICENSE|GNU Affero General Public License/.test(t)) found.add("AGPL-3.0-or-later");
-  if (/GNU GENERAL PUBLIC LICENSE|GNU General Public License/.test(t)) found.add(/version 3/i.test(t) ? "GPL-3.0-or-later" : "GPL-2.0-or-later");
+  if (/Redistribution and use in source and binary forms/i.test(t))
+    found.add(
+      /Neither the name|names of its contributors/i.test(t) ? "BSD-3-Clause" : "BSD-2-Clause",
+    );
+  if (/GNU LESSER GENERAL PUBLIC LICENSE|GNU Lesser General Public License/.test(t))
+    found.add(/version 3/i.test(t) ? "LGPL-3.0-or-later" : "LGPL-2.1-or-later");
+  if (/GNU AFFERO GENERAL PUBLIC LICENSE|GNU Affero General Public License/.test(t))
+    found.add("AGPL-3.0-or-later");
+  if (/GNU GENERAL PUBLIC LICENSE|GNU General Public License/.test(t))
+    found.add(/version 3/i.test(t) ? "GPL-3.0-or-later" : "GPL-2.0-or-later");
   return found.size === 1 ? [...found][0] : undefined;
 }
 
 type Hasher = (rel: string) => Promise<string | undefined>;
 
-async function distribution(root: string, distInfo: string, files: ReadonlySet<string>, hash: Hasher): Promise<Component | undefined> {
+async function distribution(
+  root: string,
+  distInfo: string,
+  files: ReadonlySet<string>,
+  hash: Hasher,
+): Promise<Component | undefined> {
   let meta: Map<string, string[]>;
   try {
     meta = parseMetadata(fs.readFileSync(path.join(root, distInfo, "METADATA"), "utf8"));
@@ -94,20 +125,41 @@ async function distribution(root: string, distInfo: string, files: ReadonlySet<s
   const licenseFiles = (meta.get("license-file") ?? [])
     .map((f) => [`${distInfo}/licenses/${f}`, `${distInfo}/${f}`].find((c) => files.has(c)))
     .filter((f): f is string => f !== undefined);
-  for (const f of files) if (f.startsWith(`${distInfo}/`) && /\/(LICEN[CS]E|COPYING|NOTICE)[^/]*$/i.test(f) && !licenseFiles.includes(f)) licenseFiles.push(f);
+  for (const f of files)
+    if (
+      f.startsWith(`${distInfo}/`) &&
+      /\/(LICEN[CS]E|COPYING|NOTICE)[^/]*$/i.test(f) &&
+      !licenseFiles.includes(f)
+    )
+      licenseFiles.push(f);
   let license: string | undefined;
   let source = "";
   const expression = meta.get("license-expression")?.[0];
-  const classified = (meta.get("classifier") ?? []).map(classifierLicense).filter((l): l is string => l !== undefined);
+  const classified = (meta.get("classifier") ?? [])
+    .map(classifierLicense)
+    .filter((l): l is string => l !== undefined);
   const field = licenseFromText(meta.get("license")?.[0] ?? "");
   // A precise field beats the classifiers (often just "BSD License"); a vague one does not.
   if (expression) [license, source] = [expression, "METADATA License-Expression"];
-  else if (field && ids(parseExpression(field)).every(isKnownId)) [license, source] = [field, "METADATA License"];
-  else if (classified.length) [license, source] = [[...new Set(classified)].join(" OR "), "METADATA classifier"];
+  else if (field && ids(parseExpression(field)).every(isKnownId))
+    [license, source] = [field, "METADATA License"];
+  else if (classified.length)
+    [license, source] = [[...new Set(classified)].join(" OR "), "METADATA classifier"];
   else if (field) [license, source] = [field, "METADATA License"];
-  const hashedFile = files.has(`${distInfo}/RECORD`) ? `${distInfo}/RECORD` : `${distInfo}/METADATA`;
+  const hashedFile = files.has(`${distInfo}/RECORD`)
+    ? `${distInfo}/RECORD`
+    : `${distInfo}/METADATA`;
   return make(
-    { name, version: meta.get("version")?.[0], kind: "distribution", licenseSource: license ? source : "none declared", licenseFiles, hashedFile, sha256: await hash(hashedFile), path: distInfo },
+    {
+      name,
+      version: meta.get("version")?.[0],
+      kind: "distribution",
+      licenseSource: license ? source : "none declared",
+      licenseFiles,
+      hashedFile,
+      sha256: await hash(hashedFile),
+      path: distInfo,
+    },
     license ?? "NOASSERTION",
   );
 }
@@ -124,18 +176,35 @@ export function debianCopyrightLicense(text: string): string | undefined {
 }
 
 /** `hashes: false` skips the sha256 of each component (SBOM material; tens of MiB to read). */
-export async function collectComponents(tree: Tree, manifest: RuntimeManifest | undefined, opts: { hashes?: boolean } = {}): Promise<Component[]> {
-  const hash: Hasher = opts.hashes === false ? async () => undefined : (rel) => sha256Of(tree.root, rel);
+export async function collectComponents(
+  tree: Tree,
+  manifest: RuntimeManifest | undefined,
+  opts: { hashes?: boolean } = {},
+): Promise<Component[]> {
+  const hash: Hasher =
+    opts.hashes === false ? async () => undefined : (rel) => sha256Of(tree.root, rel);
   const files = new Set(tree.files.map((f) => f.rel));
   const out: Component[] = [];
   const stdlib = tree.files.find((f) => /^lib\/python3\.\d+\/os\.py$/.test(f.rel));
   if (manifest || stdlib) {
     const ver = manifest?.python.version ?? stdlib!.rel.split("/")[1].slice("python".length);
-    const licenseFile = ["licenses/python.LICENSE.txt", `lib/python${ver.split(".").slice(0, 2).join(".")}/LICENSE.txt`].find((f) => files.has(f));
+    const licenseFile = [
+      "licenses/python.LICENSE.txt",
+      `lib/python${ver.split(".").slice(0, 2).join(".")}/LICENSE.txt`,
+    ].find((f) => files.has(f));
     const interp = manifest?.realInterpreter;
     out.push(
       make(
-        { name: "CPython", version: ver, kind: "interpreter", licenseSource: "CPython licence (PSF-2.0)", licenseFiles: licenseFile ? [licenseFile] : [], hashedFile: interp, sha256: interp ? await hash(interp) : undefined, path: interp ?? "lib" },
+        {
+          name: "CPython",
+          version: ver,
+          kind: "interpreter",
+          licenseSource: "CPython licence (PSF-2.0)",
+          licenseFiles: licenseFile ? [licenseFile] : [],
+          hashedFile: interp,
+          sha256: interp ? await hash(interp) : undefined,
+          path: interp ?? "lib",
+        },
         "PSF-2.0",
       ),
     );
@@ -143,16 +212,32 @@ export async function collectComponents(tree: Tree, manifest: RuntimeManifest | 
   for (const g of manifest?.grafted ?? []) {
     if (g.soname.startsWith("libpython")) continue; // part of CPython
     let license: string | undefined;
-    let source = g.license ? `Debian copyright of ${g.package ?? g.soname}` : "no licence text found on the build machine";
+    let source = g.license
+      ? `Debian copyright of ${g.package ?? g.soname}`
+      : "no licence text found on the build machine";
     if (g.license) {
-      const text = fs.existsSync(path.join(tree.root, g.license)) ? fs.readFileSync(path.join(tree.root, g.license), "utf8") : "";
+      const text = fs.existsSync(path.join(tree.root, g.license))
+        ? fs.readFileSync(path.join(tree.root, g.license), "utf8")
+        : "";
       license = debianCopyrightLicense(text);
-      if (!license && (license = licenseFromText(text.slice(0, 20000)))) source = `wording of the copyright file of ${g.package ?? g.soname}`;
-      else if (!license) source = "copyright file is not machine-readable (DEP-5) and its wording was not recognised";
+      if (!license && (license = licenseFromText(text.slice(0, 20000))))
+        source = `wording of the copyright file of ${g.package ?? g.soname}`;
+      else if (!license)
+        source =
+          "copyright file is not machine-readable (DEP-5) and its wording was not recognised";
     }
     out.push(
       make(
-        { name: g.package ?? g.soname, version: g.packageVersion, kind: "library", licenseSource: source, licenseFiles: g.license ? [g.license] : [], hashedFile: g.file, sha256: await hash(g.file), path: g.file },
+        {
+          name: g.package ?? g.soname,
+          version: g.packageVersion,
+          kind: "library",
+          licenseSource: source,
+          licenseFiles: g.license ? [g.license] : [],
+          hashedFile: g.file,
+          sha256: await hash(g.file),
+          path: g.file,
+        },
         license ?? "NOASSERTION",
       ),
     );

@@ -44,7 +44,8 @@ export function scanElf(rel: string, buf: Uint8Array): ElfScan {
   }
   const uses: VersionUse[] = [];
   for (const need of elf.versionNeeds) {
-    for (const node of need.versions) uses.push({ soname: need.file, node, symbols: (bySymbol.get(node) ?? []).sort() });
+    for (const node of need.versions)
+      uses.push({ soname: need.file, node, symbols: (bySymbol.get(node) ?? []).sort() });
   }
   const stack = elf.segments.find((s) => s.type === C.PT_GNU_STACK);
   const flags = elf.dynamic.find((e) => e.tag === C.DT_FLAGS)?.value ?? 0;

@@ -9,7 +9,13 @@ import { packageRoot } from "../util/assets.js";
 import { compareVersions } from "../runtime/libc.js";
 import type { ElfScan } from "./elf-scan.js";
 import type { Finding } from "./findings.js";
-import { isNumericVersion, nodeViolation, splitNode, type Namespace, type Policy } from "./policy.js";
+import {
+  isNumericVersion,
+  nodeViolation,
+  splitNode,
+  type Namespace,
+  type Policy,
+} from "./policy.js";
 import type { Resolution } from "./resolve.js";
 
 export interface Floor {
@@ -29,21 +35,42 @@ function externalUses(scans: readonly ElfScan[], resolution: Resolution) {
   return out;
 }
 
-export function computeFloors(scans: readonly ElfScan[], resolution: Resolution, policy: Policy): { floors: Floors; findings: Finding[] } {
+export function computeFloors(
+  scans: readonly ElfScan[],
+  resolution: Resolution,
+  policy: Policy,
+): { floors: Floors; findings: Finding[] } {
   const floors: Floors = {};
   const findings: Finding[] = [];
   for (const use of externalUses(scans, resolution)) {
     const split = splitNode(use.node);
     if (!split) continue;
     const { ns, version } = split;
-    const shown = use.symbols.length ? use.symbols.slice(0, 4).map((s) => `${s}@${use.node}`).join(", ") + (use.symbols.length > 4 ? ` (+${use.symbols.length - 4} more)` : "") : use.node;
+    const shown = use.symbols.length
+      ? use.symbols
+          .slice(0, 4)
+          .map((s) => `${s}@${use.node}`)
+          .join(", ") + (use.symbols.length > 4 ? ` (+${use.symbols.length - 4} more)` : "")
+      : use.node;
     if (version === "PRIVATE") {
-      findings.push({ severity: "error", code: "PRIVATE_SYMBOL", path: use.rel, message: `uses private ${ns} symbols (${shown}) from ${use.soname}`, hint: "Private symbols change between releases: it runs only with the exact C library it was built against. Rebuild it, or use --libc bundled." });
+      findings.push({
+        severity: "error",
+        code: "PRIVATE_SYMBOL",
+        path: use.rel,
+        message: `uses private ${ns} symbols (${shown}) from ${use.soname}`,
+        hint: "Private symbols change between releases: it runs only with the exact C library it was built against. Rebuild it, or use --libc bundled.",
+      });
       continue;
     }
     const why = nodeViolation(policy, ns, version);
     if (why) {
-      findings.push({ severity: "error", code: "POLICY_VERSION", path: use.rel, message: `needs ${shown} from ${use.soname}: ${why}`, hint: `Rebuild it on an older base (e.g. a ${policy.name} build image), take a wheel built for that platform, or ship the C library with --libc bundled.` });
+      findings.push({
+        severity: "error",
+        code: "POLICY_VERSION",
+        path: use.rel,
+        message: `needs ${shown} from ${use.soname}: ${why}`,
+        hint: `Rebuild it on an older base (e.g. a ${policy.name} build image), take a wheel built for that platform, or ship the C library with --libc bundled.`,
+      });
     }
     if (!isNumericVersion(version)) continue;
     const cur = floors[ns];
@@ -75,7 +102,11 @@ interface Family {
 
 let table: Family[] | undefined;
 export function distroTable(): Family[] {
-  return (table ??= (JSON.parse(readFileSync(path.join(packageRoot(), "data", "distros.json"), "utf8")) as { families: Family[] }).families);
+  return (table ??= (
+    JSON.parse(readFileSync(path.join(packageRoot(), "data", "distros.json"), "utf8")) as {
+      families: Family[];
+    }
+  ).families);
 }
 
 export interface RunsOn {
@@ -99,7 +130,8 @@ function shortfall(r: Release, floors: Floors): string | undefined {
     if (need && has && compareVersions(need, has) > 0) return `${what} ${has} < ${need}`;
   }
   const gcc = floors.GCC?.version;
-  if (gcc && r.gcc && parseInt(gcc, 10) > parseInt(r.gcc, 10)) return `libgcc_s from GCC ${parseInt(r.gcc, 10)} < GCC_${gcc}`;
+  if (gcc && r.gcc && parseInt(gcc, 10) > parseInt(r.gcc, 10))
+    return `libgcc_s from GCC ${parseInt(r.gcc, 10)} < GCC_${gcc}`;
   return undefined;
 }
 

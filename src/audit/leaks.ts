@@ -10,10 +10,19 @@ import * as path from "node:path";
 import type { Finding } from "./findings.js";
 import type { Tree } from "./tree.js";
 
-const CARRIERS = [/(^|\/)_sysconfigdata_[^/]*\.py$/, /^lib\/python3\.\d+\/config-[^/]+\/Makefile$/, /\.pc$/, /\.pth$/, /\.dist-info\/RECORD$/, /\.dist-info\/direct_url\.json$/, /(^|\/)pyvenv\.cfg$/];
+const CARRIERS = [
+  /(^|\/)_sysconfigdata_[^/]*\.py$/,
+  /^lib\/python3\.\d+\/config-[^/]+\/Makefile$/,
+  /\.pc$/,
+  /\.pth$/,
+  /\.dist-info\/RECORD$/,
+  /\.dist-info\/direct_url\.json$/,
+  /(^|\/)pyvenv\.cfg$/,
+];
 
 /** Absolute paths under per-user, temporary or CI build directories (also inside file:// URLs). */
-const SUSPECT = /(?<=^|[\s'"=:,(\[/])\/(?:home\/[^/\s'"]+|root|tmp|var\/tmp|build|builds|install|__w|github\/workspace|opt\/hostedtoolcache)(?:\/[^\s'",;:)\]}]*)?/g;
+const SUSPECT =
+  /(?<=^|[\s'"=:,(\[/])\/(?:home\/[^/\s'"]+|root|tmp|var\/tmp|build|builds|install|__w|github\/workspace|opt\/hostedtoolcache)(?:\/[^\s'",;:)\]}]*)?/g;
 
 /** Interpreters a shebang may name on any Linux. */
 const PORTABLE_SHEBANG = /^(\/bin\/sh|\/bin\/bash|\/usr\/bin\/env (?!python)\S+)(\s|$)/;
@@ -44,7 +53,8 @@ export async function findLeaks(tree: Tree, buildPaths: readonly string[]): Prom
     const text = fs.readFileSync(path.join(tree.root, f.rel), "utf8");
     if (text.length > 8 * 1024 * 1024) continue;
     const hits = scanText(text, prefixes);
-    if (f.rel.endsWith("pyvenv.cfg") && /^home\s*=\s*\//m.test(text)) hits.unshift(/^home\s*=\s*(.*)$/m.exec(text)![1]);
+    if (f.rel.endsWith("pyvenv.cfg") && /^home\s*=\s*\//m.test(text))
+      hits.unshift(/^home\s*=\s*(.*)$/m.exec(text)![1]);
     if (hits.length === 0) continue;
     out.push({
       severity: "warning",
@@ -59,7 +69,8 @@ export async function findLeaks(tree: Tree, buildPaths: readonly string[]): Prom
 
   // Scripts users run live in a bin/ directory; shebangs of library modules are never used.
   for (const [rel, line] of tree.shebangs) {
-    if (!/(^|\/)bin\/[^/]+$/.test(rel) || PORTABLE_SHEBANG.test(line) || !line.startsWith("/")) continue;
+    if (!/(^|\/)bin\/[^/]+$/.test(rel) || PORTABLE_SHEBANG.test(line) || !line.startsWith("/"))
+      continue;
     out.push({
       severity: "warning",
       code: "LEAK_SHEBANG",
@@ -70,8 +81,13 @@ export async function findLeaks(tree: Tree, buildPaths: readonly string[]): Prom
   }
 
   for (const scan of tree.elves) {
-    for (const [tag, value] of [["RPATH", scan.elf.rpath], ["RUNPATH", scan.elf.runpath]] as const) {
-      const bad = (value ?? "").split(":").filter((e) => e && !/^\$(?:ORIGIN|\{ORIGIN\})(?=\/|$)/.test(e));
+    for (const [tag, value] of [
+      ["RPATH", scan.elf.rpath],
+      ["RUNPATH", scan.elf.runpath],
+    ] as const) {
+      const bad = (value ?? "")
+        .split(":")
+        .filter((e) => e && !/^\$(?:ORIGIN|\{ORIGIN\})(?=\/|$)/.test(e));
       if (bad.length === 0) continue;
       out.push({
         severity: "warning",

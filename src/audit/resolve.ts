@@ -21,7 +21,11 @@ function expand(list: string | undefined, originDir: string): string[] {
   return list
     .split(":")
     .filter(Boolean)
-    .map((e) => (/^\$(?:ORIGIN|\{ORIGIN\})(?=\/|$)/.test(e) ? path.posix.normalize(e.replace(/^\$(?:ORIGIN|\{ORIGIN\})/, originDir || ".")) : `/${e}`));
+    .map((e) =>
+      /^\$(?:ORIGIN|\{ORIGIN\})(?=\/|$)/.test(e)
+        ? path.posix.normalize(e.replace(/^\$(?:ORIGIN|\{ORIGIN\})/, originDir || "."))
+        : `/${e}`,
+    );
 }
 
 /** `libpath`: directories (relative to the root) that the loader searches for every object. */
@@ -43,7 +47,12 @@ export function resolveNeeded(tree: Tree, libpath: readonly string[] = []): Reso
     visited.add(key);
     const originDir = path.posix.dirname(scan.rel) === "." ? "" : path.posix.dirname(scan.rel);
     const own = scan.elf.runpath ? [] : expand(scan.elf.rpath, originDir);
-    const dirs = [...own, ...(scan.elf.runpath ? [] : inherited), ...libpath, ...expand(scan.elf.runpath, originDir)];
+    const dirs = [
+      ...own,
+      ...(scan.elf.runpath ? [] : inherited),
+      ...libpath,
+      ...expand(scan.elf.runpath, originDir),
+    ];
     const found = inside.get(scan.rel) ?? new Map<string, string>();
     inside.set(scan.rel, found);
     for (const soname of scan.elf.needed) {
@@ -66,7 +75,8 @@ export function resolveNeeded(tree: Tree, libpath: readonly string[] = []): Reso
   inside.clear();
   failed.clear();
   visited.clear();
-  for (const scan of tree.elves) if (scan.elf.interpreter || !needed.has(scan.rel)) visit(scan, [], [scan.rel]);
+  for (const scan of tree.elves)
+    if (scan.elf.interpreter || !needed.has(scan.rel)) visit(scan, [], [scan.rel]);
   // A NEEDED found in some context counts as resolved (the loader reuses an object once loaded).
   const outside = [...failed.values()].filter((f) => !inside.get(f.importer)?.has(f.soname));
   return { inside, outside };

@@ -10,21 +10,77 @@ export type Expr = { id: string } | { op: "AND" | "OR"; left: Expr; right: Expr 
 
 /** Names seen in the wild → SPDX ids (lower-cased keys). */
 const ALIASES: Record<string, string> = {
-  mit: "MIT", "mit license": "MIT", expat: "MIT", "the mit license": "MIT",
-  bsd: "LicenseRef-BSD", "bsd license": "LicenseRef-BSD", "new bsd": "BSD-3-Clause", "new bsd license": "BSD-3-Clause", "modified bsd": "BSD-3-Clause",
-  "bsd-3-clause": "BSD-3-Clause", "bsd 3-clause": "BSD-3-Clause", "3-clause bsd": "BSD-3-Clause", "bsd-2-clause": "BSD-2-Clause", "simplified bsd": "BSD-2-Clause",
-  "apache 2.0": "Apache-2.0", "apache-2": "Apache-2.0", "apache 2": "Apache-2.0", "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
-  "apache software license": "Apache-2.0", "apache-2.0": "Apache-2.0", asl2: "Apache-2.0",
-  psf: "PSF-2.0", "psf license": "PSF-2.0", "psf-2.0": "PSF-2.0", "python software foundation license": "PSF-2.0", "python-2.0": "Python-2.0",
-  isc: "ISC", "isc license": "ISC", "isc license (iscl)": "ISC", zlib: "Zlib", "zlib/libpng": "Zlib", "zlib/libpng license": "Zlib",
-  "mpl-2.0": "MPL-2.0", "mpl 2.0": "MPL-2.0", "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0", unlicense: "Unlicense", "the unlicense (unlicense)": "Unlicense",
-  "public-domain": "LicenseRef-public-domain", pd: "LicenseRef-public-domain", "mit-x11": "X11", x11: "X11", "mit/x11": "X11", "public domain": "LicenseRef-public-domain", "cc0-1.0": "CC0-1.0", "0bsd": "0BSD",
-  gpl: "GPL-2.0-or-later", "gpl-2": "GPL-2.0-only", "gpl-2+": "GPL-2.0-or-later", "gpl-3": "GPL-3.0-only", "gpl-3+": "GPL-3.0-or-later",
-  gplv2: "GPL-2.0-only", "gplv2+": "GPL-2.0-or-later", gplv3: "GPL-3.0-only", "gplv3+": "GPL-3.0-or-later",
-  lgpl: "LGPL-2.1-or-later", "lgpl-2": "LGPL-2.0-only", "lgpl-2+": "LGPL-2.0-or-later", "lgpl-2.1": "LGPL-2.1-only", "lgpl-2.1+": "LGPL-2.1-or-later",
-  "lgpl-3": "LGPL-3.0-only", "lgpl-3+": "LGPL-3.0-or-later", lgplv3: "LGPL-3.0-only", "lgplv3+": "LGPL-3.0-or-later",
-  "agpl-3": "AGPL-3.0-only", "agpl-3+": "AGPL-3.0-or-later", agplv3: "AGPL-3.0-only",
-  openssl: "OpenSSL", "bzip2-1.0.6": "bzip2-1.0.6", "bzip2-1.0.8": "bzip2-1.0.6", "gfdl-1.3+": "GFDL-1.3-or-later",
+  mit: "MIT",
+  "mit license": "MIT",
+  expat: "MIT",
+  "the mit license": "MIT",
+  bsd: "LicenseRef-BSD",
+  "bsd license": "LicenseRef-BSD",
+  "new bsd": "BSD-3-Clause",
+  "new bsd license": "BSD-3-Clause",
+  "modified bsd": "BSD-3-Clause",
+  "bsd-3-clause": "BSD-3-Clause",
+  "bsd 3-clause": "BSD-3-Clause",
+  "3-clause bsd": "BSD-3-Clause",
+  "bsd-2-clause": "BSD-2-Clause",
+  "simplified bsd": "BSD-2-Clause",
+  "apache 2.0": "Apache-2.0",
+  "apache-2": "Apache-2.0",
+  "apache 2": "Apache-2.0",
+  "apache license 2.0": "Apache-2.0",
+  "apache license, version 2.0": "Apache-2.0",
+  "apache software license": "Apache-2.0",
+  "apache-2.0": "Apache-2.0",
+  asl2: "Apache-2.0",
+  psf: "PSF-2.0",
+  "psf license": "PSF-2.0",
+  "psf-2.0": "PSF-2.0",
+  "python software foundation license": "PSF-2.0",
+  "python-2.0": "Python-2.0",
+  isc: "ISC",
+  "isc license": "ISC",
+  "isc license (iscl)": "ISC",
+  zlib: "Zlib",
+  "zlib/libpng": "Zlib",
+  "zlib/libpng license": "Zlib",
+  "mpl-2.0": "MPL-2.0",
+  "mpl 2.0": "MPL-2.0",
+  "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0",
+  unlicense: "Unlicense",
+  "the unlicense (unlicense)": "Unlicense",
+  "public-domain": "LicenseRef-public-domain",
+  pd: "LicenseRef-public-domain",
+  "mit-x11": "X11",
+  x11: "X11",
+  "mit/x11": "X11",
+  "public domain": "LicenseRef-public-domain",
+  "cc0-1.0": "CC0-1.0",
+  "0bsd": "0BSD",
+  gpl: "GPL-2.0-or-later",
+  "gpl-2": "GPL-2.0-only",
+  "gpl-2+": "GPL-2.0-or-later",
+  "gpl-3": "GPL-3.0-only",
+  "gpl-3+": "GPL-3.0-or-later",
+  gplv2: "GPL-2.0-only",
+  "gplv2+": "GPL-2.0-or-later",
+  gplv3: "GPL-3.0-only",
+  "gplv3+": "GPL-3.0-or-later",
+  lgpl: "LGPL-2.1-or-later",
+  "lgpl-2": "LGPL-2.0-only",
+  "lgpl-2+": "LGPL-2.0-or-later",
+  "lgpl-2.1": "LGPL-2.1-only",
+  "lgpl-2.1+": "LGPL-2.1-or-later",
+  "lgpl-3": "LGPL-3.0-only",
+  "lgpl-3+": "LGPL-3.0-or-later",
+  lgplv3: "LGPL-3.0-only",
+  "lgplv3+": "LGPL-3.0-or-later",
+  "agpl-3": "AGPL-3.0-only",
+  "agpl-3+": "AGPL-3.0-or-later",
+  agplv3: "AGPL-3.0-only",
+  openssl: "OpenSSL",
+  "bzip2-1.0.6": "bzip2-1.0.6",
+  "bzip2-1.0.8": "bzip2-1.0.6",
+  "gfdl-1.3+": "GFDL-1.3-or-later",
 };
 
 /** Trove classifiers (the part after "License :: OSI Approved :: ") → SPDX. */
@@ -55,10 +111,47 @@ const CLASSIFIERS: Record<string, string> = {
 const SPDX_ID = /^[A-Za-z0-9][A-Za-z0-9.+-]*$/;
 /** Ids the audit knows; anything else normalises to LicenseRef-… and is "unknown". */
 const KNOWN = new Set([
-  ...Object.values(ALIASES), ...Object.values(CLASSIFIERS), "BSD-3-Clause", "BSD-2-Clause", "Apache-2.0", "MIT", "ISC", "Zlib", "0BSD", "CC0-1.0",
-  "GPL-2.0-only", "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later",
-  "LGPL-3.0-only", "LGPL-3.0-or-later", "AGPL-3.0-only", "AGPL-3.0-or-later", "MPL-2.0", "EPL-2.0", "PSF-2.0", "Python-2.0", "Unlicense", "OpenSSL",
-  "BSL-1.0", "Artistic-2.0", "CDDL-1.0", "EUPL-1.2", "HPND", "MIT-CMU", "X11", "curl", "libtiff", "NCSA", "bzip2-1.0.6", "Unicode-DFS-2016", "GFDL-1.3-or-later",
+  ...Object.values(ALIASES),
+  ...Object.values(CLASSIFIERS),
+  "BSD-3-Clause",
+  "BSD-2-Clause",
+  "Apache-2.0",
+  "MIT",
+  "ISC",
+  "Zlib",
+  "0BSD",
+  "CC0-1.0",
+  "GPL-2.0-only",
+  "GPL-2.0-or-later",
+  "GPL-3.0-only",
+  "GPL-3.0-or-later",
+  "LGPL-2.0-only",
+  "LGPL-2.0-or-later",
+  "LGPL-2.1-only",
+  "LGPL-2.1-or-later",
+  "LGPL-3.0-only",
+  "LGPL-3.0-or-later",
+  "AGPL-3.0-only",
+  "AGPL-3.0-or-later",
+  "MPL-2.0",
+  "EPL-2.0",
+  "PSF-2.0",
+  "Python-2.0",
+  "Unlicense",
+  "OpenSSL",
+  "BSL-1.0",
+  "Artistic-2.0",
+  "CDDL-1.0",
+  "EUPL-1.2",
+  "HPND",
+  "MIT-CMU",
+  "X11",
+  "curl",
+  "libtiff",
+  "NCSA",
+  "bzip2-1.0.6",
+  "Unicode-DFS-2016",
+  "GFDL-1.3-or-later",
 ]);
 
 export function classifierLicense(classifier: string): string | undefined {
@@ -77,7 +170,11 @@ export function normaliseId(name: string): string {
   if (plus) return `${plus[1]}-${plus[2]}-or-later`;
   const bare = /^(L?GPL|AGPL)-(\d\.\d)$/.exec(t);
   if (bare) return `${bare[1]}-${bare[2]}-only`;
-  return SPDX_ID.test(t) && !/^LicenseRef-/.test(t) ? `LicenseRef-${t}` : t.startsWith("LicenseRef-") ? t : `LicenseRef-${t.replace(/[^A-Za-z0-9.-]+/g, "-")}`;
+  return SPDX_ID.test(t) && !/^LicenseRef-/.test(t)
+    ? `LicenseRef-${t}`
+    : t.startsWith("LicenseRef-")
+      ? t
+      : `LicenseRef-${t.replace(/[^A-Za-z0-9.-]+/g, "-")}`;
 }
 
 export function isKnownId(id: string): boolean {
@@ -86,7 +183,11 @@ export function isKnownId(id: string): boolean {
 
 /** Parses an SPDX expression; also accepts Debian's `A or B` / `A and B` and `,` as AND. */
 export function parseExpression(text: string): Expr {
-  const tokens = text.replace(/([()])/g, " $1 ").replace(/,/g, " AND ").split(/\s+/).filter(Boolean);
+  const tokens = text
+    .replace(/([()])/g, " $1 ")
+    .replace(/,/g, " AND ")
+    .split(/\s+/)
+    .filter(Boolean);
   let i = 0;
   const peek = () => tokens[i]?.toUpperCase();
   const primary = (): Expr => {
@@ -158,7 +259,8 @@ export function copyleftOf(e: Expr): Copyleft {
  * id exactly, or, written without `-only`/`-or-later`, both of those forms.
  */
 export function isDenied(e: Expr, deny: readonly string[]): boolean {
-  if ("id" in e) return deny.some((d) => e.id === d || e.id === `${d}-only` || e.id === `${d}-or-later`);
+  if ("id" in e)
+    return deny.some((d) => e.id === d || e.id === `${d}-only` || e.id === `${d}-or-later`);
   const a = isDenied(e.left, deny);
   const b = isDenied(e.right, deny);
   return e.op === "OR" ? a && b : a || b;

@@ -18,7 +18,8 @@ export interface TreeFile {
 }
 
 /** Extensions of files that are never ELF objects or executable scripts worth checking. */
-const DATA_FILE = /\.(pyc|py|pyi|h|txt|json|csv|md|rst|html?|css|js|png|svg|ico|gif|jpe?g|typed|cfg|toml|ini|xml|pem|dat|mo|po|pxd|pyx|f90|c|cc|cpp|hpp|tcl|msg|enc)$/i;
+const DATA_FILE =
+  /\.(pyc|py|pyi|h|txt|json|csv|md|rst|html?|css|js|png|svg|ico|gif|jpe?g|typed|cfg|toml|ini|xml|pem|dat|mo|po|pxd|pyx|f90|c|cc|cpp|hpp|tcl|msg|enc)$/i;
 
 export interface Tree {
   root: string;
@@ -58,7 +59,9 @@ function resolveLink(root: string, rel: string): string | null {
     const real = fs.realpathSync(path.join(root, rel));
     const realRoot = fs.realpathSync(root);
     const inside = path.relative(realRoot, real);
-    return inside.startsWith("..") || path.isAbsolute(inside) ? null : inside.split(path.sep).join("/");
+    return inside.startsWith("..") || path.isAbsolute(inside)
+      ? null
+      : inside.split(path.sep).join("/");
   } catch {
     return null;
   }
@@ -66,7 +69,10 @@ function resolveLink(root: string, rel: string): string | null {
 
 export async function readTree(root: string): Promise<Tree> {
   const st = fs.statSync(root, { throwIfNoEntry: false });
-  if (!st?.isDirectory()) throw new PyportError("E_USAGE", `${root} is not a directory`, { hint: "Give a runtime or bundle directory, or a .tar.gz/.tar.zst archive of one." });
+  if (!st?.isDirectory())
+    throw new PyportError("E_USAGE", `${root} is not a directory`, {
+      hint: "Give a runtime or bundle directory, or a .tar.gz/.tar.zst archive of one.",
+    });
   const files: TreeFile[] = [];
   const linkRels: string[] = [];
   walk(root, "", files, linkRels);

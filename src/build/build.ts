@@ -96,16 +96,38 @@ async function removeStaleTemps(out: string): Promise<void> {
 async function sourceOf(cfg: BuildConfig, reporter?: Reporter): Promise<RuntimeSource> {
   if (cfg.archive) return { archive: cfg.archive, sha256: cfg.sha256 };
   if (cfg.python) return { python: cfg.python };
-  const usable = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8 && p.probe.ensurepip.present && p.probe.ensurepip.wheels);
+  const usable = (await discoverPythons()).filter(
+    (p) =>
+      p.probe.major === 3 &&
+      p.probe.minor >= 8 &&
+      p.probe.ensurepip.present &&
+      p.probe.ensurepip.wheels,
+  );
   usable.sort((a, b) => b.probe.minor - a.probe.minor);
-  if (!usable[0]) throw new PyportError("E_NOT_FOUND", "no Python 3.8+ with ensurepip found on this machine", { hint: 'Set [tool.pyport] python = "3.12" (or an interpreter path), or archive = "<python-build-standalone URL>" with sha256.' });
-  reporter?.note(`no Python source configured: using Python ${usable[0].probe.version} at ${usable[0].path} (set [tool.pyport] python to choose)`);
+  if (!usable[0])
+    throw new PyportError("E_NOT_FOUND", "no Python 3.8+ with ensurepip found on this machine", {
+      hint: 'Set [tool.pyport] python = "3.12" (or an interpreter path), or archive = "<python-build-standalone URL>" with sha256.',
+    });
+  reporter?.note(
+    `no Python source configured: using Python ${usable[0].probe.version} at ${usable[0].path} (set [tool.pyport] python to choose)`,
+  );
   return { python: usable[0].path };
 }
 
-async function run(python: string, args: string[], what: string, opts: { keepPip?: boolean; cwd?: string } = {}): Promise<void> {
-  const r = await execFile(python, args, { env: pythonEnv({ keepPip: opts.keepPip }), cwd: opts.cwd });
-  if (r.code !== 0) throw new PyportError("E_BUILD", `${what} failed: ${describeFailure("python3", args, r)}`, { hint: "Read pip's message above; fix the project or pass pip options with [tool.pyport] pip-args." });
+async function run(
+  python: string,
+  args: string[],
+  what: string,
+  opts: { keepPip?: boolean; cwd?: string } = {},
+): Promise<void> {
+  const r = await execFile(python, args, {
+    env: pythonEnv({ keepPip: opts.keepPip }),
+    cwd: opts.cwd,
+  });
+  if (r.code !== 0)
+    throw new PyportError("E_BUILD", `${what} failed: ${describeFailure("python3", args, r)}`, {
+      hint: "Read pip's message above; fix the project or pass pip options with [tool.pyport] pip-args.",
+    });
 }
 
 /** The site-packages directory of the bundle's runtime. */
@@ -119,7 +141,9 @@ function dirDigest(dir: string): { sha256: string; bytes: number } {
   const hash = createHash("sha256");
   let bytes = 0;
   const walk = (rel: string) => {
-    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const entries = fs
+      .readdirSync(path.join(dir, rel), { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       const full = path.join(dir, r);
@@ -128,7 +152,9 @@ function dirDigest(dir: string): { sha256: string; bytes: number } {
       else {
         const data = fs.readFileSync(full);
         bytes += data.length;
-        hash.update(`F ${r} ${fs.statSync(full).mode & 0o111 ? "x" : "-"} ${createHash("sha256").update(data).digest("hex")}\n`);
+        hash.update(
+          `F ${r} ${fs.statSync(full).mode & 0o111 ? "x" : "-"} ${createHash("sha256").update(data).digest("hex")}\n`,
+        );
       }
     }
   };
@@ -148,38 +174,87 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const reporter = opts.reporter;
   cfg.entry = opts.entry ?? cfg.entry;
   if (cfg.formats.includes("onefile")) onefileStub(); // throws E_TOOL before any work when missing
-  if ((cfg.formats.includes("tar.zst") || cfg.formats.includes("onefile")) && (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0) {
-    throw new PyportError("E_TOOL", "the tar.zst and onefile formats need the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
+  if (
+    (cfg.formats.includes("tar.zst") || cfg.formats.includes("onefile")) &&
+    (await execFile("zstd", ["--version"]).catch(() => ({ code: 127 }))).code !== 0
+  ) {
+    throw new PyportError(
+      "E_TOOL",
+      "the tar.zst and onefile formats need the zstd tool, which is not installed",
+      { hint: "Install it (apt-get install zstd), or use --format tar.gz." },
+    );
   }
 
   const out = path.resolve(opts.out ?? path.join(cfg.projectDir, "dist"));
   await fsp.mkdir(out, { recursive: true });
   await removeStaleTemps(out);
-  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${TEMP_TAG}-${process.pid}-${Date.now().toString(36)}`);
+  const tmp = path.join(
+    path.dirname(out),
+    `.${path.basename(out)}.${TEMP_TAG}-${process.pid}-${Date.now().toString(36)}`,
+  );
   await fsp.mkdir(tmp, { mode: 0o700 });
   try {
     const bundle = path.join(tmp, cfg.name);
-    reporter?.step(`runtime (${cfg.archive ? `archive ${cfg.archive}` : `Python ${cfg.python ?? "3"}`}, libc ${cfg.libc}, profile ${cfg.profile})`);
-    const { manifest } = await createRuntime({ source: await sourceOf(cfg, reporter), out: bundle, libc: cfg.libc, profile: cfg.profile, reporter });
-    if (!manifest.pip) throw new PyportError("E_BUILD", "the runtime has no pip, so the project cannot be installed", { hint: "Use a Python source with ensurepip (pyenv builds, python-build-standalone archives, Debian's python3 with python3-pip-whl)." });
+    reporter?.step(
+      `runtime (${cfg.archive ? `archive ${cfg.archive}` : `Python ${cfg.python ?? "3"}`}, libc ${cfg.libc}, profile ${cfg.profile})`,
+    );
+    const { manifest } = await createRuntime({
+      source: await sourceOf(cfg, reporter),
+      out: bundle,
+      libc: cfg.libc,
+      profile: cfg.profile,
+      reporter,
+    });
+    if (!manifest.pip)
+      throw new PyportError(
+        "E_BUILD",
+        "the runtime has no pip, so the project cannot be installed",
+        {
+          hint: "Use a Python source with ensurepip (pyenv builds, python-build-standalone archives, Debian's python3 with python3-pip-whl).",
+        },
+      );
     const python = path.join(bundle, "bin", "python3");
 
-    const pipBase = ["-I", "-m", "pip", "install", "--no-warn-script-location", "--disable-pip-version-check", "--no-compile", ...cfg.pipArgs];
+    const pipBase = [
+      "-I",
+      "-m",
+      "pip",
+      "install",
+      "--no-warn-script-location",
+      "--disable-pip-version-check",
+      "--no-compile",
+      ...cfg.pipArgs,
+    ];
     if (cfg.requirements) {
       reporter?.step(`installing ${cfg.requirements}`);
-      await run(python, [...pipBase, "-r", path.join(cfg.projectDir, cfg.requirements)], `pip install -r ${cfg.requirements}`, { keepPip: true, cwd: cfg.projectDir });
+      await run(
+        python,
+        [...pipBase, "-r", path.join(cfg.projectDir, cfg.requirements)],
+        `pip install -r ${cfg.requirements}`,
+        { keepPip: true, cwd: cfg.projectDir },
+      );
     }
     reporter?.step(`installing ${cfg.name} and its dependencies with the runtime's pip`);
     // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
     const source = path.join(tmp, "source");
     await copyProject(cfg.projectDir, source, out);
     const wheel = await projectWheel(python, source, manifest, cfg.pipArgs);
-    await run(python, [...pipBase, wheel], `pip install ${cfg.projectDir}`, { keepPip: true, cwd: source });
+    await run(python, [...pipBase, wheel], `pip install ${cfg.projectDir}`, {
+      keepPip: true,
+      cwd: source,
+    });
 
     const site = sitePackages(bundle, manifest);
     const graftedForWheels = cfg.libc === "bundled" ? await graftForWheels(bundle, reporter) : [];
     reporter?.step("writing launchers");
-    const entryPoints = await writeEntryLaunchers({ bundle, site, project: cfg.name, manifest, isolated: cfg.isolated, optimize: cfg.bytecode.optimize });
+    const entryPoints = await writeEntryLaunchers({
+      bundle,
+      site,
+      project: cfg.name,
+      manifest,
+      isolated: cfg.isolated,
+      optimize: cfg.bytecode.optimize,
+    });
     await fixShebangs(path.join(bundle, "bin"));
     await dropLocalDirectUrls(site);
 
@@ -194,16 +269,34 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await compileBytecode(python, site, cfg, bundle);
     if (cfg.resources === "zip-stdlib") {
       reporter?.step("zipping the standard library");
-      await run(python, ["-I", pythonAsset("zip_stdlib.py"), bundle, String(cfg.bytecode.optimize)], "zipping the standard library");
+      await run(
+        python,
+        ["-I", pythonAsset("zip_stdlib.py"), bundle, String(cfg.bytecode.optimize)],
+        "zipping the standard library",
+      );
     }
     const sourceBytes = await dropStdlibSources(path.dirname(site), cfg);
-    if (sourceBytes) reporter?.note(`the standard library ships as bytecode only (${(sourceBytes / 2 ** 20).toFixed(1)} MiB of .py left out; bytecode.stdlib-sources = true keeps them)`);
+    if (sourceBytes)
+      reporter?.note(
+        `the standard library ships as bytecode only (${(sourceBytes / 2 ** 20).toFixed(1)} MiB of .py left out; bytecode.stdlib-sources = true keeps them)`,
+      );
 
     reporter?.step("collecting licences");
-    const bundleManifest = { ...manifest, kind: "bundle", grafted: [...manifest.grafted, ...graftedForWheels], app: { name: cfg.name, version: cfg.version, entryPoints } };
-    await fsp.writeFile(path.join(bundle, MANIFEST_FILE), JSON.stringify(bundleManifest, null, 2) + "\n");
+    const bundleManifest = {
+      ...manifest,
+      kind: "bundle",
+      grafted: [...manifest.grafted, ...graftedForWheels],
+      app: { name: cfg.name, version: cfg.version, entryPoints },
+    };
+    await fsp.writeFile(
+      path.join(bundle, MANIFEST_FILE),
+      JSON.stringify(bundleManifest, null, 2) + "\n",
+    );
     const components = await writeLicenses(bundle);
-    await fsp.writeFile(path.join(bundle, "sbom.cdx.json"), JSON.stringify(cycloneDx(cfg.name, components), null, 2) + "\n");
+    await fsp.writeFile(
+      path.join(bundle, "sbom.cdx.json"),
+      JSON.stringify(cycloneDx(cfg.name, components), null, 2) + "\n",
+    );
 
     let report: AuditReport | undefined;
     if (opts.audit !== false) {
@@ -211,7 +304,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       report = await audit(bundle);
       const errors = report.findings.filter((f) => f.severity === "error");
       if (errors.length) {
-        throw new PyportError("E_AUDIT", `the audit found ${errors.length} error(s); nothing was written to ${out}:\n${errors.slice(0, 10).map((f) => `  ${f.code} ${f.path}: ${f.message}`).join("\n")}`, { hint: "Fix them (see `pyport audit` of the bundle for what to do), or build with --no-audit." });
+        throw new PyportError(
+          "E_AUDIT",
+          `the audit found ${errors.length} error(s); nothing was written to ${out}:\n${errors
+            .slice(0, 10)
+            .map((f) => `  ${f.code} ${f.path}: ${f.message}`)
+            .join("\n")}`,
+          {
+            hint: "Fix them (see `pyport audit` of the bundle for what to do), or build with --no-audit.",
+          },
+        );
       }
     }
 
@@ -219,16 +321,34 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const base = `${cfg.name}-${cfg.version}-linux-${manifest.python.machine}`;
     if (cfg.formats.includes("onefile")) {
       const entry = onefileEntry(entryPoints, cfg);
-      reporter?.step(`writing ${base} (onefile running bin/${entry}; zstd level ${cfg.onefileLevel ?? DEFAULT_ONEFILE_LEVEL})`);
+      reporter?.step(
+        `writing ${base} (onefile running bin/${entry}; zstd level ${cfg.onefileLevel ?? DEFAULT_ONEFILE_LEVEL})`,
+      );
       const file = path.join(tmp, base);
-      const sha256 = await writeOnefile({ bundle, dest: file, tmpDir: tmp, meta: { name: cfg.name, version: cfg.version, entry: `bin/${entry}` }, level: cfg.onefileLevel });
-      outputs.push({ format: "onefile", path: path.join(out, base), sha256, bytes: (await fsp.stat(file)).size });
+      const sha256 = await writeOnefile({
+        bundle,
+        dest: file,
+        tmpDir: tmp,
+        meta: { name: cfg.name, version: cfg.version, entry: `bin/${entry}` },
+        level: cfg.onefileLevel,
+      });
+      outputs.push({
+        format: "onefile",
+        path: path.join(out, base),
+        sha256,
+        bytes: (await fsp.stat(file)).size,
+      });
     }
     for (const format of cfg.formats.filter((f) => f === "tar.gz" || f === "tar.zst")) {
       reporter?.step(`writing ${base}.${format}`);
       const file = path.join(tmp, `${base}.${format}`);
       await writeTarArchive(bundle, cfg.name, file, format === "tar.gz" ? "gzip" : "zstd");
-      outputs.push({ format, path: path.join(out, path.basename(file)), sha256: await sha256File(file), bytes: (await fsp.stat(file)).size });
+      outputs.push({
+        format,
+        path: path.join(out, path.basename(file)),
+        sha256: await sha256File(file),
+        bytes: (await fsp.stat(file)).size,
+      });
     }
     const sizes = await sizeByPackage(bundle, site);
     if (cfg.formats.includes("dir")) {
@@ -240,7 +360,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       if (o.format === "dir") await replaceDir(bundle, o.path);
       else await fsp.rename(path.join(tmp, path.basename(o.path)), o.path);
     }
-    return { name: cfg.name, version: cfg.version, outputs, entryPoints, sizes, audit: report, ms: Date.now() - started };
+    return {
+      name: cfg.name,
+      version: cfg.version,
+      outputs,
+      entryPoints,
+      sizes,
+      audit: report,
+      ms: Date.now() - started,
+    };
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }
@@ -251,16 +379,41 @@ export function onefileEntry(entryPoints: EntryPoint[], cfg: BuildConfig): strin
   const names = entryPoints.map((e) => e.name);
   if (cfg.entry) {
     if (names.includes(cfg.entry)) return cfg.entry;
-    throw new PyportError("E_BUILD", `entry ${JSON.stringify(cfg.entry)} is not a console script of ${cfg.name} (it has: ${names.join(", ") || "none"})`, { hint: "Set [tool.pyport] entry (or --entry) to one of them." });
+    throw new PyportError(
+      "E_BUILD",
+      `entry ${JSON.stringify(cfg.entry)} is not a console script of ${cfg.name} (it has: ${names.join(", ") || "none"})`,
+      { hint: "Set [tool.pyport] entry (or --entry) to one of them." },
+    );
   }
   if (names.length === 1) return names[0];
   const named = names.find((n) => n === cfg.name);
   if (named) return named;
-  if (!names.length) throw new PyportError("E_BUILD", `--format onefile needs a console script to run, and ${cfg.name} declares none`, { hint: 'Add one to pyproject.toml: [project.scripts] mytool = "mypackage.cli:main".' });
-  throw new PyportError("E_BUILD", `${cfg.name} has several console scripts (${names.join(", ")}); which one should the onefile run?`, { hint: "Set [tool.pyport] entry = \"NAME\" or pass --entry NAME." });
+  if (!names.length)
+    throw new PyportError(
+      "E_BUILD",
+      `--format onefile needs a console script to run, and ${cfg.name} declares none`,
+      { hint: 'Add one to pyproject.toml: [project.scripts] mytool = "mypackage.cli:main".' },
+    );
+  throw new PyportError(
+    "E_BUILD",
+    `${cfg.name} has several console scripts (${names.join(", ")}); which one should the onefile run?`,
+    { hint: 'Set [tool.pyport] entry = "NAME" or pass --entry NAME.' },
+  );
 }
 
-const SKIP_IN_PROJECT = new Set([".git", ".hg", ".svn", "build", "dist", "__pycache__", ".venv", "venv", "node_modules", ".tox", ".nox"]);
+const SKIP_IN_PROJECT = new Set([
+  ".git",
+  ".hg",
+  ".svn",
+  "build",
+  "dist",
+  "__pycache__",
+  ".venv",
+  "venv",
+  "node_modules",
+  ".tox",
+  ".nox",
+]);
 
 /** Copies the project source for installing, without VCS data, build output or `out` itself. */
 async function copyProject(from: string, to: string, out: string): Promise<void> {
@@ -268,7 +421,12 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
     recursive: true,
     filter: (src) => {
       const name = path.basename(src);
-      return path.resolve(src) !== out && !SKIP_IN_PROJECT.has(name) && !name.endsWith(".egg-info") && !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`);
+      return (
+        path.resolve(src) !== out &&
+        !SKIP_IN_PROJECT.has(name) &&
+        !name.endsWith(".egg-info") &&
+        !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`)
+      );
     },
   });
 }
@@ -281,7 +439,7 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
 async function graftForWheels(bundle: string, reporter?: Reporter): Promise<GraftedLibrary[]> {
   const added: GraftedLibrary[] = [];
   // Until nothing new is grafted: a grafted library may need another (libstdc++ → libgcc_s).
-  for (let grafted = true; grafted; ) {
+  for (let grafted = true; grafted;) {
     grafted = false;
     const tree = await readTree(bundle);
     const byRel = new Map(tree.elves.map((e) => [e.rel, e]));
@@ -289,12 +447,17 @@ async function graftForWheels(bundle: string, reporter?: Reporter): Promise<Graf
       const dest = path.join(bundle, "libexec", miss.soname);
       if (fs.existsSync(dest)) continue;
       const importer = byRel.get(miss.importer)!;
-      const source = await findHostLibrary(miss.soname, { elf: importer.elf, originDir: path.dirname(path.join(bundle, miss.importer)) });
+      const source = await findHostLibrary(miss.soname, {
+        elf: importer.elf,
+        originDir: path.dirname(path.join(bundle, miss.importer)),
+      });
       if (!source) continue; // the audit reports it
       await fsp.copyFile(source, dest);
       await fsp.chmod(dest, 0o755);
       reporter?.note(`grafted ${miss.soname} from ${source} (needed by ${miss.importer})`);
-      added.push(await describeGraft(bundle, miss.soname, path.join("libexec", miss.soname), source));
+      added.push(
+        await describeGraft(bundle, miss.soname, path.join("libexec", miss.soname), source),
+      );
       grafted = true;
     }
   }
@@ -316,40 +479,101 @@ async function treeKey(dir: string): Promise<string> {
  * The project's wheel, built once per (source tree, Python, pip options) into the cache: a warm
  * rebuild of an unchanged project skips the build backend (seconds of isolated-env setup).
  */
-async function projectWheel(python: string, source: string, m: RuntimeManifest, pipArgs: string[]): Promise<string> {
-  const key = createHash("sha256").update(JSON.stringify({ tree: await treeKey(source), python: m.python.version, soabi: m.python.soabi, pipArgs })).digest("hex").slice(0, 32);
+async function projectWheel(
+  python: string,
+  source: string,
+  m: RuntimeManifest,
+  pipArgs: string[],
+): Promise<string> {
+  const key = createHash("sha256")
+    .update(
+      JSON.stringify({
+        tree: await treeKey(source),
+        python: m.python.version,
+        soabi: m.python.soabi,
+        pipArgs,
+      }),
+    )
+    .digest("hex")
+    .slice(0, 32);
   const { dir } = await materialize({
     bucket: BUCKETS.wheels,
     key,
-    build: (tmp) => run(python, ["-I", "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", ...pipArgs, "-w", tmp, source], "building the project's wheel", { keepPip: true, cwd: source }),
+    build: (tmp) =>
+      run(
+        python,
+        [
+          "-I",
+          "-m",
+          "pip",
+          "wheel",
+          "--no-deps",
+          "--disable-pip-version-check",
+          ...pipArgs,
+          "-w",
+          tmp,
+          source,
+        ],
+        "building the project's wheel",
+        { keepPip: true, cwd: source },
+      ),
   });
   await touchEntry(dir);
   const wheel = (await fsp.readdir(dir)).find((f) => f.endsWith(".whl"));
-  if (!wheel) throw new PyportError("E_BUILD", `pip wheel produced no wheel for ${source}`, { hint: "Check the project's [build-system]." });
+  if (!wheel)
+    throw new PyportError("E_BUILD", `pip wheel produced no wheel for ${source}`, {
+      hint: "Check the project's [build-system].",
+    });
   return path.join(dir, wheel);
 }
 
 /** Removes pip and ensurepip from a bundle: an application does not install packages at run time. */
 async function removePip(bundle: string, site: string): Promise<void> {
-  for (const e of await fsp.readdir(site)) if (e === "pip" || /^pip-[^-]+\.dist-info$/.test(e)) await fsp.rm(path.join(site, e), { recursive: true, force: true });
-  for (const e of await fsp.readdir(path.join(bundle, "bin"))) if (/^pip(3(\.\d+)?)?$/.test(e)) await fsp.rm(path.join(bundle, "bin", e), { force: true });
+  for (const e of await fsp.readdir(site))
+    if (e === "pip" || /^pip-[^-]+\.dist-info$/.test(e))
+      await fsp.rm(path.join(site, e), { recursive: true, force: true });
+  for (const e of await fsp.readdir(path.join(bundle, "bin")))
+    if (/^pip(3(\.\d+)?)?$/.test(e)) await fsp.rm(path.join(bundle, "bin", e), { force: true });
   await fsp.rm(path.join(path.dirname(site), "ensurepip"), { recursive: true, force: true });
 }
 
 /** Hash-checked .pyc for everything installed (sourceless .pyc with pyc-only). */
-async function compileBytecode(python: string, site: string, cfg: BuildConfig, bundle: string): Promise<void> {
+async function compileBytecode(
+  python: string,
+  site: string,
+  cfg: BuildConfig,
+  bundle: string,
+): Promise<void> {
   const optimize = cfg.bytecode.optimize;
   const stdlib = path.dirname(site);
   if (optimize > 0) {
     // Runtimes ship plain .pyc only: give the stdlib the optimisation level the launchers use.
-    await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, exclude: "/site-packages/", targets: [stdlib] }), "compiling the standard library's bytecode");
+    await run(
+      python,
+      compileArgs({
+        root: bundle,
+        mode: "unchecked-hash",
+        optimize,
+        exclude: "/site-packages/",
+        targets: [stdlib],
+      }),
+      "compiling the standard library's bytecode",
+    );
   }
   if (!fs.existsSync(site)) return;
   if (!cfg.bytecode.pycOnly) {
-    await run(python, compileArgs({ root: bundle, mode: "checked-hash", optimize, targets: [site] }), "compiling bytecode");
+    await run(
+      python,
+      compileArgs({ root: bundle, mode: "checked-hash", optimize, targets: [site] }),
+      "compiling bytecode",
+    );
     return;
   }
-  await run(python, compileArgs({ root: bundle, mode: "unchecked-hash", optimize, legacy: true, targets: [site] }), "compiling bytecode");
+  await run(
+    python,
+    compileArgs({ root: bundle, mode: "unchecked-hash", optimize, legacy: true, targets: [site] }),
+    "compiling bytecode",
+  );
   await dropSources(site, { optimize });
 }
 
@@ -360,6 +584,7 @@ async function compileBytecode(python: string, site: string, cfg: BuildConfig, b
  */
 async function dropStdlibSources(stdlib: string, cfg: BuildConfig): Promise<number> {
   if (cfg.bytecode.stdlibSources ?? cfg.profile === "full") return 0;
-  const keep = (rel: string) => rel === "os.py" || /^(site|dist)-packages$|^config-|^_sysconfigdata_.*\.py$/.test(rel);
+  const keep = (rel: string) =>
+    rel === "os.py" || /^(site|dist)-packages$|^config-|^_sysconfigdata_.*\.py$/.test(rel);
   return dropSources(stdlib, { optimize: cfg.bytecode.optimize, keep });
 }

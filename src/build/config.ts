@@ -50,19 +50,44 @@ export interface BuildConfig {
   onefileLevel?: number;
 }
 
-const TOOL_KEYS = ["python", "archive", "sha256", "libc", "profile", "formats", "include", "exclude", "bytecode", "resources", "pip-args", "requirements", "isolated", "keep-pip", "entry", "onefile-level"] as const;
+const TOOL_KEYS = [
+  "python",
+  "archive",
+  "sha256",
+  "libc",
+  "profile",
+  "formats",
+  "include",
+  "exclude",
+  "bytecode",
+  "resources",
+  "pip-args",
+  "requirements",
+  "isolated",
+  "keep-pip",
+  "entry",
+  "onefile-level",
+] as const;
 const BYTECODE_KEYS = ["optimize", "pyc-only", "stdlib-sources"] as const;
 
 function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
   return d[a.length][b.length];
 }
 
 function closest(word: string, options: readonly string[]): string | undefined {
   const best = [...options].sort((x, y) => distance(word, x) - distance(word, y))[0];
-  return best !== undefined && distance(word, best) <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return best !== undefined && distance(word, best) <= Math.max(2, Math.floor(word.length / 3))
+    ? best
+    : undefined;
 }
 
 /** 1-based line of `key` inside table `[table]` (or at top level when table is ""); 0 when unknown. */
@@ -94,31 +119,54 @@ class ConfigReader {
   fail(key: string, message: string, hint: string): never {
     // A key inside an inline table (`bytecode = { optimize = 3 }`) is on its parent's line.
     let line = 0;
-    for (let k = key; !line && k; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") line = lineOfKey(this.text, this.table, k);
+    for (let k = key; !line && k; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "")
+      line = lineOfKey(this.text, this.table, k);
     const where = `${this.file}${line ? `:${line}` : ""}`;
-    throw new PyportError("E_CONFIG", `${where}: ${this.table ? `${this.table}.` : ""}${key}: ${message}`, { hint });
+    throw new PyportError(
+      "E_CONFIG",
+      `${where}: ${this.table ? `${this.table}.` : ""}${key}: ${message}`,
+      { hint },
+    );
   }
 
   string(obj: Record<string, unknown>, key: string): string | undefined {
     const v = obj[key];
     if (v === undefined) return undefined;
-    if (typeof v !== "string" || v === "") this.fail(key, `expected a non-empty string, got ${JSON.stringify(v)}`, `Example: ${key} = "value"`);
+    if (typeof v !== "string" || v === "")
+      this.fail(
+        key,
+        `expected a non-empty string, got ${JSON.stringify(v)}`,
+        `Example: ${key} = "value"`,
+      );
     return v;
   }
 
   strings(obj: Record<string, unknown>, key: string): string[] | undefined {
     const v = obj[key];
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) this.fail(key, `expected an array of strings, got ${JSON.stringify(v)}`, `Example: ${key} = ["a", "b"]`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
+      this.fail(
+        key,
+        `expected an array of strings, got ${JSON.stringify(v)}`,
+        `Example: ${key} = ["a", "b"]`,
+      );
     return v as string[];
   }
 
-  oneOf<T extends string>(obj: Record<string, unknown>, key: string, allowed: readonly T[]): T | undefined {
+  oneOf<T extends string>(
+    obj: Record<string, unknown>,
+    key: string,
+    allowed: readonly T[],
+  ): T | undefined {
     const v = this.string(obj, key);
     if (v === undefined) return undefined;
     if (!(allowed as readonly string[]).includes(v)) {
       const near = closest(v, allowed);
-      this.fail(key, `${JSON.stringify(v)} is not valid`, `${near ? `Did you mean "${near}"? ` : ""}Use one of: ${allowed.join(", ")}.`);
+      this.fail(
+        key,
+        `${JSON.stringify(v)} is not valid`,
+        `${near ? `Did you mean "${near}"? ` : ""}Use one of: ${allowed.join(", ")}.`,
+      );
     }
     return v as T;
   }
@@ -127,7 +175,11 @@ class ConfigReader {
     for (const key of Object.keys(obj)) {
       if (allowed.includes(key)) continue;
       const near = closest(key, allowed);
-      this.fail(sub ? `${sub}.${key}` : key, "unknown key", `${near ? `Did you mean "${near}"? ` : ""}Valid keys: ${allowed.join(", ")}.`);
+      this.fail(
+        sub ? `${sub}.${key}` : key,
+        "unknown key",
+        `${near ? `Did you mean "${near}"? ` : ""}Valid keys: ${allowed.join(", ")}.`,
+      );
     }
   }
 }
@@ -138,7 +190,11 @@ function readToml(file: string): { text: string; data: Record<string, unknown> }
     return { text, data: parseToml(text) as Record<string, unknown> };
   } catch (err) {
     if (err instanceof TomlError) {
-      throw new PyportError("E_CONFIG", `${file}:${err.line}:${err.column}: invalid TOML: ${err.message.split("\n")[0]}`, { hint: "Fix the syntax at that line (TOML: https://toml.io)." });
+      throw new PyportError(
+        "E_CONFIG",
+        `${file}:${err.line}:${err.column}: invalid TOML: ${err.message.split("\n")[0]}`,
+        { hint: "Fix the syntax at that line (TOML: https://toml.io)." },
+      );
     }
     throw err;
   }
@@ -159,7 +215,9 @@ export function loadConfig(projectDir: string): BuildConfig {
     const t = readToml(file);
     text = t.text;
     project = (t.data.project as Record<string, unknown>) ?? {};
-    tool = ((t.data.tool as Record<string, unknown> | undefined)?.pyport as Record<string, unknown>) ?? {};
+    tool =
+      ((t.data.tool as Record<string, unknown> | undefined)?.pyport as Record<string, unknown>) ??
+      {};
     table = "tool.pyport";
   } else if (fs.existsSync(standalone)) {
     file = standalone;
@@ -170,37 +228,85 @@ export function loadConfig(projectDir: string): BuildConfig {
     tool = rest;
     table = "";
   } else {
-    throw new PyportError("E_CONFIG", `${dir} has neither pyproject.toml nor pyport.toml`, { hint: "Run pyport build in a Python project directory, or pass it: pyport build path/to/project" });
+    throw new PyportError("E_CONFIG", `${dir} has neither pyproject.toml nor pyport.toml`, {
+      hint: "Run pyport build in a Python project directory, or pass it: pyport build path/to/project",
+    });
   }
   const r = new ConfigReader(file, text, table);
   const projectReader = new ConfigReader(file, text, table ? "project" : "");
-  const name = projectReader.string(project, "name") ?? projectReader.fail("name", "missing", 'Every project needs a name: name = "myapp"');
+  const name =
+    projectReader.string(project, "name") ??
+    projectReader.fail("name", "missing", 'Every project needs a name: name = "myapp"');
   const version = projectReader.string(project, "version") ?? "0";
 
   r.knownKeys(tool, table ? TOOL_KEYS : [...TOOL_KEYS, "name", "version"]);
   const bytecode = (tool.bytecode ?? {}) as Record<string, unknown>;
-  if (typeof bytecode !== "object" || Array.isArray(bytecode)) r.fail("bytecode", "expected a table", "Example: bytecode = { optimize = 1, pyc-only = false }");
+  if (typeof bytecode !== "object" || Array.isArray(bytecode))
+    r.fail(
+      "bytecode",
+      "expected a table",
+      "Example: bytecode = { optimize = 1, pyc-only = false }",
+    );
   r.knownKeys(bytecode, BYTECODE_KEYS, "bytecode");
   const optimize = bytecode.optimize ?? 0;
-  if (optimize !== 0 && optimize !== 1 && optimize !== 2) return r.fail("bytecode", `optimize must be 0, 1 or 2, got ${JSON.stringify(optimize)}`, "0 keeps asserts and docstrings; 1 drops asserts; 2 also drops docstrings.");
+  if (optimize !== 0 && optimize !== 1 && optimize !== 2)
+    return r.fail(
+      "bytecode",
+      `optimize must be 0, 1 or 2, got ${JSON.stringify(optimize)}`,
+      "0 keeps asserts and docstrings; 1 drops asserts; 2 also drops docstrings.",
+    );
   const pycOnly = bytecode["pyc-only"] ?? false;
-  if (typeof pycOnly !== "boolean") return r.fail("bytecode", `pyc-only must be true or false, got ${JSON.stringify(pycOnly)}`, "pyc-only = true ships .pyc files without their .py sources.");
+  if (typeof pycOnly !== "boolean")
+    return r.fail(
+      "bytecode",
+      `pyc-only must be true or false, got ${JSON.stringify(pycOnly)}`,
+      "pyc-only = true ships .pyc files without their .py sources.",
+    );
   const stdlibSources = bytecode["stdlib-sources"];
   if (stdlibSources !== undefined && typeof stdlibSources !== "boolean") {
-    return r.fail("bytecode", `stdlib-sources must be true or false, got ${JSON.stringify(stdlibSources)}`, "stdlib-sources = true keeps the standard library's .py files, so tracebacks through it show source lines (+2.3 MB in a tar.gz).");
+    return r.fail(
+      "bytecode",
+      `stdlib-sources must be true or false, got ${JSON.stringify(stdlibSources)}`,
+      "stdlib-sources = true keeps the standard library's .py files, so tracebacks through it show source lines (+2.3 MB in a tar.gz).",
+    );
   }
   const isolated = tool.isolated ?? true;
-  if (typeof isolated !== "boolean") return r.fail("isolated", `expected true or false, got ${JSON.stringify(isolated)}`, "isolated = false lets launchers honour PYTHONPATH and the user site.");
+  if (typeof isolated !== "boolean")
+    return r.fail(
+      "isolated",
+      `expected true or false, got ${JSON.stringify(isolated)}`,
+      "isolated = false lets launchers honour PYTHONPATH and the user site.",
+    );
   const keepPip = tool["keep-pip"] ?? false;
-  if (typeof keepPip !== "boolean") return r.fail("keep-pip", `expected true or false, got ${JSON.stringify(keepPip)}`, "keep-pip = true keeps pip in the bundle (10 MiB).");
+  if (typeof keepPip !== "boolean")
+    return r.fail(
+      "keep-pip",
+      `expected true or false, got ${JSON.stringify(keepPip)}`,
+      "keep-pip = true keeps pip in the bundle (10 MiB).",
+    );
   const onefileLevel = tool["onefile-level"];
-  if (onefileLevel !== undefined && !(Number.isInteger(onefileLevel) && (onefileLevel as number) >= 1 && (onefileLevel as number) <= 19)) {
-    return r.fail("onefile-level", `expected an integer from 1 to 19, got ${JSON.stringify(onefileLevel)}`, "zstd level of the onefile payload: 19 (default) is smallest; lower levels build faster. Unpacking speed is the same.");
+  if (
+    onefileLevel !== undefined &&
+    !(
+      Number.isInteger(onefileLevel) &&
+      (onefileLevel as number) >= 1 &&
+      (onefileLevel as number) <= 19
+    )
+  ) {
+    return r.fail(
+      "onefile-level",
+      `expected an integer from 1 to 19, got ${JSON.stringify(onefileLevel)}`,
+      "zstd level of the onefile payload: 19 (default) is smallest; lower levels build faster. Unpacking speed is the same.",
+    );
   }
   const formats = (r.strings(tool, "formats") ?? ["dir"]).map((f) => {
     if ((FORMATS as readonly string[]).includes(f)) return f as Format;
     const near = closest(f, FORMATS);
-    return r.fail("formats", `${JSON.stringify(f)} is not a format`, `${near ? `Did you mean "${near}"? ` : ""}Use any of: ${FORMATS.join(", ")}.`);
+    return r.fail(
+      "formats",
+      `${JSON.stringify(f)} is not a format`,
+      `${near ? `Did you mean "${near}"? ` : ""}Use any of: ${FORMATS.join(", ")}.`,
+    );
   });
   const cfg: BuildConfig = {
     projectDir: dir,
@@ -224,7 +330,17 @@ export function loadConfig(projectDir: string): BuildConfig {
     entry: r.string(tool, "entry"),
     onefileLevel: onefileLevel as number | undefined,
   };
-  if (cfg.python && cfg.archive) r.fail("archive", "python and archive are both set", "Choose one Python source: python = \"3.12\" (an installed interpreter) or archive = \"URL\" with sha256.");
-  if (cfg.requirements && !fs.existsSync(path.join(dir, cfg.requirements))) r.fail("requirements", `${cfg.requirements} does not exist in ${dir}`, "Give a path relative to the project directory.");
+  if (cfg.python && cfg.archive)
+    r.fail(
+      "archive",
+      "python and archive are both set",
+      'Choose one Python source: python = "3.12" (an installed interpreter) or archive = "URL" with sha256.',
+    );
+  if (cfg.requirements && !fs.existsSync(path.join(dir, cfg.requirements)))
+    r.fail(
+      "requirements",
+      `${cfg.requirements} does not exist in ${dir}`,
+      "Give a path relative to the project directory.",
+    );
   return cfg;
 }

@@ -45,19 +45,50 @@ export function entryCode(target: string): string {
   return `import sys;sys.argv.pop(0);from ${mod} import ${first} as _e;sys.exit(_e${rest.map((r) => `.${r}`).join("")}())`;
 }
 
-export async function writeEntryLaunchers(opts: { bundle: string; site: string; project: string; manifest: RuntimeManifest; isolated: boolean; optimize: 0 | 1 | 2 }): Promise<EntryPoint[]> {
+export async function writeEntryLaunchers(opts: {
+  bundle: string;
+  site: string;
+  project: string;
+  manifest: RuntimeManifest;
+  isolated: boolean;
+  optimize: 0 | 1 | 2;
+}): Promise<EntryPoint[]> {
   const { bundle, site, project, manifest } = opts;
-  const distInfo = (await fsp.readdir(site)).find((d) => d.endsWith(".dist-info") && normalise(d.replace(/-[^-]+\.dist-info$/, "")) === normalise(project));
-  if (!distInfo) throw new PyportError("E_BUILD", `pip installed no distribution named ${project} into ${site}`, { hint: "Check [project] name in pyproject.toml." });
-  const text = await fsp.readFile(path.join(site, distInfo, "entry_points.txt"), "utf8").catch(() => "");
+  const distInfo = (await fsp.readdir(site)).find(
+    (d) =>
+      d.endsWith(".dist-info") &&
+      normalise(d.replace(/-[^-]+\.dist-info$/, "")) === normalise(project),
+  );
+  if (!distInfo)
+    throw new PyportError(
+      "E_BUILD",
+      `pip installed no distribution named ${project} into ${site}`,
+      { hint: "Check [project] name in pyproject.toml." },
+    );
+  const text = await fsp
+    .readFile(path.join(site, distInfo, "entry_points.txt"), "utf8")
+    .catch(() => "");
   const entries = parseEntryPoints(text);
   const ver = manifest.python.version.split(".").slice(0, 2).join(".");
-  const flags = [...(opts.isolated ? ["-I"] : []), ...(opts.optimize ? [opts.optimize === 1 ? "-O" : "-OO"] : [])];
+  const flags = [
+    ...(opts.isolated ? ["-I"] : []),
+    ...(opts.optimize ? [opts.optimize === 1 ? "-O" : "-OO"] : []),
+  ];
   const bundled = manifest.libc.mode === "bundled";
-  const loader = bundled ? (await fsp.readdir(path.join(bundle, "libexec"))).find((f) => /^ld-linux.*\.so\.\d$|^ld64\.so\.\d$/.test(f)) : undefined;
+  const loader = bundled
+    ? (await fsp.readdir(path.join(bundle, "libexec"))).find((f) =>
+        /^ld-linux.*\.so\.\d$|^ld64\.so\.\d$/.test(f),
+      )
+    : undefined;
   for (const e of entries) {
     const spec: LaunchSpec = bundled
-      ? { exec: `../libexec/python${ver}`, loader: `../libexec/${loader}`, libpath: "../libexec", argv0: `python${ver}`, args: [...flags, "-c", entryCode(e.target), "{self}"] }
+      ? {
+          exec: `../libexec/python${ver}`,
+          loader: `../libexec/${loader}`,
+          libpath: "../libexec",
+          argv0: `python${ver}`,
+          args: [...flags, "-c", entryCode(e.target), "{self}"],
+        }
       : { exec: `python${ver}`, args: [...flags, "-c", entryCode(e.target), "{self}"] };
     const dest = path.join(bundle, "bin", e.name);
     await fsp.rm(dest, { force: true });

@@ -10,9 +10,18 @@ import { readTree } from "../audit/tree.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 
 export async function writeLicenses(bundle: string): Promise<Component[]> {
-  const manifest = JSON.parse(await fsp.readFile(path.join(bundle, MANIFEST_FILE), "utf8")) as RuntimeManifest;
+  const manifest = JSON.parse(
+    await fsp.readFile(path.join(bundle, MANIFEST_FILE), "utf8"),
+  ) as RuntimeManifest;
   const components = await collectComponents(await readTree(bundle), manifest);
-  const lines = ["# Licences", "", "Components of this bundle and their licences (SPDX). Texts are in `licenses/`.", "", "| component | version | licence | copyleft | texts |", "| --- | --- | --- | --- | --- |"];
+  const lines = [
+    "# Licences",
+    "",
+    "Components of this bundle and their licences (SPDX). Texts are in `licenses/`.",
+    "",
+    "| component | version | licence | copyleft | texts |",
+    "| --- | --- | --- | --- | --- |",
+  ];
   for (const c of components) {
     const texts: string[] = [];
     for (const f of c.licenseFiles) {
@@ -24,7 +33,9 @@ export async function writeLicenses(bundle: string): Promise<Component[]> {
         texts.push(dest);
       }
     }
-    lines.push(`| ${c.name} | ${c.version ?? ""} | ${c.license}${c.licenseKnown ? "" : " (unverified)"} | ${c.copyleft || "no"} | ${texts.join(", ") || "none found"} |`);
+    lines.push(
+      `| ${c.name} | ${c.version ?? ""} | ${c.license}${c.licenseKnown ? "" : " (unverified)"} | ${c.copyleft || "no"} | ${texts.join(", ") || "none found"} |`,
+    );
   }
   await fsp.writeFile(path.join(bundle, "LICENSES.md"), lines.join("\n") + "\n");
   return components;

@@ -25,9 +25,13 @@ export const DEFAULT_ONEFILE_LEVEL = 19;
 export function onefileStub(): string {
   const p = nativeAsset("onefile");
   if (fs.existsSync(p)) return p;
-  throw new PyportError("E_TOOL", "--format onefile needs the native onefile stub, which was not built with pyport", {
-    hint: "Install a C compiler with static libc and libzstd (apt-get install gcc libc6-dev libzstd-dev), then run npm run build in pyport.",
-  });
+  throw new PyportError(
+    "E_TOOL",
+    "--format onefile needs the native onefile stub, which was not built with pyport",
+    {
+      hint: "Install a C compiler with static libc and libzstd (apt-get install gcc libc6-dev libzstd-dev), then run npm run build in pyport.",
+    },
+  );
 }
 
 export interface OnefileMeta {
@@ -48,17 +52,31 @@ export interface OnefileInfo {
 }
 
 function encodeMeta(m: OnefileMeta): Buffer {
-  for (const [k, v] of Object.entries(m)) if (String(v).includes("\n")) throw new Error(`onefile metadata ${k} contains a newline`);
-  return Buffer.from(`name ${m.name}\nversion ${m.version}\nentry ${m.entry}\nunpacked-bytes ${m.unpackedBytes}\nformat ${FORMAT_VERSION}\n`);
+  for (const [k, v] of Object.entries(m))
+    if (String(v).includes("\n")) throw new Error(`onefile metadata ${k} contains a newline`);
+  return Buffer.from(
+    `name ${m.name}\nversion ${m.version}\nentry ${m.entry}\nunpacked-bytes ${m.unpackedBytes}\nformat ${FORMAT_VERSION}\n`,
+  );
 }
 
 /**
  * Writes the single-file executable `dest` (mode 0755) for the bundle directory `bundle`.
  * `tmpDir` holds the intermediate payload. Returns the sha256 the trailer records.
  */
-export async function writeOnefile(opts: { bundle: string; dest: string; tmpDir: string; meta: Omit<OnefileMeta, "unpackedBytes">; level?: number }): Promise<string> {
+export async function writeOnefile(opts: {
+  bundle: string;
+  dest: string;
+  tmpDir: string;
+  meta: Omit<OnefileMeta, "unpackedBytes">;
+  level?: number;
+}): Promise<string> {
   const stub = onefileStub();
-  if (!/^[A-Za-z0-9._+-]+$/.test(opts.meta.name)) throw new PyportError("E_BUILD", `project name ${JSON.stringify(opts.meta.name)} cannot name a cache directory`, { hint: "Use letters, digits, '.', '_', '+' and '-'." });
+  if (!/^[A-Za-z0-9._+-]+$/.test(opts.meta.name))
+    throw new PyportError(
+      "E_BUILD",
+      `project name ${JSON.stringify(opts.meta.name)} cannot name a cache directory`,
+      { hint: "Use letters, digits, '.', '_', '+' and '-'." },
+    );
   const payload = path.join(opts.tmpDir, "onefile-payload.tar.zst");
   await writeTarArchive(opts.bundle, "", payload, "zstd", opts.level ?? DEFAULT_ONEFILE_LEVEL);
   const meta = encodeMeta({ ...opts.meta, unpackedBytes: await treeSize(opts.bundle) });
@@ -90,7 +108,9 @@ export async function writeOnefile(opts: { bundle: string; dest: string; tmpDir:
 }
 
 function corrupt(file: string, what: string): never {
-  throw new PyportError("E_ARCHIVE", `${file}: ${what}`, { hint: "Download or build the file again." });
+  throw new PyportError("E_ARCHIVE", `${file}: ${what}`, {
+    hint: "Download or build the file again.",
+  });
 }
 
 /** Reads the trailer and metadata of a onefile; undefined when `file` is not one. */
@@ -102,17 +122,42 @@ export async function readOnefile(file: string): Promise<OnefileInfo | undefined
     const t = Buffer.alloc(TRAILER_SIZE);
     await h.read(t, 0, TRAILER_SIZE, size - TRAILER_SIZE);
     if (t.toString("latin1", 56, 62) !== TRAILER_MAGIC) return undefined;
-    if (t.toString("latin1", 62, 64) !== FORMAT_VERSION) corrupt(file, `onefile format ${t.toString("latin1", 62, 64)} is newer than this pyport understands`);
+    if (t.toString("latin1", 62, 64) !== FORMAT_VERSION)
+      corrupt(
+        file,
+        `onefile format ${t.toString("latin1", 62, 64)} is newer than this pyport understands`,
+      );
     const payloadOffset = Number(t.readBigUInt64LE(0));
     const payloadSize = Number(t.readBigUInt64LE(8));
     const metaSize = t.readUInt32LE(16);
     if (t.readUInt32LE(20) !== COMPRESSION_ZSTD) corrupt(file, "unknown payload compression");
-    if (payloadOffset + payloadSize + metaSize + TRAILER_SIZE !== size) corrupt(file, "the sizes in the onefile trailer do not match the file (truncated, or data appended)");
+    if (payloadOffset + payloadSize + metaSize + TRAILER_SIZE !== size)
+      corrupt(
+        file,
+        "the sizes in the onefile trailer do not match the file (truncated, or data appended)",
+      );
     const metaBuf = Buffer.alloc(metaSize);
     await h.read(metaBuf, 0, metaSize, payloadOffset + payloadSize);
-    const fields = new Map(metaBuf.toString().split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf(" ")), l.slice(l.indexOf(" ") + 1)] as const));
-    const meta: OnefileMeta = { name: fields.get("name") ?? "", version: fields.get("version") ?? "", entry: fields.get("entry") ?? "", unpackedBytes: Number(fields.get("unpacked-bytes") ?? 0) };
-    return { meta, payloadOffset, payloadSize, metaSize, sha256: t.subarray(24, 56).toString("hex") };
+    const fields = new Map(
+      metaBuf
+        .toString()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => [l.slice(0, l.indexOf(" ")), l.slice(l.indexOf(" ") + 1)] as const),
+    );
+    const meta: OnefileMeta = {
+      name: fields.get("name") ?? "",
+      version: fields.get("version") ?? "",
+      entry: fields.get("entry") ?? "",
+      unpackedBytes: Number(fields.get("unpacked-bytes") ?? 0),
+    };
+    return {
+      meta,
+      payloadOffset,
+      payloadSize,
+      metaSize,
+      sha256: t.subarray(24, 56).toString("hex"),
+    };
   } finally {
     await h.close();
   }
@@ -121,12 +166,23 @@ export async function readOnefile(file: string): Promise<OnefileInfo | undefined
 /** Checks the sha256 of payload + metadata against the trailer; throws E_ARCHIVE on mismatch. */
 export async function verifyOnefile(file: string, info: OnefileInfo): Promise<void> {
   const hash = createHash("sha256");
-  for await (const chunk of fs.createReadStream(file, { start: info.payloadOffset, end: info.payloadOffset + info.payloadSize + info.metaSize - 1 })) hash.update(chunk as Buffer);
+  for await (const chunk of fs.createReadStream(file, {
+    start: info.payloadOffset,
+    end: info.payloadOffset + info.payloadSize + info.metaSize - 1,
+  }))
+    hash.update(chunk as Buffer);
   const got = hash.digest("hex");
-  if (got !== info.sha256) corrupt(file, `corrupted: payload sha256 is ${got}, the trailer says ${info.sha256}`);
+  if (got !== info.sha256)
+    corrupt(file, `corrupted: payload sha256 is ${got}, the trailer says ${info.sha256}`);
 }
 
 /** Copies the verified payload of a onefile to `dest` (a .tar.zst), for the safe extractor. */
 export async function copyPayload(file: string, info: OnefileInfo, dest: string): Promise<void> {
-  await pipeline(fs.createReadStream(file, { start: info.payloadOffset, end: info.payloadOffset + info.payloadSize - 1 }), fs.createWriteStream(dest, { mode: 0o600 }));
+  await pipeline(
+    fs.createReadStream(file, {
+      start: info.payloadOffset,
+      end: info.payloadOffset + info.payloadSize - 1,
+    }),
+    fs.createWriteStream(dest, { mode: 0o600 }),
+  );
 }

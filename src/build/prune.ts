@@ -23,7 +23,11 @@ export function globToRegExp(glob: string): RegExp {
 }
 
 /** Deletes files matching an exclude glob unless an include glob matches them too. */
-export async function applyGlobs(bundle: string, include: readonly string[], exclude: readonly string[]): Promise<number> {
+export async function applyGlobs(
+  bundle: string,
+  include: readonly string[],
+  exclude: readonly string[],
+): Promise<number> {
   if (exclude.length === 0) return 0;
   const inc = include.map(globToRegExp);
   const exc = exclude.map(globToRegExp);
@@ -48,7 +52,10 @@ export async function dropLocalDirectUrls(site: string): Promise<void> {
     await fsp.rm(file);
     const record = path.join(site, d, "RECORD");
     const lines = (await fsp.readFile(record, "utf8").catch(() => "")).split("\n");
-    await fsp.writeFile(record, lines.filter((l) => !l.startsWith(`${d}/direct_url.json,`)).join("\n"));
+    await fsp.writeFile(
+      record,
+      lines.filter((l) => !l.startsWith(`${d}/direct_url.json,`)).join("\n"),
+    );
   }
 }
 
@@ -61,17 +68,26 @@ async function sizeOf(p: string): Promise<number> {
 }
 
 /** Bytes per top-level package in site-packages (dist-info folded into its package), plus the runtime. */
-export async function sizeByPackage(bundle: string, site: string): Promise<{ name: string; bytes: number }[]> {
+export async function sizeByPackage(
+  bundle: string,
+  site: string,
+): Promise<{ name: string; bytes: number }[]> {
   const sizes = new Map<string, number>();
   let siteTotal = 0;
   for (const e of await fsp.readdir(site).catch(() => [] as string[])) {
-    const name = e.replace(/-[^-]+\.dist-info$/, "").replace(/\.(py|pth|so)$/, "").replace(/\.cpython-.*$/, "");
+    const name = e
+      .replace(/-[^-]+\.dist-info$/, "")
+      .replace(/\.(py|pth|so)$/, "")
+      .replace(/\.cpython-.*$/, "");
     const bytes = await sizeOf(path.join(site, e));
     siteTotal += bytes;
     sizes.set(name, (sizes.get(name) ?? 0) + bytes);
   }
   const total = await sizeOf(bundle);
-  return [{ name: "(runtime: interpreter, stdlib, libraries)", bytes: total - siteTotal }, ...[...sizes].map(([name, bytes]) => ({ name, bytes }))].sort((a, b) => b.bytes - a.bytes);
+  return [
+    { name: "(runtime: interpreter, stdlib, libraries)", bytes: total - siteTotal },
+    ...[...sizes].map(([name, bytes]) => ({ name, bytes })),
+  ].sort((a, b) => b.bytes - a.bytes);
 }
 
 /**
@@ -93,7 +109,9 @@ export async function refreshRecords(site: string): Promise<void> {
       }
       const data = await fsp.readFile(path.join(site, rel)).catch(() => undefined);
       if (!data) continue;
-      out.push(`${rel},sha256=${createHash("sha256").update(data).digest("base64url")},${data.length}`);
+      out.push(
+        `${rel},sha256=${createHash("sha256").update(data).digest("base64url")},${data.length}`,
+      );
     }
     await fsp.writeFile(record, out.join("\n"));
   }

@@ -15,9 +15,18 @@ export interface SourcelessOptions {
 }
 
 /** `foo.cpython-312.pyc` at level 0, `foo.cpython-312.opt-1.pyc` at level 1, …: the cached file for `foo` at that level, if any. */
-function cachedFor(cacheEntries: readonly string[], stem: string, optimize: number): string | undefined {
+function cachedFor(
+  cacheEntries: readonly string[],
+  stem: string,
+  optimize: number,
+): string | undefined {
   const suffix = optimize === 0 ? ".pyc" : `.opt-${optimize}.pyc`;
-  return cacheEntries.find((e) => e.startsWith(`${stem}.`) && e.endsWith(suffix) && e.slice(stem.length + 1, -suffix.length).indexOf(".") === -1);
+  return cacheEntries.find(
+    (e) =>
+      e.startsWith(`${stem}.`) &&
+      e.endsWith(suffix) &&
+      e.slice(stem.length + 1, -suffix.length).indexOf(".") === -1,
+  );
 }
 
 /**
@@ -32,7 +41,9 @@ export async function dropSources(root: string, opts: SourcelessOptions): Promis
     if (rel && opts.keep?.(rel)) return;
     const entries = await fsp.readdir(dir, { withFileTypes: true });
     const cacheDir = path.join(dir, "__pycache__");
-    const cache = entries.some((e) => e.name === "__pycache__" && e.isDirectory()) ? await fsp.readdir(cacheDir) : [];
+    const cache = entries.some((e) => e.name === "__pycache__" && e.isDirectory())
+      ? await fsp.readdir(cacheDir)
+      : [];
     const keptStems = new Set<string>();
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;

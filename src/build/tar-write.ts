@@ -39,11 +39,13 @@ function collect(root: string, prefix: string): Entry[] {
       for (const e of fs.readdirSync(full).sort()) walk(e); // prefix "": no entry for the root itself
       return;
     }
-    if (st.isSymbolicLink()) out.push({ name, kind: "symlink", mode: 0o777, size: 0, link: fs.readlinkSync(full), full });
+    if (st.isSymbolicLink())
+      out.push({ name, kind: "symlink", mode: 0o777, size: 0, link: fs.readlinkSync(full), full });
     else if (st.isDirectory()) {
       out.push({ name: `${name}/`, kind: "dir", mode: 0o755, size: 0, full });
       for (const e of fs.readdirSync(full).sort()) walk(rel ? `${rel}/${e}` : e);
-    } else if (st.isFile()) out.push({ name, kind: "file", mode: st.mode & 0o111 ? 0o755 : 0o644, size: st.size, full });
+    } else if (st.isFile())
+      out.push({ name, kind: "file", mode: st.mode & 0o111 ? 0o755 : 0o644, size: st.size, full });
   };
   walk("");
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -89,15 +91,28 @@ async function* tarStream(root: string, prefix: string, mtime: number): AsyncGen
     if (e.link && Buffer.byteLength(e.link) > 100) records.push(paxRecord("linkpath", e.link));
     if (records.length) {
       const body = Buffer.from(records.join(""));
-      yield header("././@PaxHeader", { ...e, mode: 0o644, link: undefined }, mtime, "x", body.length);
+      yield header(
+        "././@PaxHeader",
+        { ...e, mode: 0o644, link: undefined },
+        mtime,
+        "x",
+        body.length,
+      );
       yield body;
       yield pad(body.length);
     }
-    yield header(Buffer.byteLength(e.name) > 100 ? e.name.slice(0, 99) : e.name, e, mtime, typeflag, e.kind === "file" ? e.size : 0);
+    yield header(
+      Buffer.byteLength(e.name) > 100 ? e.name.slice(0, 99) : e.name,
+      e,
+      mtime,
+      typeflag,
+      e.kind === "file" ? e.size : 0,
+    );
     if (e.kind === "file") {
       const handle = await fsp.open(e.full, "r");
       try {
-        for await (const chunk of handle.createReadStream({ autoClose: false })) yield chunk as Buffer;
+        for await (const chunk of handle.createReadStream({ autoClose: false }))
+          yield chunk as Buffer;
       } finally {
         await handle.close();
       }
@@ -111,13 +126,25 @@ async function* tarStream(root: string, prefix: string, mtime: number): AsyncGen
  * Writes `root` as `prefix/…` (or, with prefix "", as its bare contents) into `dest` (.tar.gz or
  * .tar.zst), reproducibly. `zstdLevel` defaults to 19.
  */
-export async function writeTarArchive(root: string, prefix: string, dest: string, compression: "gzip" | "zstd", zstdLevel = 19): Promise<void> {
+export async function writeTarArchive(
+  root: string,
+  prefix: string,
+  dest: string,
+  compression: "gzip" | "zstd",
+  zstdLevel = 19,
+): Promise<void> {
   const source = Readable.from(tarStream(root, prefix, archiveEpoch()));
   if (compression === "gzip") {
-    await pipeline(source, zlib.createGzip({ level: 9 }), fs.createWriteStream(dest, { mode: 0o644 }));
+    await pipeline(
+      source,
+      zlib.createGzip({ level: 9 }),
+      fs.createWriteStream(dest, { mode: 0o644 }),
+    );
     return;
   }
-  const child = spawn("zstd", ["-q", `-${zstdLevel}`, "-T0", "--no-progress", "-o", dest], { stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("zstd", ["-q", `-${zstdLevel}`, "-T0", "--no-progress", "-o", dest], {
+    stdio: ["pipe", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {
@@ -132,8 +159,16 @@ export async function writeTarArchive(root: string, prefix: string, dest: string
     throw err;
   }
   const code = await exited.catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") throw new PyportError("E_TOOL", "the tar.zst format needs the zstd tool, which is not installed", { hint: "Install it (apt-get install zstd), or use --format tar.gz." });
+    if (err.code === "ENOENT")
+      throw new PyportError(
+        "E_TOOL",
+        "the tar.zst format needs the zstd tool, which is not installed",
+        { hint: "Install it (apt-get install zstd), or use --format tar.gz." },
+      );
     throw err;
   });
-  if (code !== 0) throw new PyportError("E_TOOL", `zstd failed (exit ${code}): ${stderr.trim()}`, { hint: "Check free disk space, or use --format tar.gz." });
+  if (code !== 0)
+    throw new PyportError("E_TOOL", `zstd failed (exit ${code}): ${stderr.trim()}`, {
+      hint: "Check free disk space, or use --format tar.gz.",
+    });
 }

@@ -56,20 +56,43 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const failOn = oneOf("--fail-on", values["fail-on"], ["error", "warning"] as const, "error");
   if (values.sbom !== undefined) {
     oneOf("--sbom", values.sbom, ["cyclonedx"] as const, "cyclonedx");
-    if (!values.out) throw new PyportError("E_USAGE", "--sbom needs --out FILE", { hint: "Example: --sbom cyclonedx --out sbom.cdx.json" });
-  } else if (values.out) throw new PyportError("E_USAGE", "--out is the SBOM file and needs --sbom cyclonedx", { hint: "Example: --sbom cyclonedx --out sbom.cdx.json" });
-  const deny = (values.deny ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    if (!values.out)
+      throw new PyportError("E_USAGE", "--sbom needs --out FILE", {
+        hint: "Example: --sbom cyclonedx --out sbom.cdx.json",
+      });
+  } else if (values.out)
+    throw new PyportError("E_USAGE", "--out is the SBOM file and needs --sbom cyclonedx", {
+      hint: "Example: --sbom cyclonedx --out sbom.cdx.json",
+    });
+  const deny = (values.deny ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
   const { audit, auditFailed } = await import("../audit/audit.js");
   const { getPolicy } = await import("../audit/policy.js");
   getPolicy(values.policy ?? "auto"); // a bad --policy is a usage error before any work
   const buildPaths = (values["build-path"] as unknown as string[] | undefined) ?? [];
-  const report = await audit(args.target, { policy: values.policy, deny, buildPaths, hashes: values.json === true || values.sbom !== undefined });
+  const report = await audit(args.target, {
+    policy: values.policy,
+    deny,
+    buildPaths,
+    hashes: values.json === true || values.sbom !== undefined,
+  });
   if (values.sbom) {
     const { cycloneDx } = await import("../audit/sbom.js");
     const out = path.resolve(values.out!);
-    await writeFileAtomic(out, JSON.stringify(cycloneDx(path.basename(path.resolve(args.target)), report.components), null, 2) + "\n");
-    process.stderr.write(`pyport: wrote the CycloneDX SBOM (${report.components.length} components) to ${out}\n`);
+    await writeFileAtomic(
+      out,
+      JSON.stringify(
+        cycloneDx(path.basename(path.resolve(args.target)), report.components),
+        null,
+        2,
+      ) + "\n",
+    );
+    process.stderr.write(
+      `pyport: wrote the CycloneDX SBOM (${report.components.length} components) to ${out}\n`,
+    );
   }
   if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
   else {

@@ -68,36 +68,98 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stdout.write(BUILD_USAGE + "\n");
     return 0;
   }
-  if (positionals.length > 1) throw new PyportError("E_USAGE", "pyport build takes at most one project directory", { hint: "Example: pyport build examples/hello" });
-  const formats = values.format?.split(",").map((f) => oneOf("--format", f.trim(), FORMATS, "dir") as Format);
-  const libc = values.libc === undefined ? undefined : oneOf("--libc", values.libc, ["system", "bundled"] as const, "system");
-  const profile = values.profile === undefined ? undefined : oneOf("--profile", values.profile, PROFILES, "default");
+  if (positionals.length > 1)
+    throw new PyportError("E_USAGE", "pyport build takes at most one project directory", {
+      hint: "Example: pyport build examples/hello",
+    });
+  const formats = values.format
+    ?.split(",")
+    .map((f) => oneOf("--format", f.trim(), FORMATS, "dir") as Format);
+  const libc =
+    values.libc === undefined
+      ? undefined
+      : oneOf("--libc", values.libc, ["system", "bundled"] as const, "system");
+  const profile =
+    values.profile === undefined
+      ? undefined
+      : oneOf("--profile", values.profile, PROFILES, "default");
   const pipArgs = [
-    ...((values["find-links"] as unknown as string[] | undefined) ?? []).flatMap((d) => ["--find-links", d]),
+    ...((values["find-links"] as unknown as string[] | undefined) ?? []).flatMap((d) => [
+      "--find-links",
+      d,
+    ]),
     ...(values["index-url"] ? ["--index-url", values["index-url"]] : []),
     ...(values["no-index"] ? ["--no-index"] : []),
     ...(values["only-binary"] ? ["--only-binary", values["only-binary"]] : []),
   ];
   const { build } = await import("../build/build.js");
   const reporter = cliReporter({ quiet: values.quiet || values.json });
-  if (values["no-audit"]) process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");
-  const r = await build({ projectDir: positionals[0] ?? ".", out: values.out, formats, python: values.python, libc, profile, pipArgs, entry: values.entry, audit: !values["no-audit"], reporter });
+  if (values["no-audit"])
+    process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");
+  const r = await build({
+    projectDir: positionals[0] ?? ".",
+    out: values.out,
+    formats,
+    python: values.python,
+    libc,
+    profile,
+    pipArgs,
+    entry: values.entry,
+    audit: !values["no-audit"],
+    reporter,
+  });
   if (values.json) {
-    process.stdout.write(JSON.stringify({ name: r.name, version: r.version, outputs: r.outputs, entryPoints: r.entryPoints, sizes: r.sizes, audit: r.audit && { floors: r.audit.floors, runsOn: r.audit.runsOn.map((x) => x.label), findings: r.audit.findings }, ms: r.ms }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        {
+          name: r.name,
+          version: r.version,
+          outputs: r.outputs,
+          entryPoints: r.entryPoints,
+          sizes: r.sizes,
+          audit: r.audit && {
+            floors: r.audit.floors,
+            runsOn: r.audit.runsOn.map((x) => x.label),
+            findings: r.audit.findings,
+          },
+          ms: r.ms,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
     return 0;
   }
   process.stdout.write(`built ${r.name} ${r.version} in ${(r.ms / 1000).toFixed(1)} s\n`);
-  for (const o of r.outputs) process.stdout.write(`  ${o.format.padEnd(7)} ${o.path}  ${mib(o.bytes)}  sha256 ${o.sha256.slice(0, 16)}…\n`);
+  for (const o of r.outputs)
+    process.stdout.write(
+      `  ${o.format.padEnd(7)} ${o.path}  ${mib(o.bytes)}  sha256 ${o.sha256.slice(0, 16)}…\n`,
+    );
   const onefile = r.outputs.find((o) => o.format === "onefile");
-  if (onefile) process.stdout.write(`run the onefile: ${onefile.path} (PYPORT_ONEFILE_COMMAND=info ${onefile.path} describes it)\n`);
+  if (onefile)
+    process.stdout.write(
+      `run the onefile: ${onefile.path} (PYPORT_ONEFILE_COMMAND=info ${onefile.path} describes it)\n`,
+    );
   if (r.entryPoints.length) {
     const dir = r.outputs.find((o) => o.format === "dir");
-    process.stdout.write(`run it: ${r.entryPoints.map((e) => (dir ? path.join(dir.path, "bin", e.name) : `<bundle>/bin/${e.name}`)).join(", ")}\n`);
+    process.stdout.write(
+      `run it: ${r.entryPoints.map((e) => (dir ? path.join(dir.path, "bin", e.name) : `<bundle>/bin/${e.name}`)).join(", ")}\n`,
+    );
   }
-  process.stdout.write(`size by package: ${r.sizes.slice(0, 6).map((s) => `${s.name} ${mib(s.bytes)}`).join(", ")}\n`);
+  process.stdout.write(
+    `size by package: ${r.sizes
+      .slice(0, 6)
+      .map((s) => `${s.name} ${mib(s.bytes)}`)
+      .join(", ")}\n`,
+  );
   if (r.audit) {
     const warnings = r.audit.findings.filter((f) => f.severity === "warning").length;
-    process.stdout.write(`audit: runs on ${r.audit.runsOn.filter((x) => x.from).map((x) => x.label).join(", ")}; ${warnings} warning(s) (pyport audit <bundle> for details)\n`);
+    process.stdout.write(
+      `audit: runs on ${r.audit.runsOn
+        .filter((x) => x.from)
+        .map((x) => x.label)
+        .join(", ")}; ${warnings} warning(s) (pyport audit <bundle> for details)\n`,
+    );
   }
   return 0;
 }

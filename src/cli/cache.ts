@@ -20,7 +20,16 @@ extraction used at most once a day); a pruned one is unpacked again by its next 
 Example: pyport cache prune --bucket onefile-v1 --older-than 30`;
 
 export async function cacheCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: "boolean" }, "older-than": { type: "string" }, bucket: { type: "string" }, "dry-run": { type: "boolean" } }, CACHE_USAGE);
+  const { values, positionals } = parse(
+    argv,
+    {
+      json: { type: "boolean" },
+      "older-than": { type: "string" },
+      bucket: { type: "string" },
+      "dry-run": { type: "boolean" },
+    },
+    CACHE_USAGE,
+  );
   const [sub] = positionals;
   if (values.help || !sub) {
     process.stdout.write(CACHE_USAGE + "\n");
@@ -34,23 +43,48 @@ export async function cacheCommand(argv: string[]): Promise<number> {
     const entries = await listCache();
     if (values.json) process.stdout.write(JSON.stringify(entries, null, 2) + "\n");
     else if (entries.length === 0) process.stdout.write(`cache ${cacheRoot()} is empty\n`);
-    else process.stdout.write(table([["BUCKET", "KEY", "SIZE", "STATE", "LAST USED"], ...entries.map((e) => [e.bucket, e.key, mib(e.bytes), e.complete ? "complete" : "incomplete", e.lastUsed.toISOString()])]));
+    else
+      process.stdout.write(
+        table([
+          ["BUCKET", "KEY", "SIZE", "STATE", "LAST USED"],
+          ...entries.map((e) => [
+            e.bucket,
+            e.key,
+            mib(e.bytes),
+            e.complete ? "complete" : "incomplete",
+            e.lastUsed.toISOString(),
+          ]),
+        ]),
+      );
     return 0;
   }
   if (sub === "prune") {
     let days: number | undefined;
     if (values["older-than"] !== undefined) {
       days = Number(String(values["older-than"]).replace(/d$/, ""));
-      if (!Number.isFinite(days) || days < 0) throw new PyportError("E_USAGE", `--older-than ${values["older-than"]} is not a number of days`, { hint: "Example: --older-than 30" });
+      if (!Number.isFinite(days) || days < 0)
+        throw new PyportError(
+          "E_USAGE",
+          `--older-than ${values["older-than"]} is not a number of days`,
+          { hint: "Example: --older-than 30" },
+        );
     }
-    const removed = await pruneCache({ olderThanDays: days, bucket: values.bucket as string | undefined, dryRun: values["dry-run"] === true });
+    const removed = await pruneCache({
+      olderThanDays: days,
+      bucket: values.bucket as string | undefined,
+      dryRun: values["dry-run"] === true,
+    });
     if (values.json) process.stdout.write(JSON.stringify(removed, null, 2) + "\n");
     else {
       const total = removed.reduce((n, e) => n + e.bytes, 0);
-      process.stdout.write(`${values["dry-run"] ? "would remove" : "removed"} ${removed.length} entries (${mib(total)})\n`);
+      process.stdout.write(
+        `${values["dry-run"] ? "would remove" : "removed"} ${removed.length} entries (${mib(total)})\n`,
+      );
       for (const e of removed) process.stdout.write(`  ${e.bucket}/${e.key}\n`);
     }
     return 0;
   }
-  throw new PyportError("E_USAGE", `unknown cache command ${JSON.stringify(sub)}`, { hint: "Use: pyport cache dir|list|prune" });
+  throw new PyportError("E_USAGE", `unknown cache command ${JSON.stringify(sub)}`, {
+    hint: "Use: pyport cache dir|list|prune",
+  });
 }

@@ -29,7 +29,11 @@ export function cliReporter(opts: { quiet?: boolean } = {}): Reporter {
       const now = Date.now();
       if (now - lastDraw < 100 && done !== total) return;
       lastDraw = now;
-      const amount = total ? `${Math.floor((100 * done) / total)}% of ${mib(total)}` : task.startsWith("download") ? mib(done) : `${done}`;
+      const amount = total
+        ? `${Math.floor((100 * done) / total)}% of ${mib(total)}`
+        : task.startsWith("download")
+          ? mib(done)
+          : `${done}`;
       process.stderr.write(`\r\x1b[K  ${task}: ${amount}`);
       drawn = true;
     },
@@ -46,15 +50,22 @@ export function reportError(err: unknown): number {
     process.stderr.write(`pyport: error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
     if (CHECK_FAILURES.has(err.code)) return EXIT_FAILED;
-    if (!err.isUserError && err.cause) process.stderr.write(`  cause: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+    if (!err.isUserError && err.cause)
+      process.stderr.write(`  cause: ${String((err.cause as Error).stack ?? err.cause)}\n`);
     return err.isUserError ? EXIT_USAGE : EXIT_INTERNAL;
   }
-  process.stderr.write(`pyport: internal error: ${(err as Error)?.stack ?? String(err)}\n  This is a bug in pyport; please report it with the command you ran.\n`);
+  process.stderr.write(
+    `pyport: internal error: ${(err as Error)?.stack ?? String(err)}\n  This is a bug in pyport; please report it with the command you ran.\n`,
+  );
   return EXIT_INTERNAL;
 }
 
 /** Prints rows as aligned columns. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ")).join("\n") + "\n";
+  return (
+    rows
+      .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  "))
+      .join("\n") + "\n"
+  );
 }

@@ -12,14 +12,39 @@ export async function pythonCommand(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + "\n");
     if (values.help) return 0;
     if (positionals[0] === undefined) return 2;
-    throw new PyportError("E_USAGE", `unknown python command ${JSON.stringify(positionals[0])}`, { hint: "Use: pyport python list" });
+    throw new PyportError("E_USAGE", `unknown python command ${JSON.stringify(positionals[0])}`, {
+      hint: "Use: pyport python list",
+    });
   }
   const { discoverPythons } = await import("../python/discover.js");
   const found = await discoverPythons();
   if (values.json) {
-    process.stdout.write(JSON.stringify(found.map((f) => ({ path: f.path, origin: f.origin, version: f.probe.version, prefix: f.probe.prefix, ensurepip: f.probe.ensurepip, venv: f.probe.venv })), null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        found.map((f) => ({
+          path: f.path,
+          origin: f.origin,
+          version: f.probe.version,
+          prefix: f.probe.prefix,
+          ensurepip: f.probe.ensurepip,
+          venv: f.probe.venv,
+        })),
+        null,
+        2,
+      ) + "\n",
+    );
     return 0;
   }
-  process.stdout.write(table([["VERSION", "FOUND IN", "PATH", "ENSUREPIP"], ...found.map((f) => [f.probe.version, f.origin, f.path, f.probe.ensurepip.wheels ? "yes" : "no"])]));
+  process.stdout.write(
+    table([
+      ["VERSION", "FOUND IN", "PATH", "ENSUREPIP"],
+      ...found.map((f) => [
+        f.probe.version,
+        f.origin,
+        f.path,
+        f.probe.ensurepip.wheels ? "yes" : "no",
+      ]),
+    ]),
+  );
   return 0;
 }

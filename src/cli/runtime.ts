@@ -48,7 +48,9 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
   if (sub === "info") return info(rest);
   process.stdout.write(RUNTIME_USAGE + "\n");
   if (sub === undefined || sub === "--help" || sub === "-h") return sub === undefined ? 2 : 0;
-  throw new PyportError("E_USAGE", `unknown runtime command ${JSON.stringify(sub)}`, { hint: "Use: pyport runtime create|doctor|info" });
+  throw new PyportError("E_USAGE", `unknown runtime command ${JSON.stringify(sub)}`, {
+    hint: "Use: pyport runtime create|doctor|info",
+  });
 }
 
 async function create(argv: string[]): Promise<number> {
@@ -73,24 +75,45 @@ async function create(argv: string[]): Promise<number> {
     process.stdout.write(RUNTIME_USAGE + "\n");
     return 0;
   }
-  if (!values.python === !values.archive) throw new PyportError("E_USAGE", "give exactly one of --python or --archive", { hint: "Example: pyport runtime create --python 3.12 --out ./py312" });
-  if (values.sha256 && !values.archive) throw new PyportError("E_USAGE", "--sha256 goes with --archive");
-  if (!values.out) throw new PyportError("E_USAGE", "--out DIR is required", { hint: "Example: pyport runtime create --python 3.12 --out ./py312" });
-  if (values.strip && values["no-strip"]) throw new PyportError("E_USAGE", "--strip and --no-strip contradict each other");
+  if (!values.python === !values.archive)
+    throw new PyportError("E_USAGE", "give exactly one of --python or --archive", {
+      hint: "Example: pyport runtime create --python 3.12 --out ./py312",
+    });
+  if (values.sha256 && !values.archive)
+    throw new PyportError("E_USAGE", "--sha256 goes with --archive");
+  if (!values.out)
+    throw new PyportError("E_USAGE", "--out DIR is required", {
+      hint: "Example: pyport runtime create --python 3.12 --out ./py312",
+    });
+  if (values.strip && values["no-strip"])
+    throw new PyportError("E_USAGE", "--strip and --no-strip contradict each other");
   const { createRuntime } = await import("../runtime/create.js");
   const { PROFILES } = await import("../runtime/profile.js");
   const started = Date.now();
   const result = await createRuntime({
-    source: values.python ? { python: values.python as string } : { archive: values.archive as string, sha256: values.sha256 as string | undefined },
+    source: values.python
+      ? { python: values.python as string }
+      : { archive: values.archive as string, sha256: values.sha256 as string | undefined },
     out: values.out as string,
-    libc: oneOf("--libc", values.libc as string | undefined, ["system", "bundled"] as const, "system"),
+    libc: oneOf(
+      "--libc",
+      values.libc as string | undefined,
+      ["system", "bundled"] as const,
+      "system",
+    ),
     profile: oneOf("--profile", values.profile as string | undefined, PROFILES, "default"),
     strip: values.strip ? true : values["no-strip"] ? false : undefined,
     force: values.force === true,
     reporter: cliReporter({ quiet: values.quiet === true || values.json === true }),
   });
   if (values.json) {
-    process.stdout.write(JSON.stringify({ out: result.out, cached: result.cached, manifest: result.manifest }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify(
+        { out: result.out, cached: result.cached, manifest: result.manifest },
+        null,
+        2,
+      ) + "\n",
+    );
     return 0;
   }
   const m = result.manifest;
@@ -103,7 +126,10 @@ async function create(argv: string[]): Promise<number> {
 }
 
 async function doctor(argv: string[]): Promise<number> {
-  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, { command: "runtime doctor", example: "pyport runtime doctor ./py312" });
+  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, {
+    command: "runtime doctor",
+    example: "pyport runtime doctor ./py312",
+  });
   if (!args) return 0;
   const { values } = args;
   const { runDoctor } = await import("../runtime/doctor.js");
@@ -111,7 +137,12 @@ async function doctor(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
   else {
     process.stdout.write(`Python ${report.python} at ${report.prefix}\n`);
-    process.stdout.write(table([["CHECK", "STATUS", "DETAIL"], ...report.checks.map((c) => [c.name, c.status.toUpperCase(), c.detail])]));
+    process.stdout.write(
+      table([
+        ["CHECK", "STATUS", "DETAIL"],
+        ...report.checks.map((c) => [c.name, c.status.toUpperCase(), c.detail]),
+      ]),
+    );
     const failed = report.checks.filter((c) => c.status === "fail").length;
     process.stdout.write(failed ? `${failed} check(s) failed\n` : "all checks passed\n");
   }
@@ -119,29 +150,54 @@ async function doctor(argv: string[]): Promise<number> {
 }
 
 async function info(argv: string[]): Promise<number> {
-  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, { command: "runtime info", example: "pyport runtime info ./py312" });
+  const args = parseOneTarget(argv, { json: { type: "boolean" } }, RUNTIME_USAGE, {
+    command: "runtime info",
+    example: "pyport runtime info ./py312",
+  });
   if (!args) return 0;
   const { values } = args;
   const { runtimeInfo } = await import("../runtime/info.js");
   const r = await runtimeInfo(args.target);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ dir: r.dir, bytes: r.bytes, ...r.manifest }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify({ dir: r.dir, bytes: r.bytes, ...r.manifest }, null, 2) + "\n",
+    );
     return 0;
   }
   const m = r.manifest;
   const rows = [
-    ["python", `${m.python.version} (${m.python.soabi ?? "?"}, ${m.python.linkMode} libpython, ${m.python.machine})`],
-    ["source", `${m.source.kind} ${m.source.location}${m.source.sha256 ? ` sha256 ${m.source.sha256}` : ""}`],
-    ["libc", m.libc.mode === "system" ? `system; needs glibc >= ${m.libc.glibcFloor ?? "?"} (set by ${m.libc.floorSetBy.slice(0, 3).join(", ")})` : `bundled glibc ${m.libc.bundledGlibc ?? "?"}`],
+    [
+      "python",
+      `${m.python.version} (${m.python.soabi ?? "?"}, ${m.python.linkMode} libpython, ${m.python.machine})`,
+    ],
+    [
+      "source",
+      `${m.source.kind} ${m.source.location}${m.source.sha256 ? ` sha256 ${m.source.sha256}` : ""}`,
+    ],
+    [
+      "libc",
+      m.libc.mode === "system"
+        ? `system; needs glibc >= ${m.libc.glibcFloor ?? "?"} (set by ${m.libc.floorSetBy.slice(0, 3).join(", ")})`
+        : `bundled glibc ${m.libc.bundledGlibc ?? "?"}`,
+    ],
     ["profile", `${m.profile}${m.stripped ? ", stripped" : ""}`],
     ["size", mib(r.bytes)],
     ["pip", m.pip ? "installed" : "absent"],
-    ["grafted", m.grafted.length ? m.grafted.map((g) => `${g.soname}${g.package ? ` (${g.package} ${g.packageVersion})` : ""}`).join("\n") : "none"],
+    [
+      "grafted",
+      m.grafted.length
+        ? m.grafted
+            .map((g) => `${g.soname}${g.package ? ` (${g.package} ${g.packageVersion})` : ""}`)
+            .join("\n")
+        : "none",
+    ],
   ];
   if (m.warnings.length) rows.push(["warnings", m.warnings.join("\n")]);
   for (const [k, v] of rows) {
     const [first, ...more] = v.split("\n");
-    process.stdout.write(`${k.padEnd(9)} ${first}\n${more.map((x) => `${" ".repeat(10)}${x}\n`).join("")}`);
+    process.stdout.write(
+      `${k.padEnd(9)} ${first}\n${more.map((x) => `${" ".repeat(10)}${x}\n`).join("")}`,
+    );
   }
   return 0;
 }

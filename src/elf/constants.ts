@@ -34,7 +34,12 @@ export const DT_VERNEED = 0x6ffffffe;
 export const DT_VERNEEDNUM = 0x6fffffff;
 
 /** Dynamic tags whose value is an offset into the dynamic string table. */
-export const STRING_TAGS: ReadonlySet<number> = new Set([DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH]);
+export const STRING_TAGS: ReadonlySet<number> = new Set([
+  DT_NEEDED,
+  DT_SONAME,
+  DT_RPATH,
+  DT_RUNPATH,
+]);
 
 export const EM_NAMES: Readonly<Record<number, string>> = {
   3: "x86",

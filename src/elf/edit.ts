@@ -15,7 +15,15 @@
  */
 import * as C from "./constants.js";
 import { PyportError } from "../errors.js";
-import { dynstrReferences, readElf, viewOf, writeSegment, type DynamicEntry, type ElfFile, type Segment } from "./read.js";
+import {
+  dynstrReferences,
+  readElf,
+  viewOf,
+  writeSegment,
+  type DynamicEntry,
+  type ElfFile,
+  type Segment,
+} from "./read.js";
 
 export interface DynamicEdit {
   /** Set DT_RUNPATH (an existing DT_RPATH entry is converted); null removes RPATH and RUNPATH. */
@@ -44,24 +52,36 @@ function alignUp(n: number, a: number): number {
 
 /** Applies `edit` and returns the new file contents (the same bytes if nothing changes). */
 export function editDynamic(input: Uint8Array, edit: DynamicEdit): Buffer {
-  if (edit.runpath !== undefined && edit.rpath !== undefined) fail("set either runpath or rpath, not both");
+  if (edit.runpath !== undefined && edit.rpath !== undefined)
+    fail("set either runpath or rpath, not both");
   const buf = Buffer.from(input); // private copy
   const elf = readElf(buf);
-  if (elf.dynamicOffset === undefined || elf.dynstrOffset === undefined || elf.dynstrSize === undefined) {
+  if (
+    elf.dynamicOffset === undefined ||
+    elf.dynstrOffset === undefined ||
+    elf.dynstrSize === undefined
+  ) {
     fail("the file has no dynamic section (a static executable cannot be given an RPATH)");
   }
   const entries: DynamicEntry[] = elf.dynamic.map((e) => ({ ...e }));
   const changes: StringChange[] = [];
   const strOf = (e: DynamicEntry) => cstringAt(buf, elf.dynstrOffset! + e.value);
 
-  const searchPath = edit.runpath !== undefined ? { tag: C.DT_RUNPATH, value: edit.runpath } : edit.rpath !== undefined ? { tag: C.DT_RPATH, value: edit.rpath } : undefined;
+  const searchPath =
+    edit.runpath !== undefined
+      ? { tag: C.DT_RUNPATH, value: edit.runpath }
+      : edit.rpath !== undefined
+        ? { tag: C.DT_RPATH, value: edit.rpath }
+        : undefined;
   if (searchPath) {
     const existing = entries.filter((e) => e.tag === C.DT_RPATH || e.tag === C.DT_RUNPATH);
-    for (const e of existing.slice(searchPath.value === null ? 0 : 1)) entries.splice(entries.indexOf(e), 1);
+    for (const e of existing.slice(searchPath.value === null ? 0 : 1))
+      entries.splice(entries.indexOf(e), 1);
     if (searchPath.value !== null) {
       const kept = existing[0] ?? pushEntry(entries, searchPath.tag);
       kept.tag = searchPath.tag;
-      if (kept.value === -1 || strOf(kept) !== searchPath.value) changes.push({ entry: kept, text: searchPath.value });
+      if (kept.value === -1 || strOf(kept) !== searchPath.value)
+        changes.push({ entry: kept, text: searchPath.value });
     }
   }
   if (edit.soname !== undefined) {
@@ -69,9 +89,12 @@ export function editDynamic(input: Uint8Array, edit: DynamicEdit): Buffer {
     if (e.value === -1 || strOf(e) !== edit.soname) changes.push({ entry: e, text: edit.soname });
   }
   for (const [from, to] of Object.entries(edit.replaceNeeded ?? {})) {
-    for (const e of entries) if (e.tag === C.DT_NEEDED && strOf(e) === from && from !== to) changes.push({ entry: e, text: to });
+    for (const e of entries)
+      if (e.tag === C.DT_NEEDED && strOf(e) === from && from !== to)
+        changes.push({ entry: e, text: to });
   }
-  const entriesChanged = entries.length !== elf.dynamic.length || entries.some((e, i) => e.tag !== elf.dynamic[i].tag);
+  const entriesChanged =
+    entries.length !== elf.dynamic.length || entries.some((e, i) => e.tag !== elf.dynamic[i].tag);
   if (changes.length === 0 && !entriesChanged) return buf;
 
   const appended = placeStrings(buf, elf, changes);
@@ -104,7 +127,8 @@ function placeStrings(buf: Buffer, elf: ElfFile, changes: StringChange[]): Buffe
     return nul < 0 ? size : nul;
   };
   const refEnds = new Map<number, number>(); // NUL position → number of references ending there
-  for (const r of refs) if (r >= 0 && r < size) refEnds.set(endOf(r), (refEnds.get(endOf(r)) ?? 0) + 1);
+  for (const r of refs)
+    if (r >= 0 && r < size) refEnds.set(endOf(r), (refEnds.get(endOf(r)) ?? 0) + 1);
   const everythingShared = refs.includes(-1);
 
   const extra: Buffer[] = [];
@@ -136,7 +160,12 @@ function placeStrings(buf: Buffer, elf: ElfFile, changes: StringChange[]): Buffe
   return Buffer.concat(extra);
 }
 
-function writeResult(buf: Buffer, elf: ElfFile, entries: DynamicEntry[], appendedStrings: Buffer): Buffer {
+function writeResult(
+  buf: Buffer,
+  elf: ElfFile,
+  entries: DynamicEntry[],
+  appendedStrings: Buffer,
+): Buffer {
   const v = viewOf(buf);
   const ent = v.dynEntSize;
   const capacity = Math.floor(elf.dynamicSize! / ent);
@@ -182,9 +211,24 @@ function writeResult(buf: Buffer, elf: ElfFile, entries: DynamicEntry[], appende
   const segs: Segment[] = elf.segments.map((s) => ({ ...s }));
   for (const s of segs) {
     if (s.type === C.PT_PHDR) Object.assign(s, { offset, vaddr, filesz: phSize, memsz: phSize });
-    if (s.type === C.PT_DYNAMIC && moveDynamic) Object.assign(s, { offset: offset + dynOff, vaddr: vaddr + dynOff, filesz: dynBytes, memsz: dynBytes });
+    if (s.type === C.PT_DYNAMIC && moveDynamic)
+      Object.assign(s, {
+        offset: offset + dynOff,
+        vaddr: vaddr + dynOff,
+        filesz: dynBytes,
+        memsz: dynBytes,
+      });
   }
-  const newLoad: Segment = { index: -1, type: C.PT_LOAD, flags: C.PF_R | C.PF_W, offset, vaddr, filesz: segSize, memsz: segSize, align: pageAlign };
+  const newLoad: Segment = {
+    index: -1,
+    type: C.PT_LOAD,
+    flags: C.PF_R | C.PF_W,
+    offset,
+    vaddr,
+    filesz: segSize,
+    memsz: segSize,
+    align: pageAlign,
+  };
   const lastLoad = segs.map((s) => s.type).lastIndexOf(C.PT_LOAD);
   segs.splice(lastLoad + 1, 0, newLoad);
   segs.forEach((s, i) => writeSegment(ov, offset, elf.phentsize, s, i));
@@ -193,8 +237,12 @@ function writeResult(buf: Buffer, elf: ElfFile, entries: DynamicEntry[], appende
   ov.setU16(ov.bits === 64 ? 56 : 44, phnum);
 
   updateSectionHeaders(ov, elf, {
-    dynstr: moveStrings ? { offset: offset + strOff, addr: vaddr + strOff, size: newStrSize } : undefined,
-    dynamic: moveDynamic ? { offset: offset + dynOff, addr: vaddr + dynOff, size: dynBytes } : undefined,
+    dynstr: moveStrings
+      ? { offset: offset + strOff, addr: vaddr + strOff, size: newStrSize }
+      : undefined,
+    dynamic: moveDynamic
+      ? { offset: offset + dynOff, addr: vaddr + dynOff, size: dynBytes }
+      : undefined,
   });
   return out;
 }
@@ -206,7 +254,12 @@ function setEntry(entries: DynamicEntry[], tag: number, value: number): void {
 }
 
 /** Writes entries then DT_NULL up to `slots` entries. */
-function writeDynamic(v: ReturnType<typeof viewOf>, at: number, entries: DynamicEntry[], slots: number): void {
+function writeDynamic(
+  v: ReturnType<typeof viewOf>,
+  at: number,
+  entries: DynamicEntry[],
+  slots: number,
+): void {
   const ent = v.dynEntSize;
   for (let i = 0; i < slots; i++) {
     const e = entries[i] ?? { tag: C.DT_NULL, value: 0 };
@@ -221,9 +274,15 @@ interface Placement {
   size: number;
 }
 
-function updateSectionHeaders(v: ReturnType<typeof viewOf>, elf: ElfFile, moved: { dynstr?: Placement; dynamic?: Placement }): void {
+function updateSectionHeaders(
+  v: ReturnType<typeof viewOf>,
+  elf: ElfFile,
+  moved: { dynstr?: Placement; dynamic?: Placement },
+): void {
   const dynamicSec = elf.sections.find((s) => s.type === SHT_DYNAMIC);
-  const dynstrSec = dynamicSec ? elf.sections[dynamicSec.link] : elf.sections.find((s) => s.name === ".dynstr");
+  const dynstrSec = dynamicSec
+    ? elf.sections[dynamicSec.link]
+    : elf.sections.find((s) => s.name === ".dynstr");
   const write = (index: number, p: Placement) => {
     const o = elf.shoff + index * elf.shentsize;
     if (v.bits === 64) {

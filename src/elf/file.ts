@@ -12,7 +12,8 @@ export async function readElfFile(file: string): Promise<{ elf: ElfFile; buf: Bu
   try {
     return { elf: readElf(buf), buf };
   } catch (err) {
-    if (err instanceof PyportError) throw new PyportError("E_ELF", `${file}: ${err.message}`, { cause: err });
+    if (err instanceof PyportError)
+      throw new PyportError("E_ELF", `${file}: ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -36,7 +37,8 @@ export async function editElfFile(file: string, edit: DynamicEdit): Promise<bool
   try {
     out = editDynamic(buf, edit);
   } catch (err) {
-    if (err instanceof PyportError) throw new PyportError("E_ELF", `${file}: ${err.message}`, { cause: err });
+    if (err instanceof PyportError)
+      throw new PyportError("E_ELF", `${file}: ${err.message}`, { cause: err });
     throw err;
   }
   if (out.equals(buf)) return false;
@@ -64,10 +66,11 @@ const SPARSE_ABOVE = 1 << 20;
  */
 export function readElfRegionsSync(fd: number, size: number, scratch?: Buffer): Buffer {
   // Reusing one scratch buffer across files spares allocating (and collecting) tens of MiB per library.
-  const buf = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
+  const buf =
+    scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
   const fill = (off: number, len: number) => {
     const end = Math.min(size, off + len);
-    for (let at = Math.max(0, off); at < end; ) {
+    for (let at = Math.max(0, off); at < end;) {
       const n = fs.readSync(fd, buf, at, end - at, at);
       if (n <= 0) break;
       at += n;
@@ -83,7 +86,9 @@ export function readElfRegionsSync(fd: number, size: number, scratch?: Buffer): 
   const base = is64 ? 52 : 40;
   const phoff = is64 ? v.u64(32) : v.u32(28);
   const shoff = is64 ? v.u64(40) : v.u32(32);
-  const [phentsize, phnum, shentsize, shnum, shstrndx] = [2, 4, 6, 8, 10].map((o) => v.u16(base + o));
+  const [phentsize, phnum, shentsize, shnum, shstrndx] = [2, 4, 6, 8, 10].map((o) =>
+    v.u16(base + o),
+  );
   if (shnum === 0 || shoff + shnum * shentsize > size) {
     fill(0, size);
     return buf;
@@ -96,12 +101,19 @@ export function readElfRegionsSync(fd: number, size: number, scratch?: Buffer): 
     const flags = is64 ? v.u64(o + 8) : v.u32(o + 8);
     const off = is64 ? v.u64(o + 24) : v.u32(o + 16);
     const sz = is64 ? v.u64(o + 32) : v.u32(o + 20);
-    const wanted = i === shstrndx || type === SHT_DYNSYM || type === SHT_DYNAMIC || type === SHT_NOTE || VERSION_SECTIONS.has(type) || (type === SHT_STRTAB && (flags & SHF_ALLOC) !== 0);
+    const wanted =
+      i === shstrndx ||
+      type === SHT_DYNSYM ||
+      type === SHT_DYNAMIC ||
+      type === SHT_NOTE ||
+      VERSION_SECTIONS.has(type) ||
+      (type === SHT_STRTAB && (flags & SHF_ALLOC) !== 0);
     if (wanted) fill(off, sz);
   }
   for (let i = 0; i < phnum; i++) {
     const s = readSegment(v, phoff, phentsize, i);
-    if (s.type === C.PT_DYNAMIC || s.type === C.PT_INTERP || s.type === C.PT_NOTE) fill(s.offset, s.filesz);
+    if (s.type === C.PT_DYNAMIC || s.type === C.PT_INTERP || s.type === C.PT_NOTE)
+      fill(s.offset, s.filesz);
   }
   return buf;
 }

@@ -79,7 +79,9 @@ export interface ElfFile {
 
 /** True when the buffer starts with the ELF magic. */
 export function isElf(buf: Uint8Array): boolean {
-  return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;
+  return (
+    buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46
+  );
 }
 
 /** A small cursor over the file honouring its class and byte order. */
@@ -120,7 +122,9 @@ export class ElfView {
   }
   /** Signed dynamic tag (d_tag is Elf64_Sxword / Elf32_Sword). */
   tag(o: number): number {
-    return this.bits === 64 ? Number(this.dv.getBigInt64(o, this.le)) : this.dv.getInt32(o, this.le);
+    return this.bits === 64
+      ? Number(this.dv.getBigInt64(o, this.le))
+      : this.dv.getInt32(o, this.le);
   }
   setTag(o: number, v: number): void {
     if (this.bits === 64) this.dv.setBigInt64(o, BigInt(v), this.le);
@@ -177,7 +181,13 @@ export function readSegment(v: ElfView, phoff: number, phentsize: number, i: num
 }
 
 /** Serialises a segment into program header slot i. */
-export function writeSegment(v: ElfView, phoff: number, phentsize: number, s: Segment, i: number): void {
+export function writeSegment(
+  v: ElfView,
+  phoff: number,
+  phentsize: number,
+  s: Segment,
+  i: number,
+): void {
   const o = phoff + i * phentsize;
   v.setU32(o, s.type);
   if (v.bits === 64) {
@@ -202,12 +212,19 @@ export function writeSegment(v: ElfView, phoff: number, phentsize: number, s: Se
 /** File offset of a virtual address, through the PT_LOAD segments; undefined if unmapped. */
 export function vaddrToOffset(segments: readonly Segment[], addr: number): number | undefined {
   for (const s of segments) {
-    if (s.type === C.PT_LOAD && addr >= s.vaddr && addr < s.vaddr + s.filesz) return s.offset + (addr - s.vaddr);
+    if (s.type === C.PT_LOAD && addr >= s.vaddr && addr < s.vaddr + s.filesz)
+      return s.offset + (addr - s.vaddr);
   }
   return undefined;
 }
 
-function readSections(v: ElfView, shoff: number, shentsize: number, shnum: number, shstrndx: number): Section[] {
+function readSections(
+  v: ElfView,
+  shoff: number,
+  shentsize: number,
+  shnum: number,
+  shstrndx: number,
+): Section[] {
   if (shoff === 0 || shnum === 0 || shoff + shnum * shentsize > v.buf.length) return [];
   const is64 = v.bits === 64;
   const at = (i: number) => {
@@ -248,7 +265,8 @@ export function readElf(buf: Uint8Array): ElfFile {
   const shentsize = v.u16(base + 6);
   const shnum = v.u16(base + 8);
   const shstrndx = v.u16(base + 10);
-  if (phnum > 0 && phoff + phnum * phentsize > buf.length) fail("program header table lies outside the file");
+  if (phnum > 0 && phoff + phnum * phentsize > buf.length)
+    fail("program header table lies outside the file");
 
   const segments: Segment[] = [];
   for (let i = 0; i < phnum; i++) segments.push(readSegment(v, phoff, phentsize, i));
@@ -275,7 +293,8 @@ export function readElf(buf: Uint8Array): ElfFile {
   };
 
   const interp = segments.find((s) => s.type === C.PT_INTERP);
-  if (interp && interp.offset + interp.filesz <= buf.length) elf.interpreter = v.cstring(interp.offset, interp.offset + interp.filesz);
+  if (interp && interp.offset + interp.filesz <= buf.length)
+    elf.interpreter = v.cstring(interp.offset, interp.offset + interp.filesz);
 
   const dyn = segments.find((s) => s.type === C.PT_DYNAMIC);
   if (!dyn) return elf;
@@ -291,11 +310,13 @@ export function readElf(buf: Uint8Array): ElfFile {
   const strtabAddr = get(C.DT_STRTAB);
   if (strtabAddr === undefined) return elf;
   const strOff = vaddrToOffset(segments, strtabAddr);
-  if (strOff === undefined) fail(`DT_STRTAB address 0x${strtabAddr.toString(16)} is not in a loaded segment`);
+  if (strOff === undefined)
+    fail(`DT_STRTAB address 0x${strtabAddr.toString(16)} is not in a loaded segment`);
   elf.dynstrOffset = strOff;
   elf.dynstrSize = get(C.DT_STRSZ) ?? 0;
   const str = (off: number) => {
-    if (off >= elf.dynstrSize!) fail(`dynamic string offset ${off} outside DT_STRSZ ${elf.dynstrSize}`);
+    if (off >= elf.dynstrSize!)
+      fail(`dynamic string offset ${off} outside DT_STRSZ ${elf.dynstrSize}`);
     return v.cstring(strOff + off, strOff + elf.dynstrSize!);
   };
   for (const e of elf.dynamic) {
@@ -310,7 +331,13 @@ export function readElf(buf: Uint8Array): ElfFile {
 }
 
 /** Elf_Verneed / Elf_Vernaux chains (both 16-byte-field layouts are identical in ELF32/64). */
-function readVersionNeeds(v: ElfView, elf: ElfFile, str: (o: number) => string, addr: number | undefined, count: number): void {
+function readVersionNeeds(
+  v: ElfView,
+  elf: ElfFile,
+  str: (o: number) => string,
+  addr: number | undefined,
+  count: number,
+): void {
   if (addr === undefined) return;
   let o = vaddrToOffset(elf.segments, addr);
   if (o === undefined) fail("DT_VERNEED is not in a loaded segment");
@@ -332,7 +359,13 @@ function readVersionNeeds(v: ElfView, elf: ElfFile, str: (o: number) => string, 
   }
 }
 
-function readVersionDefs(v: ElfView, elf: ElfFile, str: (o: number) => string, addr: number | undefined, count: number): void {
+function readVersionDefs(
+  v: ElfView,
+  elf: ElfFile,
+  str: (o: number) => string,
+  addr: number | undefined,
+  count: number,
+): void {
   if (addr === undefined) return;
   let o = vaddrToOffset(elf.segments, addr);
   if (o === undefined) fail("DT_VERDEF is not in a loaded segment");
@@ -357,7 +390,12 @@ export function dynstrReferences(buf: Uint8Array, elf: ElfFile): number[] {
   const dynsym = elf.sections.find((s) => s.type === 11 /* SHT_DYNSYM */);
   const symAddr = elf.dynamic.find((e) => e.tag === C.DT_SYMTAB)?.value;
   if (dynsym && dynsym.entsize > 0) {
-    for (let o = dynsym.offset; o + dynsym.entsize <= dynsym.offset + dynsym.size; o += dynsym.entsize) refs.push(v.u32(o));
+    for (
+      let o = dynsym.offset;
+      o + dynsym.entsize <= dynsym.offset + dynsym.size;
+      o += dynsym.entsize
+    )
+      refs.push(v.u32(o));
   } else if (symAddr !== undefined) {
     // No section headers: conservatively treat the whole string table as referenced.
     return [-1];
@@ -398,7 +436,11 @@ export function dynstrReferences(buf: Uint8Array, elf: ElfFile): number[] {
  * Dynamic symbols with their bound versions (DT_VERSYM indexes into verneed/verdef records).
  * Needs section headers for the symbol count; returns [] for stripped-of-sections files.
  */
-export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile, opts: { versionedImportsOnly?: boolean } = {}): DynamicSymbol[] {
+export function readDynamicSymbols(
+  buf: Uint8Array,
+  elf: ElfFile,
+  opts: { versionedImportsOnly?: boolean } = {},
+): DynamicSymbol[] {
   const v = viewOf(buf);
   const dynsym = elf.sections.find((s) => s.type === 11);
   if (!dynsym || dynsym.entsize === 0 || elf.dynstrOffset === undefined) return [];
@@ -436,7 +478,11 @@ export function readDynamicSymbols(buf: Uint8Array, elf: ElfFile, opts: { versio
     const verIndex = versymOff === undefined ? 0 : v.u16(versymOff + i * 2) & 0x7fff;
     if (opts.versionedImportsOnly && (shndx !== 0 || verIndex <= 1)) continue;
     const name = v.cstring(elf.dynstrOffset + v.u32(o));
-    out.push({ name, undefined: shndx === 0, version: verIndex > 1 ? versionNames.get(verIndex) : undefined });
+    out.push({
+      name,
+      undefined: shndx === 0,
+      version: verIndex > 1 ? versionNames.get(verIndex) : undefined,
+    });
   }
   return out;
 }
@@ -451,13 +497,18 @@ export function readAbiTag(buf: Uint8Array, elf: ElfFile): string | undefined {
     if (seg.type !== C.PT_NOTE || seg.offset + seg.filesz > buf.length) continue;
     const align = seg.align >= 8 ? 8 : 4;
     const pad = (n: number) => Math.ceil(n / align) * align;
-    for (let o = seg.offset; o + 12 <= seg.offset + seg.filesz; ) {
+    for (let o = seg.offset; o + 12 <= seg.offset + seg.filesz;) {
       const namesz = v.u32(o);
       const descsz = v.u32(o + 4);
       const type = v.u32(o + 8);
       const name = v.cstring(o + 12, o + 12 + namesz);
       const desc = o + 12 + pad(namesz);
-      if (name === "GNU" && type === 1 /* NT_GNU_ABI_TAG */ && descsz >= 16 && v.u32(desc) === 0 /* Linux */) {
+      if (
+        name === "GNU" &&
+        type === 1 /* NT_GNU_ABI_TAG */ &&
+        descsz >= 16 &&
+        v.u32(desc) === 0 /* Linux */
+      ) {
         return `${v.u32(desc + 4)}.${v.u32(desc + 8)}.${v.u32(desc + 12)}`;
       }
       o = desc + pad(descsz);

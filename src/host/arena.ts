@@ -47,7 +47,10 @@ export function openArenaFiles(): [number, number] | null {
     let named: string | undefined;
     try {
       for (let i = 0; i < 2; i++) {
-        const file = path.join(dir, `pyport-arena-${process.pid}-${made++}-${Math.random().toString(36).slice(2, 10)}`);
+        const file = path.join(
+          dir,
+          `pyport-arena-${process.pid}-${made++}-${Math.random().toString(36).slice(2, 10)}`,
+        );
         fds.push(fs.openSync(file, "wx+", 0o600));
         named = file;
         fs.unlinkSync(file);
@@ -74,7 +77,7 @@ export class ArenaWriter {
   put(b: Uint8Array): number {
     const at = this.end;
     try {
-      for (let n = 0; n < b.length; ) n += fs.writeSync(this.fd, b, n, b.length - n, at + n);
+      for (let n = 0; n < b.length;) n += fs.writeSync(this.fd, b, n, b.length - n, at + n);
     } catch {
       return -1; // e.g. ENOSPC: the file may have grown, which the next truncation undoes
     }
@@ -108,9 +111,12 @@ export class ArenaReader {
 
   read(offset: number, length: number): Uint8Array {
     const out = Buffer.allocUnsafeSlow(length);
-    for (let n = 0; n < length; ) {
+    for (let n = 0; n < length;) {
       const k = fs.readSync(this.fd, out, n, length - n, offset + n);
-      if (k === 0) throw new Error(`host protocol: arena value at ${offset} (${length} bytes) runs past the end of the file`);
+      if (k === 0)
+        throw new Error(
+          `host protocol: arena value at ${offset} (${length} bytes) runs past the end of the file`,
+        );
       n += k;
     }
     this.readTo = offset + length;

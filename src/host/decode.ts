@@ -70,7 +70,8 @@ class Decoder {
     this.buf = buf;
     this.pos = start;
     const v = decodeValue(this);
-    if (this.pos !== end) throw new Error(`host protocol: ${end - this.pos} stray bytes after a value`);
+    if (this.pos !== end)
+      throw new Error(`host protocol: ${end - this.pos} stray bytes after a value`);
     return v;
   }
 
@@ -141,7 +142,13 @@ function decodeValue(d: Decoder): unknown {
       for (let i = 0; i < n; i++) {
         const k = d.str();
         const value = decodeValue(d);
-        if (k === "__proto__") Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true });
+        if (k === "__proto__")
+          Object.defineProperty(out, k, {
+            value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
         else out[k] = value;
       }
       return out;

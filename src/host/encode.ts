@@ -86,7 +86,14 @@ export class FrameWriter {
   }
 
   /** Appends a call (or, with `credit`, a stream): the tuple (target, args, kwargs[, credit]). */
-  call(kind: number, id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, credit?: number): void {
+  call(
+    kind: number,
+    id: number,
+    target: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    credit?: number,
+  ): void {
     this.begin(kind, id);
     try {
       this.u8(M.smallTuple);
@@ -134,13 +141,21 @@ export class FrameWriter {
 
   /** Leaves no trace of the frame begun: a value in it could not be sent. */
   private abandon(): void {
-    [this.buf, this.pos, this.sealed, this.parts.length] = [this.frameBuf, this.frameAt, this.frameSealed, this.frameParts];
+    [this.buf, this.pos, this.sealed, this.parts.length] = [
+      this.frameBuf,
+      this.frameAt,
+      this.frameSealed,
+      this.frameParts,
+    ];
     this.arena?.rewind(this.frameArenaEnd); // written, but never to be read
   }
 
   /** `key`: inside a Map key or a Set item, where Python needs hashable values. */
   private value(v: unknown, depth: number, key: boolean): void {
-    if (depth > MAX_DEPTH) throw new TypeError(`cannot send a value nested more than ${MAX_DEPTH} levels deep (a cycle?) to Python`);
+    if (depth > MAX_DEPTH)
+      throw new TypeError(
+        `cannot send a value nested more than ${MAX_DEPTH} levels deep (a cycle?) to Python`,
+      );
     switch (typeof v) {
       case "number":
         if (Number.isSafeInteger(v) && !Object.is(v, -0)) return this.int(v);
@@ -180,7 +195,9 @@ export class FrameWriter {
     }
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) {
-      throw new TypeError(`cannot send a ${describe(v)} to Python (send plain objects, arrays, Map, Set, Date, Uint8Array, or primitives)`);
+      throw new TypeError(
+        `cannot send a ${describe(v)} to Python (send plain objects, arrays, Map, Set, Date, Uint8Array, or primitives)`,
+      );
     }
     this.u8(M.dict);
     for (const k in v) {
@@ -192,7 +209,13 @@ export class FrameWriter {
     this.u8(M.null);
   }
 
-  private items(type: number, items: Iterable<unknown>, n: number, depth: number, key: boolean): void {
+  private items(
+    type: number,
+    items: Iterable<unknown>,
+    n: number,
+    depth: number,
+    key: boolean,
+  ): void {
     this.u8(type);
     this.u32(n);
     for (const x of items) this.value(x, depth + 1, key);

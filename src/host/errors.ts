@@ -32,7 +32,10 @@ export class PythonError extends Error {
   /** `above`: the host API function whose frame (and everything it called) the JS stack leaves out. */
   constructor(info: PythonErrorInfo, above?: (...args: never[]) => unknown) {
     const cause = info.cause ? new PythonError(info.cause) : undefined;
-    super(info.message ? `${info.type}: ${info.message}` : info.type, cause ? { cause } : undefined);
+    super(
+      info.message ? `${info.type}: ${info.message}` : info.type,
+      cause ? { cause } : undefined,
+    );
     this.pythonType = info.type;
     this.pythonMessage = info.message;
     this.traceback = info.traceback;
@@ -42,7 +45,11 @@ export class PythonError extends Error {
     // V8's async stack traces make them the call site (`at async yourFunction`).
     if (above) Error.captureStackTrace(this, above);
     const js = (this.stack ?? "").split("\n").slice(1).join("\n");
-    const py = info.traceback.trimEnd().split("\n").map((l) => `    ${l}`).join("\n");
+    const py = info.traceback
+      .trimEnd()
+      .split("\n")
+      .map((l) => `    ${l}`)
+      .join("\n");
     this.stack = `${this.name}: ${this.message}\n  Python traceback:\n${py}${js ? `\n${js}` : ""}`;
   }
 }

@@ -3,5 +3,11 @@
  * builder, the bundler or the audit — a fast import for apps that only call Python.
  */
 export { Python, type StartOptions, type CallOptions, type StreamOptions } from "./python.js";
-export { PythonError, WorkerCrashedError, CallTimeoutError, AbortError, type PythonFrame } from "./errors.js";
+export {
+  PythonError,
+  WorkerCrashedError,
+  CallTimeoutError,
+  AbortError,
+  type PythonFrame,
+} from "./errors.js";
 export type { OutputHandler } from "./worker.js";

@@ -37,7 +37,13 @@ export interface SpawnOptions {
 }
 
 type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
-type SpawnNative = (file: string, argv: string[], envp: string[], cwd: string | null, inherit: number[]) => [number, number, number, number, number, number];
+type SpawnNative = (
+  file: string,
+  argv: string[],
+  envp: string[],
+  cwd: string | null,
+  inherit: number[],
+) => [number, number, number, number, number, number];
 interface HostAddon {
   pollRead: PollRead;
   spawnWorker: SpawnNative;
@@ -85,11 +91,23 @@ export function statPath(file: string): PathStat | null {
     return s && { isDirectory: s[0] === 1, dev: s[1], ino: s[2], size: s[3], mtimeMs: s[4] };
   }
   const st = fs.statSync(file, { throwIfNoEntry: false });
-  return st ? { isDirectory: st.isDirectory(), dev: st.dev, ino: st.ino, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) } : null;
+  return st
+    ? {
+        isDirectory: st.isDirectory(),
+        dev: st.dev,
+        ino: st.ino,
+        size: st.size,
+        mtimeMs: Math.trunc(st.mtimeMs),
+      }
+    : null;
 }
 
 /** Starts `python` with `args`; never throws for a process that cannot start (onExit reports it). */
-export function spawnWorkerProcess(python: string, args: string[], opts: SpawnOptions): WorkerProcess {
+export function spawnWorkerProcess(
+  python: string,
+  args: string[],
+  opts: SpawnOptions,
+): WorkerProcess {
   const native = process.env.PYPORT_HOST_SPAWN === "node" ? null : hostAddon();
   if (native) {
     const started = spawnNative(native, python, args, opts);
@@ -100,12 +118,19 @@ export function spawnWorkerProcess(python: string, args: string[], opts: SpawnOp
 
 let signalNames: Map<number, NodeJS.Signals> | undefined;
 function signalName(n: number): NodeJS.Signals | null {
-  signalNames ??= new Map(Object.entries(constants.signals).map(([name, num]) => [num, name as NodeJS.Signals]));
+  signalNames ??= new Map(
+    Object.entries(constants.signals).map(([name, num]) => [num, name as NodeJS.Signals]),
+  );
   return signalNames.get(n) ?? null;
 }
 
 /** null when Node's spawn should do it: a working directory before glibc 2.29, or a NUL in a string (Node's error explains it). */
-function spawnNative(native: HostAddon, python: string, args: string[], opts: SpawnOptions): WorkerProcess | null {
+function spawnNative(
+  native: HostAddon,
+  python: string,
+  args: string[],
+  opts: SpawnOptions,
+): WorkerProcess | null {
   // Plain loops: this runs before the first worker exists, where every first use of a builtin
   // costs tens of µs.
   const envp: string[] = [];
@@ -113,13 +138,22 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
     const v = opts.env[k];
     if (v !== undefined) envp.push(k + "=" + v);
   }
-  for (const list of [args, envp, [python, opts.cwd ?? ""]]) for (const s of list) if (s.indexOf("\0") >= 0) return null;
+  for (const list of [args, envp, [python, opts.cwd ?? ""]])
+    for (const s of list) if (s.indexOf("\0") >= 0) return null;
   let fds: [number, number, number, number, number, number];
   try {
     fds = native.spawnWorker(python, [python, ...args], envp, opts.cwd ?? null, opts.inherit);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOSYS") return null;
-    const failed: WorkerProcess = { pid: undefined, toPython: nothing(), fromPython: nothing(), stdout: nothing(), stderr: nothing(), fromFd: undefined, kill: () => undefined };
+    const failed: WorkerProcess = {
+      pid: undefined,
+      toPython: nothing(),
+      fromPython: nothing(),
+      stdout: nothing(),
+      stderr: nothing(),
+      fromFd: undefined,
+      kill: () => undefined,
+    };
     process.nextTick(() => failed.onExit?.(null, null, err as Error));
     return failed;
   }
@@ -155,7 +189,11 @@ function spawnNative(native: HostAddon, python: string, args: string[], opts: Sp
 }
 
 function spawnWithNode(python: string, args: string[], opts: SpawnOptions): WorkerProcess {
-  const child = spawn(python, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...opts.inherit] });
+  const child = spawn(python, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", ...opts.inherit],
+  });
   child.on("exit", (code, signal) => proc.onExit?.(code, signal));
   child.on("error", (err) => proc.onExit?.(null, null, err));
   const fromPython = child.stdio[4] as Readable;

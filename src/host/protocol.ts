@@ -48,7 +48,22 @@ export const PLACEHOLDER = {
  *   11 Set (u32 n, items)   12 Date (f64 ms since the epoch, UTC)
  *   13 bytes in the arena (i64 offset, u32 len; see arena.ts)
  */
-export const TAG = { none: 0, false: 1, true: 2, int: 3, bigint: 4, float: 5, str: 6, bytes: 7, list: 8, object: 9, map: 10, set: 11, date: 12, bytesAt: 13 } as const;
+export const TAG = {
+  none: 0,
+  false: 1,
+  true: 2,
+  int: 3,
+  bigint: 4,
+  float: 5,
+  str: 6,
+  bytes: 7,
+  list: 8,
+  object: 9,
+  map: 10,
+  set: 11,
+  date: 12,
+  bytesAt: 13,
+} as const;
 
 /** The bytes of a frame before its value: length, kind, id. */
 export const HEADER = 9;

@@ -53,7 +53,10 @@ export interface StreamOptions extends CallOptions {
 }
 
 /** What takeSettlers took from the promise made last (one executor for every call: no closure per call). */
-const settlers = { resolve: (() => undefined) as (value: never) => void, reject: (() => undefined) as (err: Error) => void };
+const settlers = {
+  resolve: (() => undefined) as (value: never) => void,
+  reject: (() => undefined) as (err: Error) => void,
+};
 function takeSettlers(resolve: (value: never) => void, reject: (err: Error) => void): void {
   settlers.resolve = resolve;
   settlers.reject = reject;
@@ -76,7 +79,12 @@ class InFlight implements Pending {
   private readonly ok: (value: never) => void;
   private readonly fail: (err: Error) => void;
 
-  constructor(load: number[], slot: number, ok: (value: never) => void, fail: (err: Error) => void) {
+  constructor(
+    load: number[],
+    slot: number,
+    ok: (value: never) => void,
+    fail: (err: Error) => void,
+  ) {
     this.ctl = UNSUPERVISED;
     this.settled = false;
     this.load = load;
@@ -114,10 +122,18 @@ class InFlight implements Pending {
  * if the worker has not answered within `graceMs`, it is killed (and replaced on next use).
  * `finished()` is called when the worker's final answer arrives.
  */
-function supervise(w: Worker, id: number, target: string, opts: CallOptions, graceMs: number, fail: (err: Error) => void) {
+function supervise(
+  w: Worker,
+  id: number,
+  target: string,
+  opts: CallOptions,
+  graceMs: number,
+  fail: (err: Error) => void,
+) {
   let timer: NodeJS.Timeout | undefined;
   let grace: NodeJS.Timeout | undefined;
-  const onAbort = () => giveUp(new AbortError(`call to ${target} was aborted`, { cause: opts.signal?.reason }));
+  const onAbort = () =>
+    giveUp(new AbortError(`call to ${target} was aborted`, { cause: opts.signal?.reason }));
   const cleanup = () => {
     clearTimeout(timer);
     opts.signal?.removeEventListener("abort", onAbort);
@@ -131,7 +147,17 @@ function supervise(w: Worker, id: number, target: string, opts: CallOptions, gra
     stop();
     fail(err);
   };
-  if (opts.timeoutMs !== undefined) timer = setTimeout(() => giveUp(new CallTimeoutError(`call to ${target} did not finish within ${opts.timeoutMs} ms`, opts.timeoutMs!)), opts.timeoutMs);
+  if (opts.timeoutMs !== undefined)
+    timer = setTimeout(
+      () =>
+        giveUp(
+          new CallTimeoutError(
+            `call to ${target} did not finish within ${opts.timeoutMs} ms`,
+            opts.timeoutMs!,
+          ),
+        ),
+      opts.timeoutMs,
+    );
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   return {
     stop,
@@ -148,9 +174,19 @@ const DEFAULT_GRACE_MS = 2000;
 /** Without `python`: a portable runtime built (once, in pyport's cache) from the newest CPython 3.8+ here. */
 async function managedInterpreter(): Promise<string> {
   // Loaded only here: the runtime builder is most of pyport, and `pyport/host` stays light.
-  const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([import("../python/discover.js"), import("../runtime/create.js")]);
-  const found = (await discoverPythons()).filter((p) => p.probe.major === 3 && p.probe.minor >= 8).sort((a, b) => b.probe.minor - a.probe.minor)[0];
-  if (!found) throw new PyportError("E_NOT_FOUND", "no CPython 3.8+ found on this machine to build a runtime from", { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." });
+  const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([
+    import("../python/discover.js"),
+    import("../runtime/create.js"),
+  ]);
+  const found = (await discoverPythons())
+    .filter((p) => p.probe.major === 3 && p.probe.minor >= 8)
+    .sort((a, b) => b.probe.minor - a.probe.minor)[0];
+  if (!found)
+    throw new PyportError(
+      "E_NOT_FOUND",
+      "no CPython 3.8+ found on this machine to build a runtime from",
+      { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." },
+    );
   const { dir } = await cachedRuntime({ source: { python: found.path } });
   return path.join(dir, "bin", "python3");
 }
@@ -158,13 +194,25 @@ async function managedInterpreter(): Promise<string> {
 /** The interpreter `python` names: a runtime or bundle directory's bin/python3, or the path itself. */
 function givenInterpreter(python: string): string {
   if (!python.includes("/")) {
-    throw new PyportError("E_USAGE", `python: ${JSON.stringify(python)} is not a path; pyport does not search PATH`, { hint: "Give a pyport runtime or bundle directory, or an interpreter path such as /usr/bin/python3.12." });
+    throw new PyportError(
+      "E_USAGE",
+      `python: ${JSON.stringify(python)} is not a path; pyport does not search PATH`,
+      {
+        hint: "Give a pyport runtime or bundle directory, or an interpreter path such as /usr/bin/python3.12.",
+      },
+    );
   }
   const st = statPath(python);
-  if (!st) throw new PyportError("E_NOT_FOUND", `python: ${python} does not exist`, { hint: "Give a pyport runtime or bundle directory, or an interpreter path." });
+  if (!st)
+    throw new PyportError("E_NOT_FOUND", `python: ${python} does not exist`, {
+      hint: "Give a pyport runtime or bundle directory, or an interpreter path.",
+    });
   if (!st.isDirectory) return path.resolve(python);
   const exe = path.join(python, "bin", "python3");
-  if (!statPath(exe)) throw new PyportError("E_NOT_FOUND", `python: ${python} is a directory without bin/python3`, { hint: "Give a pyport runtime or bundle directory (made by pyport runtime create or pyport build)." });
+  if (!statPath(exe))
+    throw new PyportError("E_NOT_FOUND", `python: ${python} is a directory without bin/python3`, {
+      hint: "Give a pyport runtime or bundle directory (made by pyport runtime create or pyport build).",
+    });
   return path.resolve(exe);
 }
 
@@ -194,28 +242,57 @@ export class Python {
    */
   static async start(opts: StartOptions = {}): Promise<Python> {
     const count = opts.workers ?? 1;
-    if (!Number.isInteger(count) || count < 1) throw new PyportError("E_USAGE", `workers must be a positive integer, got ${count}`);
-    if (opts.spinUs !== undefined && !(Number.isInteger(opts.spinUs) && opts.spinUs >= 0 && opts.spinUs <= 100_000)) {
-      throw new PyportError("E_USAGE", `spinUs must be an integer from 0 to 100000, got ${opts.spinUs}`, { hint: "0 turns polling off; the default is 200 (µs)." });
+    if (!Number.isInteger(count) || count < 1)
+      throw new PyportError("E_USAGE", `workers must be a positive integer, got ${count}`);
+    if (
+      opts.spinUs !== undefined &&
+      !(Number.isInteger(opts.spinUs) && opts.spinUs >= 0 && opts.spinUs <= 100_000)
+    ) {
+      throw new PyportError(
+        "E_USAGE",
+        `spinUs must be an integer from 0 to 100000, got ${opts.spinUs}`,
+        { hint: "0 turns polling off; the default is 200 (µs)." },
+      );
     }
     if (opts.graceMs !== undefined && !(Number.isFinite(opts.graceMs) && opts.graceMs >= 0)) {
-      throw new PyportError("E_USAGE", `graceMs must be a number of milliseconds, 0 or more, got ${opts.graceMs}`, { hint: `The default is ${DEFAULT_GRACE_MS}.` });
+      throw new PyportError(
+        "E_USAGE",
+        `graceMs must be a number of milliseconds, 0 or more, got ${opts.graceMs}`,
+        { hint: `The default is ${DEFAULT_GRACE_MS}.` },
+      );
     }
     // With an interpreter given, the workers are spawned before this function first yields.
-    const executable = opts.python === undefined ? await managedInterpreter() : givenInterpreter(opts.python);
+    const executable =
+      opts.python === undefined ? await managedInterpreter() : givenInterpreter(opts.python);
     const starting: Promise<Worker>[] = [];
-    for (let i = 0; i < count; i++) starting.push(Worker.start(Python.workerOptions(executable, opts, i)));
+    for (let i = 0; i < count; i++)
+      starting.push(Worker.start(Python.workerOptions(executable, opts, i)));
     const started = await Promise.allSettled(starting);
     const failed = started.find((s) => s.status === "rejected");
     if (failed) {
       for (const s of started) if (s.status === "fulfilled") s.value.kill();
       throw failed.reason;
     }
-    return new Python(executable, opts, started.map((s) => (s as PromiseFulfilledResult<Worker>).value));
+    return new Python(
+      executable,
+      opts,
+      started.map((s) => (s as PromiseFulfilledResult<Worker>).value),
+    );
   }
 
   private static workerOptions(python: string, opts: StartOptions, index: number) {
-    return { python, index, cwd: opts.cwd, env: opts.env, path: (opts.path ?? []).map((p) => path.resolve(p)), preload: opts.preload ?? [], memoryLimitMb: opts.memoryLimitMb, concurrency: opts.concurrency, spinUs: opts.spinUs ?? DEFAULT_SPIN_US, onOutput: opts.onOutput };
+    return {
+      python,
+      index,
+      cwd: opts.cwd,
+      env: opts.env,
+      path: (opts.path ?? []).map((p) => path.resolve(p)),
+      preload: opts.preload ?? [],
+      memoryLimitMb: opts.memoryLimitMb,
+      concurrency: opts.concurrency,
+      spinUs: opts.spinUs ?? DEFAULT_SPIN_US,
+      onOutput: opts.onOutput,
+    };
   }
 
   /** A dead worker's slot is emptied; the next call that needs it starts a replacement. */
@@ -266,11 +343,18 @@ export class Python {
   }
 
   private checkOpen(opts: CallOptions): void {
-    if (this.closing) throw new PyportError("E_USAGE", "this Python was closed", { hint: "Start a new one with Python.start()." });
+    if (this.closing)
+      throw new PyportError("E_USAGE", "this Python was closed", {
+        hint: "Start a new one with Python.start().",
+      });
     if (opts.timeoutMs !== undefined && !(Number.isFinite(opts.timeoutMs) && opts.timeoutMs >= 0)) {
-      throw new PyportError("E_USAGE", `timeoutMs must be a number of milliseconds, 0 or more, got ${opts.timeoutMs}`);
+      throw new PyportError(
+        "E_USAGE",
+        `timeoutMs must be a number of milliseconds, 0 or more, got ${opts.timeoutMs}`,
+      );
     }
-    if (opts.signal?.aborted) throw new AbortError("the call was aborted before it started", { cause: opts.signal.reason });
+    if (opts.signal?.aborted)
+      throw new AbortError("the call was aborted before it started", { cause: opts.signal.reason });
   }
 
   /**
@@ -278,14 +362,22 @@ export class Python {
    * Rejects with PythonError, WorkerCrashedError, CallTimeoutError or AbortError (and with
    * TypeError for a value that cannot be sent: then nothing was sent).
    */
-  call<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+  call<T = unknown>(
+    target: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    opts: CallOptions = {},
+  ): Promise<T> {
     let answer: Promise<T>;
     try {
       this.checkOpen(opts);
       const slot = this.pickSlot();
       const live = this.slots[slot];
       // The common case stays synchronous up to the write: no awaits before the call is sent.
-      answer = live instanceof Worker && !live.exited ? this.dispatch<T>(live, slot, target, args, kwargs, opts) : this.startThenDispatch<T>(slot, target, args, kwargs, opts);
+      answer =
+        live instanceof Worker && !live.exited
+          ? this.dispatch<T>(live, slot, target, args, kwargs, opts)
+          : this.startThenDispatch<T>(slot, target, args, kwargs, opts);
     } catch (err) {
       answer = Promise.reject(err);
     }
@@ -294,7 +386,13 @@ export class Python {
     return answer.then(undefined, raiseAtCallSite);
   }
 
-  private async startThenDispatch<T>(slot: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions): Promise<T> {
+  private async startThenDispatch<T>(
+    slot: number,
+    target: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    opts: CallOptions,
+  ): Promise<T> {
     let w: Worker;
     try {
       w = await this.worker(slot);
@@ -305,11 +403,19 @@ export class Python {
     return this.dispatch<T>(w, slot, target, args, kwargs, opts);
   }
 
-  private dispatch<T>(w: Worker, slot: number, target: string, args: unknown[], kwargs: Record<string, unknown>, opts: CallOptions): Promise<T> {
+  private dispatch<T>(
+    w: Worker,
+    slot: number,
+    target: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    opts: CallOptions,
+  ): Promise<T> {
     const id = w.nextCallId();
     const answer = new Promise<T>(takeSettlers);
     const call = new InFlight(this.load, slot, settlers.resolve, settlers.reject);
-    if (opts.timeoutMs !== undefined || opts.signal) call.ctl = supervise(w, id, target, opts, this.graceMs, (err) => call.giveUp(err));
+    if (opts.timeoutMs !== undefined || opts.signal)
+      call.ctl = supervise(w, id, target, opts, this.graceMs, (err) => call.giveUp(err));
     try {
       w.send(id, target, args, kwargs, call);
     } catch (err) {
@@ -323,7 +429,12 @@ export class Python {
    * pulling at most `highWaterMark` (default 16) items ahead of the consumer. Leaving the loop
    * early stops the generator in Python. `timeoutMs` and `signal` bound the whole stream.
    */
-  async *stream<T = unknown>(target: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, opts: StreamOptions = {}): AsyncGenerator<T, void, undefined> {
+  async *stream<T = unknown>(
+    target: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    opts: StreamOptions = {},
+  ): AsyncGenerator<T, void, undefined> {
     this.checkOpen(opts);
     const window = Math.max(2, opts.highWaterMark ?? 16);
     const { w, release } = await this.acquire(this.pickSlot());
@@ -378,7 +489,9 @@ export class Python {
 
   /** Process ids of the live workers. */
   get pids(): number[] {
-    return this.slots.filter((s): s is Worker => s instanceof Worker && !s.exited).map((s) => s.pid!);
+    return this.slots
+      .filter((s): s is Worker => s instanceof Worker && !s.exited)
+      .map((s) => s.pid!);
   }
 
   /**
@@ -387,7 +500,9 @@ export class Python {
    */
   async close(): Promise<void> {
     this.closing = true;
-    const workers = await Promise.all(this.slots.map((s) => Promise.resolve(s).catch(() => undefined)));
+    const workers = await Promise.all(
+      this.slots.map((s) => Promise.resolve(s).catch(() => undefined)),
+    );
     await Promise.all(
       workers.map(async (w) => {
         if (!w) return;
@@ -397,4 +512,3 @@ export class Python {
     );
   }
 }
-

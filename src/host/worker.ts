@@ -19,7 +19,11 @@ import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.
 import { hostAddon, spawnWorkerProcess, type WorkerProcess } from "./process.js";
 import { KIND, TAG } from "./protocol.js";
 
-export type OutputHandler = (output: { stream: "stdout" | "stderr"; text: string; worker: number }) => void;
+export type OutputHandler = (output: {
+  stream: "stdout" | "stderr";
+  text: string;
+  worker: number;
+}) => void;
 
 export interface WorkerOptions {
   python: string;
@@ -56,9 +60,30 @@ function warmCodec(): void {
   if (warmed) return;
   warmed = true;
   const w = new FrameWriter();
-  w.call(KIND.toPython.call, 0, "module:function", [1, 2.5, "text", null, true, [1]], { key: "value" });
+  w.call(KIND.toPython.call, 0, "module:function", [1, 2.5, "text", null, true, [1]], {
+    key: "value",
+  });
   w.take();
-  const reply = Buffer.from([14, 0, 0, 0, KIND.fromPython.ok, 0, 0, 0, 0, TAG.int, 1, 0, 0, 0, 0, 0, 0, 0]);
+  const reply = Buffer.from([
+    14,
+    0,
+    0,
+    0,
+    KIND.fromPython.ok,
+    0,
+    0,
+    0,
+    0,
+    TAG.int,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
   new FrameReader(undefined, () => undefined).push(reply);
 }
 
@@ -77,7 +102,14 @@ interface Launched {
  */
 function launch(opts: WorkerOptions): Launched {
   // The worker's compiled code is cached in the host bucket (python/host_cache.py names the file).
-  const args = ["-I", pythonAsset("host_boot.py"), bucketDir(BUCKETS.host), PYPORT_VERSION, "3", "4"];
+  const args = [
+    "-I",
+    pythonAsset("host_boot.py"),
+    bucketDir(BUCKETS.host),
+    PYPORT_VERSION,
+    "3",
+    "4",
+  ];
   for (const p of opts.path) args.push("--path", p);
   for (const m of opts.preload) args.push("--preload", m);
   if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
@@ -86,7 +118,14 @@ function launch(opts: WorkerOptions): Launched {
   const arena = openArenaFiles();
   if (arena) args.push("--arena", "5,6");
   try {
-    return { proc: spawnWorkerProcess(opts.python, args, { cwd: opts.cwd, env: opts.env ?? process.env, inherit: arena ?? [] }), arena };
+    return {
+      proc: spawnWorkerProcess(opts.python, args, {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        inherit: arena ?? [],
+      }),
+      arena,
+    };
   } catch (err) {
     arena?.forEach((fd) => fs.closeSync(fd));
     throw err;
@@ -180,14 +219,26 @@ export class Worker {
     // Give stderr a moment to drain so the crash report has the last words (bounded: a
     // grandchild may hold the pipe open).
     void Promise.race([this.stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
-      const how = spawnError ? `could not start ${opts.python}: ${spawnError.message}` : this.brokenProtocol ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)` : signal ? `killed by ${signal}` : `exited with code ${code}`;
+      const how = spawnError
+        ? `could not start ${opts.python}: ${spawnError.message}`
+        : this.brokenProtocol
+          ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)`
+          : signal
+            ? `killed by ${signal}`
+            : `exited with code ${code}`;
       const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
-      const err = new WorkerCrashedError(`Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`, code, signal, this.stderrTail);
+      const err = new WorkerCrashedError(
+        `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`,
+        code,
+        signal,
+        this.stderrTail,
+      );
       this.readyWaiter?.reject(err);
       inFlight -= this.pending.size;
       for (const p of this.pending.takeAll()) p.reject(err);
       this.drainWaiters.splice(0).forEach((wake) => wake());
-      for (const stream of [this.proc.stdout, this.proc.stderr, this.fromPython, this.toPython]) stream.destroy();
+      for (const stream of [this.proc.stdout, this.proc.stderr, this.fromPython, this.toPython])
+        stream.destroy();
       this.arenaFds?.forEach((fd) => fs.closeSync(fd));
       this.onExit?.();
       this.resolveDone();
@@ -255,8 +306,21 @@ export class Worker {
   }
 
   /** Sends a call (a stream when `credit` is given: it may send that many items); its reply settles `pending`. */
-  send(id: number, target: string, args: unknown[], kwargs: Record<string, unknown>, pending: Pending, credit?: number): void {
-    if (this.exited) throw new WorkerCrashedError(`Python worker ${this.opts.index} has exited`, null, null, this.stderrTail);
+  send(
+    id: number,
+    target: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    pending: Pending,
+    credit?: number,
+  ): void {
+    if (this.exited)
+      throw new WorkerCrashedError(
+        `Python worker ${this.opts.index} has exited`,
+        null,
+        null,
+        this.stderrTail,
+      );
     const to = KIND.toPython;
     this.outbox.call(credit === undefined ? to.call : to.stream, id, target, args, kwargs, credit); // may throw TypeError: then nothing was sent
     // A lone call leaves at once (the worker starts on it while this tick goes on); the calls of
@@ -291,9 +355,19 @@ export class Worker {
   private readonly pollReplies = (): void => {
     this.pollScheduled = false;
     // Not once the stream is destroyed: its descriptor may be closed and its number reused.
-    if (this.exited || this.fromPython.destroyed || !this.pending.size || this.pending.size !== inFlight || this.toPython.writableLength) return;
-    if (this.slab.length - this.slabUsed < 4096) [this.slab, this.slabUsed] = [Buffer.allocUnsafe(65536), 0];
-    const budgetUs = Math.round(Math.min(this.opts.spinUs!, Math.max(MIN_POLL_US, 4 * this.replyUs)));
+    if (
+      this.exited ||
+      this.fromPython.destroyed ||
+      !this.pending.size ||
+      this.pending.size !== inFlight ||
+      this.toPython.writableLength
+    )
+      return;
+    if (this.slab.length - this.slabUsed < 4096)
+      [this.slab, this.slabUsed] = [Buffer.allocUnsafe(65536), 0];
+    const budgetUs = Math.round(
+      Math.min(this.opts.spinUs!, Math.max(MIN_POLL_US, 4 * this.replyUs)),
+    );
     const n = hostAddon()!.pollRead(this.fromFd!, this.slab, this.slabUsed, budgetUs);
     if (n === -1) this.chatty = false;
     if (n <= 0) return; // timed out, end of stream or an error: left to the event loop
@@ -352,7 +426,8 @@ export class Worker {
   /** Forgets a call whose caller gave up on it; a late reply is dropped. */
   forget(id: number): void {
     if (this.pending.delete(id)) inFlight--;
-    if (!this.pending.size && this.drainWaiters.length) this.drainWaiters.splice(0).forEach((wake) => wake());
+    if (!this.pending.size && this.drainWaiters.length)
+      this.drainWaiters.splice(0).forEach((wake) => wake());
   }
 
   /** Resolves once no call is in flight on this worker (at once when none is, or it has exited). */

@@ -14,5 +14,14 @@ export interface CompileOptions {
 }
 
 export function compileArgs(o: CompileOptions): string[] {
-  return ["-I", pythonAsset("compile_tree.py"), o.root, o.mode, String(o.optimize ?? 0), o.legacy ? "1" : "0", o.exclude ?? "", ...o.targets];
+  return [
+    "-I",
+    pythonAsset("compile_tree.py"),
+    o.root,
+    o.mode,
+    String(o.optimize ?? 0),
+    o.legacy ? "1" : "0",
+    o.exclude ?? "",
+    ...o.targets,
+  ];
 }

@@ -33,7 +33,8 @@ async function candidates(): Promise<{ file: string; origin: string }[]> {
     } catch {
       return;
     }
-    for (const n of names.sort()) if (/^python3\.\d+$/.test(n)) out.push({ file: path.join(dir, n), origin });
+    for (const n of names.sort())
+      if (/^python3\.\d+$/.test(n)) out.push({ file: path.join(dir, n), origin });
   };
   const scanPyenv = async () => {
     let versions: string[] = [];
@@ -92,7 +93,9 @@ export async function resolvePython(spec: string): Promise<FoundPython> {
   const m = VERSION_RE.exec(spec);
   if (!m) {
     if (!(await pathExists(spec))) {
-      throw new PyportError("E_NOT_FOUND", `no interpreter at ${spec}`, { hint: "Pass a path to a python3 binary, or a version such as 3.12." });
+      throw new PyportError("E_NOT_FOUND", `no interpreter at ${spec}`, {
+        hint: "Pass a path to a python3 binary, or a version such as 3.12.",
+      });
     }
     const probe = await probePython(spec);
     return { path: await fsp.realpath(probe.realExecutable), origin: "path", probe };
@@ -101,9 +104,13 @@ export async function resolvePython(spec: string): Promise<FoundPython> {
   const matches = all.filter((p) => shortVersion(p.probe) === spec);
   if (matches.length === 0) {
     const have = [...new Set(all.map((p) => shortVersion(p.probe)))].sort().join(", ") || "none";
-    throw new PyportError("E_NOT_FOUND", `no Python ${spec} found on PATH, in pyenv (${pyenvRoot()}/versions) or in /usr/bin, /usr/local/bin`, {
-      hint: `Versions found: ${have}. Pass --python with an interpreter path, or --archive with a python-build-standalone archive.`,
-    });
+    throw new PyportError(
+      "E_NOT_FOUND",
+      `no Python ${spec} found on PATH, in pyenv (${pyenvRoot()}/versions) or in /usr/bin, /usr/local/bin`,
+      {
+        hint: `Versions found: ${have}. Pass --python with an interpreter path, or --archive with a python-build-standalone archive.`,
+      },
+    );
   }
   return matches[0];
 }

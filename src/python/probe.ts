@@ -49,15 +49,22 @@ export function shortVersion(p: Pick<PythonProbe, "major" | "minor">): string {
 }
 
 /** Runs the probe; `useCache: false` bypasses the probe cache (used for freshly built runtimes). */
-export async function probePython(interpreter: string, opts: { useCache?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<PythonProbe> {
+export async function probePython(
+  interpreter: string,
+  opts: { useCache?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<PythonProbe> {
   let real: string;
   let key: string | undefined;
   try {
     real = await fsp.realpath(interpreter);
     const st = await fsp.stat(real);
-    key = createHash("sha256").update(`${PROBE_SCRIPT_VERSION}\0${real}\0${st.size}\0${st.mtimeMs}\0${interpreter}`).digest("hex").slice(0, 32);
+    key = createHash("sha256")
+      .update(`${PROBE_SCRIPT_VERSION}\0${real}\0${st.size}\0${st.mtimeMs}\0${interpreter}`)
+      .digest("hex")
+      .slice(0, 32);
   } catch (err) {
-    if (hasErrno(err, "ENOENT")) throw new PyportError("E_NOT_FOUND", `interpreter not found: ${interpreter}`);
+    if (hasErrno(err, "ENOENT"))
+      throw new PyportError("E_NOT_FOUND", `interpreter not found: ${interpreter}`);
     throw err;
   }
   const cacheFile = path.join(bucketDir(BUCKETS.probes), `${key}.json`);
@@ -71,18 +78,35 @@ export async function probePython(interpreter: string, opts: { useCache?: boolea
   const args = ["-I", "-S", pythonAsset("probe.py")];
   let r;
   try {
-    r = await execFile(interpreter, args, { env: { ...(opts.env ?? process.env), PYTHONDONTWRITEBYTECODE: "1" }, timeoutMs: 60_000 });
+    r = await execFile(interpreter, args, {
+      env: { ...(opts.env ?? process.env), PYTHONDONTWRITEBYTECODE: "1" },
+      timeoutMs: 60_000,
+    });
   } catch (err) {
-    throw new PyportError("E_PYTHON", `cannot run ${interpreter}: ${(err as Error).message}`, { cause: err });
+    throw new PyportError("E_PYTHON", `cannot run ${interpreter}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  if (r.code !== 0) throw new PyportError("E_PYTHON", `probing ${interpreter} failed: ${describeFailure(interpreter, args, r)}`);
+  if (r.code !== 0)
+    throw new PyportError(
+      "E_PYTHON",
+      `probing ${interpreter} failed: ${describeFailure(interpreter, args, r)}`,
+    );
   let probe: PythonProbe;
   try {
     probe = JSON.parse(r.stdout) as PythonProbe;
   } catch (err) {
-    throw new PyportError("E_PYTHON", `${interpreter} printed no probe JSON (is it a CPython?): ${r.stdout.slice(0, 200)}`, { cause: err });
+    throw new PyportError(
+      "E_PYTHON",
+      `${interpreter} printed no probe JSON (is it a CPython?): ${r.stdout.slice(0, 200)}`,
+      { cause: err },
+    );
   }
-  if (probe.implementation !== "cpython") throw new PyportError("E_PYTHON", `${interpreter} is ${probe.implementation}; pyport makes runtimes from CPython only`);
+  if (probe.implementation !== "cpython")
+    throw new PyportError(
+      "E_PYTHON",
+      `${interpreter} is ${probe.implementation}; pyport makes runtimes from CPython only`,
+    );
   if (opts.useCache !== false) {
     await fsp.mkdir(path.dirname(cacheFile), { recursive: true });
     await writeFileAtomic(cacheFile, JSON.stringify(probe));

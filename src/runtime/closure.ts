@@ -17,7 +17,19 @@ import { isLibcFamily } from "./libc.js";
 export type LibcMode = "system" | "bundled";
 
 /** The rest of glibc's family that a bundled-libc runtime carries besides what its files need. */
-const BUNDLED_LIBC_EXTRAS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1", "libresolv.so.2", "libanl.so.1", "libmvec.so.1", "libnss_files.so.2", "libnss_dns.so.2"];
+const BUNDLED_LIBC_EXTRAS = [
+  "libc.so.6",
+  "libm.so.6",
+  "libpthread.so.0",
+  "libdl.so.2",
+  "librt.so.1",
+  "libutil.so.1",
+  "libresolv.so.2",
+  "libanl.so.1",
+  "libmvec.so.1",
+  "libnss_files.so.2",
+  "libnss_dns.so.2",
+];
 
 export interface GraftedLibrary {
   soname: string;
@@ -84,7 +96,10 @@ export async function graftLibraries(opts: ClosureOptions): Promise<ClosureResul
   const addExtra = async (soname: string) => {
     const importer = parsed.get(queue[0]);
     if (provided.has(soname) || !importer) return;
-    const source = await findHostLibrary(soname, { elf: importer, originDir: opts.originDirOf(queue[0]) });
+    const source = await findHostLibrary(soname, {
+      elf: importer,
+      originDir: opts.originDirOf(queue[0]),
+    });
     if (!source) return; // not part of this glibc build (e.g. libmvec off x86)
     const dest = path.join("libexec", soname);
     await fsp.copyFile(source, path.join(root, dest));
@@ -163,9 +178,20 @@ export function originRelative(from: string, to: string): string {
 }
 
 /** Provenance of a grafted file (owning package and version) and its licence text, copied into `licenses/`. */
-export async function describeGraft(root: string, soname: string, file: string, source: string): Promise<GraftedLibrary> {
+export async function describeGraft(
+  root: string,
+  soname: string,
+  file: string,
+  source: string,
+): Promise<GraftedLibrary> {
   const pkg = await owningPackage(source);
-  const g: GraftedLibrary = { soname, file, source, package: pkg?.name, packageVersion: pkg?.version };
+  const g: GraftedLibrary = {
+    soname,
+    file,
+    source,
+    package: pkg?.name,
+    packageVersion: pkg?.version,
+  };
   if (pkg?.copyright) {
     const license = path.join("licenses", `${pkg.name}.copyright`);
     await fsp.mkdir(path.join(root, "licenses"), { recursive: true });

@@ -18,7 +18,15 @@ import { pathExists, replaceDir, siblingTemp } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { PYPORT_VERSION } from "../version.js";
 import { applyRunpaths, graftLibraries, type LibcMode } from "./closure.js";
-import { addTerminfo, buildPathMap, fixMakefiles, fixPkgconfig, fixShebangs, fixSysconfigdata, installMachineAdapters } from "./fixups.js";
+import {
+  addTerminfo,
+  buildPathMap,
+  fixMakefiles,
+  fixPkgconfig,
+  fixShebangs,
+  fixSysconfigdata,
+  installMachineAdapters,
+} from "./fixups.js";
 import { copyTree, stageInterpreter } from "./layout.js";
 import { launcherKind, writeLauncher, type LauncherKind } from "./launcher.js";
 import { glibcFloor, providedGlibc } from "./libc.js";
@@ -63,7 +71,9 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
     await fsp.rm(tmp, { recursive: true, force: true });
     throw err;
   }
-  const manifest = JSON.parse(await fsp.readFile(path.join(out, MANIFEST_FILE), "utf8")) as RuntimeManifest;
+  const manifest = JSON.parse(
+    await fsp.readFile(path.join(out, MANIFEST_FILE), "utf8"),
+  ) as RuntimeManifest;
   return { out, manifest, cached: !built };
 }
 
@@ -71,16 +81,31 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
  * The runtime inside pyport's cache (built there first if needed): complete, relocatable and
  * runnable in place, but owned by the cache — `pyport cache prune` may remove it when unused.
  */
-export async function cachedRuntime(opts: Omit<CreateRuntimeOptions, "out" | "force">): Promise<{ dir: string; built: boolean }> {
+export async function cachedRuntime(
+  opts: Omit<CreateRuntimeOptions, "out" | "force">,
+): Promise<{ dir: string; built: boolean }> {
   const libc = opts.libc ?? "system";
   const profile = opts.profile ?? "default";
   const strip = opts.strip ?? profile !== "full";
   const source = await prepareSource(opts.source, opts.reporter);
-  const key = createHash("sha256").update(JSON.stringify({ RUNTIME_FORMAT, id: source.identity, libc, profile, strip, launcher: libc === "bundled" ? launcherKind() : undefined })).digest("hex").slice(0, 32);
+  const key = createHash("sha256")
+    .update(
+      JSON.stringify({
+        RUNTIME_FORMAT,
+        id: source.identity,
+        libc,
+        profile,
+        strip,
+        launcher: libc === "bundled" ? launcherKind() : undefined,
+      }),
+    )
+    .digest("hex")
+    .slice(0, 32);
   const result = await materialize({
     bucket: BUCKETS.runtimes,
     key,
-    build: (tmp) => buildRuntime({ root: tmp, source, libc, profile, strip, reporter: opts.reporter }),
+    build: (tmp) =>
+      buildRuntime({ root: tmp, source, libc, profile, strip, reporter: opts.reporter }),
   });
   await touchEntry(result.dir);
   return result;
@@ -94,7 +119,9 @@ async function checkOut(out: string, force: boolean): Promise<void> {
     return; // does not exist (or is not a directory: the final rename reports that)
   }
   if (entries.length > 0 && !force) {
-    throw new PyportError("E_EXISTS", `output directory ${out} exists and is not empty`, { hint: "Choose another --out, or pass --force to replace it." });
+    throw new PyportError("E_EXISTS", `output directory ${out} exists and is not empty`, {
+      hint: "Choose another --out, or pass --force to replace it.",
+    });
   }
 }
 
@@ -139,7 +166,8 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
     originDirOf: (rel) => staged.dirs.get(path.dirname(rel)) ?? path.dirname(rel),
     reporter,
   });
-  for (const u of closure.unresolved) warnings.push(`${u.file} needs ${u.soname}, which the build machine does not have`);
+  for (const u of closure.unresolved)
+    warnings.push(`${u.file} needs ${u.soname}, which the build machine does not have`);
   if (ctx.strip) {
     reporter?.step("stripping debug information");
     await stripDebugInfo(root, closure.elfRels);
@@ -151,7 +179,10 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
   if (ctx.libc === "bundled") {
     const loader = interpElf.interpreter ? path.basename(interpElf.interpreter) : undefined;
     if (!loader || !(await pathExists(path.join(root, "libexec", loader)))) {
-      throw new PyportError("E_RELOCATE", `cannot bundle the C library: the loader ${interpElf.interpreter ?? "(none: static binary?)"} was not grafted`);
+      throw new PyportError(
+        "E_RELOCATE",
+        `cannot bundle the C library: the loader ${interpElf.interpreter ?? "(none: static binary?)"} was not grafted`,
+      );
     }
     const libcElf = elfFiles.find((f) => f.rel === "libexec/libc.so.6");
     bundledGlibc = libcElf ? providedGlibc(libcElf.elf) : undefined;
@@ -161,49 +192,96 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
       libpath: "../libexec",
       argv0: "self",
     });
-    if (launcher === "sh") warnings.push("no native launcher was built with pyport (no C compiler at install time): bin/python3 is a POSIX sh script and the target needs /bin/sh");
+    if (launcher === "sh")
+      warnings.push(
+        "no native launcher was built with pyport (no C compiler at install time): bin/python3 is a POSIX sh script and the target needs /bin/sh",
+      );
   }
-  for (const alias of ["python3", "python"]) await fsp.symlink(`python${ver}`, path.join(root, "bin", alias));
+  for (const alias of ["python3", "python"])
+    await fsp.symlink(`python${ver}`, path.join(root, "bin", alias));
 
   reporter?.step("fixing build paths, CA certificates and terminfo lookup");
   const map = buildPathMap(probe, ver);
-  const changedPy = [...(await fixSysconfigdata(stdlib, map)), ...(await installMachineAdapters(stdlib))];
+  const changedPy = [
+    ...(await fixSysconfigdata(stdlib, map)),
+    ...(await installMachineAdapters(stdlib)),
+  ];
   await fixMakefiles(stdlib, map);
   await fixPkgconfig(root, map);
 
   const python = path.join(root, "bin", "python3");
   let pip = false;
   if (!probe.ensurepip.present || !probe.ensurepip.wheels) {
-    warnings.push(`the source has no usable ensurepip${probe.ensurepip.error ? ` (${probe.ensurepip.error})` : ""}: the runtime has no pip`);
+    warnings.push(
+      `the source has no usable ensurepip${probe.ensurepip.error ? ` (${probe.ensurepip.error})` : ""}: the runtime has no pip`,
+    );
   } else {
     reporter?.step("installing pip (ensurepip)");
-    const r = await execFile(python, ["-I", "-m", "ensurepip", "--default-pip"], { env: pythonEnv() });
+    const r = await execFile(python, ["-I", "-m", "ensurepip", "--default-pip"], {
+      env: pythonEnv(),
+    });
     if (r.code === 0) pip = true;
-    else warnings.push(`ensurepip failed, the runtime has no pip: ${describeFailure("python3", ["-m", "ensurepip"], r)}`);
+    else
+      warnings.push(
+        `ensurepip failed, the runtime has no pip: ${describeFailure("python3", ["-m", "ensurepip"], r)}`,
+      );
   }
-  if (ctx.profile === "minimal") await fsp.rm(path.join(stdlib, "ensurepip"), { recursive: true, force: true });
+  if (ctx.profile === "minimal")
+    await fsp.rm(path.join(stdlib, "ensurepip"), { recursive: true, force: true });
   if (!probe.venv) warnings.push("the source has no venv module: `python -m venv` will not work");
   await fixShebangs(path.join(root, "bin"));
 
   // Hash-based .pyc files stay valid whatever the files' mtimes become (cp, tar, unzip on the
   // target), so start-up never pays for recompiling — or fails to cache on read-only media.
   reporter?.step("compiling the standard library (hash-based .pyc)");
-  const stdlibArgs = compileArgs({ root, mode: "unchecked-hash", exclude: "/site-packages/|/dist-packages/|/test/|/tests/|lib2to3/tests", targets: [stdlib] });
+  const stdlibArgs = compileArgs({
+    root,
+    mode: "unchecked-hash",
+    exclude: "/site-packages/|/dist-packages/|/test/|/tests/|lib2to3/tests",
+    targets: [stdlib],
+  });
   const compiled = await execFile(python, stdlibArgs, { env: pythonEnv() });
   if (compiled.code !== 0 && changedPy.length) {
     // Some stdlib trees carry files that do not compile (bad test data): the fixed-up modules must.
-    const fixed = await execFile(python, compileArgs({ root, mode: "unchecked-hash", targets: changedPy }), { env: pythonEnv() });
-    if (fixed.code !== 0) throw new PyportError("E_RELOCATE", `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], fixed)}`);
+    const fixed = await execFile(
+      python,
+      compileArgs({ root, mode: "unchecked-hash", targets: changedPy }),
+      { env: pythonEnv() },
+    );
+    if (fixed.code !== 0)
+      throw new PyportError(
+        "E_RELOCATE",
+        `compiling fixed-up modules failed: ${describeFailure("python3", ["-m", "compileall"], fixed)}`,
+      );
   }
 
-  const floor = glibcFloor(elfFiles.filter((f) => ctx.libc === "system" || !f.rel.startsWith("libexec/lib")));
+  const floor = glibcFloor(
+    elfFiles.filter((f) => ctx.libc === "system" || !f.rel.startsWith("libexec/lib")),
+  );
   const manifest: RuntimeManifest = {
     schema: MANIFEST_SCHEMA,
     kind: "runtime",
     pyport: PYPORT_VERSION,
-    python: { version: probe.version, soabi: (probe.vars.SOABI as string) ?? null, abiflags: probe.abiflags, linkMode, machine: interpElf.machine },
-    source: { kind: source.kind, location: source.location, sha256: source.sha256, buildPrefix: probe.prefix },
-    libc: { mode: ctx.libc, glibcFloor: floor.version, floorSetBy: floor.setBy, bundledGlibc, launcher },
+    python: {
+      version: probe.version,
+      soabi: (probe.vars.SOABI as string) ?? null,
+      abiflags: probe.abiflags,
+      linkMode,
+      machine: interpElf.machine,
+    },
+    source: {
+      kind: source.kind,
+      location: source.location,
+      sha256: source.sha256,
+      buildPrefix: probe.prefix,
+    },
+    libc: {
+      mode: ctx.libc,
+      glibcFloor: floor.version,
+      floorSetBy: floor.setBy,
+      bundledGlibc,
+      launcher,
+    },
     profile: ctx.profile,
     stripped: ctx.strip,
     dropped: pruned.dropped,
@@ -221,9 +299,10 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
 
 async function hasModule(stdlib: string, name: string): Promise<boolean> {
   try {
-    return (await fsp.readdir(path.join(stdlib, "lib-dynload"))).some((f) => f.startsWith(`${name}.`));
+    return (await fsp.readdir(path.join(stdlib, "lib-dynload"))).some((f) =>
+      f.startsWith(`${name}.`),
+    );
   } catch {
     return false;
   }
 }
-

@@ -39,15 +39,26 @@ export async function runDoctor(dir: string, opts: DoctorOptions = {}): Promise<
   const script = await fsp.readFile(pythonAsset("doctor.py"), "utf8");
   const interpreter = opts.interpreter ?? path.join(dir, manifest.interpreter);
   const argv = (opts.wrap ?? ((a) => a))([interpreter, "-I", "-", manifest.source.buildPrefix]);
-  const env = opts.env ?? { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/", TERM: "xterm" };
+  const env = opts.env ?? {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/",
+    TERM: "xterm",
+  };
   const r = await execFile(argv[0], argv.slice(1), { input: script, env, timeoutMs: 120_000 });
   let parsed: Omit<DoctorReport, "ok">;
   try {
     parsed = JSON.parse(r.stdout) as Omit<DoctorReport, "ok">;
   } catch {
-    throw new PyportError("E_DOCTOR", `the runtime's interpreter did not run: ${describeFailure(argv[0], argv.slice(1), r)}`, {
-      hint: manifest.libc.mode === "system" && manifest.libc.glibcFloor ? `This runtime needs glibc ≥ ${manifest.libc.glibcFloor} on the host; recreate it with --libc bundled to carry its own.` : undefined,
-    });
+    throw new PyportError(
+      "E_DOCTOR",
+      `the runtime's interpreter did not run: ${describeFailure(argv[0], argv.slice(1), r)}`,
+      {
+        hint:
+          manifest.libc.mode === "system" && manifest.libc.glibcFloor
+            ? `This runtime needs glibc ≥ ${manifest.libc.glibcFloor} on the host; recreate it with --libc bundled to carry its own.`
+            : undefined,
+      },
+    );
   }
   return { ...parsed, ok: parsed.checks.every((c) => c.status !== "fail") };
 }

@@ -26,7 +26,8 @@ export type PathMap = [from: string, to: string][];
 export function buildPathMap(probe: PythonProbe, ver: string): PathMap {
   const pairs: [string, string][] = [];
   const add = (from: unknown, to: string) => {
-    if (typeof from === "string" && from.startsWith("/") && from.length > 1) pairs.push([from.replace(/\/+$/, ""), to]);
+    if (typeof from === "string" && from.startsWith("/") && from.length > 1)
+      pairs.push([from.replace(/\/+$/, ""), to]);
   };
   const include = `include/python${ver}${probe.abiflags}`;
   add(probe.paths.stdlib, `lib/python${ver}`);
@@ -35,21 +36,31 @@ export function buildPathMap(probe: PythonProbe, ver: string): PathMap {
   add(probe.paths.platinclude, include);
   add(probe.vars.INCLUDEPY, include);
   add(probe.vars.CONFINCLUDEPY, include);
-  if (probe.vars.MULTIARCH) add(`/usr/include/${probe.vars.MULTIARCH}/python${ver}${probe.abiflags}`, include);
+  if (probe.vars.MULTIARCH)
+    add(`/usr/include/${probe.vars.MULTIARCH}/python${ver}${probe.abiflags}`, include);
   // The source build tree: sysconfig itself uses the config dir (LIBPL) as srcdir when installed.
   const libpl = probe.vars.LIBPL;
   if (typeof libpl === "string" && libpl.startsWith(`${probe.prefix}/`)) {
     for (const v of [probe.vars.abs_builddir, probe.vars.abs_srcdir]) {
-      if (typeof v === "string" && !v.startsWith(`${probe.prefix}/`)) add(v, path.relative(probe.prefix, libpl));
+      if (typeof v === "string" && !v.startsWith(`${probe.prefix}/`))
+        add(v, path.relative(probe.prefix, libpl));
     }
   }
   add(probe.vars.LIBDIR, "lib");
   add(probe.vars.BINDIR, "bin");
-  for (const p of [probe.prefix, probe.basePrefix, probe.execPrefix, probe.vars.prefix, probe.vars.exec_prefix]) {
+  for (const p of [
+    probe.prefix,
+    probe.basePrefix,
+    probe.execPrefix,
+    probe.vars.prefix,
+    probe.vars.exec_prefix,
+  ]) {
     if (typeof p === "string" && !SYSTEM_PREFIXES.has(p.replace(/\/+$/, "") || "/")) add(p, "");
   }
   const seen = new Set<string>();
-  return pairs.filter(([f]) => !seen.has(f) && seen.add(f)).sort((a, b) => b[0].length - a[0].length);
+  return pairs
+    .filter(([f]) => !seen.has(f) && seen.add(f))
+    .sort((a, b) => b[0].length - a[0].length);
 }
 
 function escapeRegExp(s: string): string {
@@ -60,7 +71,10 @@ function escapeRegExp(s: string): string {
 export function rewritePaths(text: string, map: PathMap, prefixExpr: string): string {
   if (map.length === 0) return text;
   // A path starts a word, follows `=`, `:`, `,`, `.` or a quote, or is glued to -I/-L/-R.
-  const re = new RegExp(`(?<=^|[\\s'"=:,(.]|-[ILR])(${map.map(([f]) => escapeRegExp(f)).join("|")})(?=[/\\s'":;,)]|$)`, "gm");
+  const re = new RegExp(
+    `(?<=^|[\\s'"=:,(.]|-[ILR])(${map.map(([f]) => escapeRegExp(f)).join("|")})(?=[/\\s'":;,)]|$)`,
+    "gm",
+  );
   const to = new Map(map);
   return text.replace(re, (m) => {
     const rel = to.get(m)!;
@@ -79,8 +93,12 @@ export function dropSelfLinkFlags(text: string, map: PathMap): string {
   const prefixes = map.filter(([, to]) => to === "").map(([from]) => escapeRegExp(from));
   if (libdirs.length === 0) return text;
   const lib = `(?:${libdirs.join("|")})`;
-  let out = text.replace(new RegExp(` ?(?:-L|-Wl,-rpath,|-Wl,-rpath=|-Wl,-R)${lib}/?(?=[\\s'"]|$)`, "gm"), "");
-  if (prefixes.length) out = out.replace(new RegExp(` ?-I(?:${prefixes.join("|")})/include/?(?=[\\s'"]|$)`, "gm"), "");
+  let out = text.replace(
+    new RegExp(` ?(?:-L|-Wl,-rpath,|-Wl,-rpath=|-Wl,-R)${lib}/?(?=[\\s'"]|$)`, "gm"),
+    "",
+  );
+  if (prefixes.length)
+    out = out.replace(new RegExp(` ?-I(?:${prefixes.join("|")})/include/?(?=[\\s'"]|$)`, "gm"), "");
   return out;
 }
 
@@ -94,7 +112,11 @@ export async function fixSysconfigdata(stdlibDir: string, map: PathMap): Promise
     if (original.includes(TOKEN)) continue;
     let body = rewritePaths(dropSelfLinkFlags(original, map), map, TOKEN);
     // python-build-standalone bakes its build tool paths (/tools/...) into CC and friends.
-    body = body.replace(/'\/tools\/[^' ]*\/bin\/(clang\+\+|clang|gcc|g\+\+|cc|c\+\+)(?=[ '])/g, (_m, tool: string) => `'${tool.startsWith("clang++") || tool === "g++" || tool === "c++" ? "c++" : "cc"}`);
+    body = body.replace(
+      /'\/tools\/[^' ]*\/bin\/(clang\+\+|clang|gcc|g\+\+|cc|c\+\+)(?=[ '])/g,
+      (_m, tool: string) =>
+        `'${tool.startsWith("clang++") || tool === "g++" || tool === "c++" ? "c++" : "cc"}`,
+    );
     const header = [
       "# Made relocatable by pyport: build-machine paths are replaced at import time",
       "# by the location of the runtime that contains this file.",
@@ -125,7 +147,8 @@ export async function fixMakefiles(stdlibDir: string, map: PathMap): Promise<voi
     if (!(await pathExists(file))) continue;
     const text = await fsp.readFile(file, "utf8");
     if (text.includes("PYPORT_PREFIX")) continue;
-    const header = "# pyport: the runtime root, three levels above this Makefile\nPYPORT_PREFIX := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n";
+    const header =
+      "# pyport: the runtime root, three levels above this Makefile\nPYPORT_PREFIX := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n";
     await fsp.writeFile(file, header + rewritePaths(text, map, "$(PYPORT_PREFIX)"));
   }
 }
@@ -145,14 +168,18 @@ export async function fixPkgconfig(root: string, map: PathMap): Promise<void> {
     let text = await fsp.readFile(file, "utf8");
     text = text.replace(/^prefix=.*$/m, "prefix=${pcfiledir}/../..");
     text = text.replace(/^exec_prefix=\/.*$/m, "exec_prefix=${prefix}");
-    const lines = text.split("\n").map((l) => (l.startsWith("prefix=") ? l : rewritePaths(l, map, "${prefix}")));
+    const lines = text
+      .split("\n")
+      .map((l) => (l.startsWith("prefix=") ? l : rewritePaths(l, map, "${prefix}")));
     await fsp.writeFile(file, lines.join("\n"));
   }
 }
 
 /** The shebang that finds `python3` next to the script, wherever the directory is moved. */
 export const RELOCATABLE_SHEBANG =
-  "#!/bin/sh\n" + `'''exec' "$(dirname -- "$(realpath -- "$0")")"/'python3' "$0" "$@"\n` + "' '''\n";
+  "#!/bin/sh\n" +
+  `'''exec' "$(dirname -- "$(realpath -- "$0")")"/'python3' "$0" "$@"\n` +
+  "' '''\n";
 
 /** Rewrites `#!…python…` shebangs of scripts in `bin/` to the relocatable form. */
 export async function fixShebangs(binDir: string): Promise<string[]> {
@@ -179,8 +206,14 @@ export async function installMachineAdapters(stdlibDir: string): Promise<string[
   await fsp.copyFile(pythonAsset("_pyport_runtime.py"), path.join(stdlibDir, "_pyport_runtime.py"));
   const changed = [path.join(stdlibDir, "_pyport_runtime.py")];
   const hooks: [string, string][] = [
-    ["ssl.py", "\n# pyport: load the CA certificates of the machine this runtime runs on.\nimport _pyport_runtime\n_pyport_runtime.patch_ssl(__import__(__name__))\ndel _pyport_runtime\n"],
-    ["curses/__init__.py", "\n# pyport: make the runtime's terminfo database visible to ncurses.\nimport _pyport_runtime\n_pyport_runtime.add_terminfo()\ndel _pyport_runtime\n"],
+    [
+      "ssl.py",
+      "\n# pyport: load the CA certificates of the machine this runtime runs on.\nimport _pyport_runtime\n_pyport_runtime.patch_ssl(__import__(__name__))\ndel _pyport_runtime\n",
+    ],
+    [
+      "curses/__init__.py",
+      "\n# pyport: make the runtime's terminfo database visible to ncurses.\nimport _pyport_runtime\n_pyport_runtime.add_terminfo()\ndel _pyport_runtime\n",
+    ],
   ];
   for (const [rel, hook] of hooks) {
     const file = path.join(stdlibDir, rel);
@@ -194,7 +227,21 @@ export async function installMachineAdapters(stdlibDir: string): Promise<string[
 }
 
 /** Common terminal descriptions copied when the runtime carries no terminfo of its own. */
-const TERMINALS = ["dumb", "linux", "vt100", "vt220", "xterm", "xterm-256color", "xterm-color", "screen", "screen-256color", "tmux", "tmux-256color", "rxvt", "ansi"];
+const TERMINALS = [
+  "dumb",
+  "linux",
+  "vt100",
+  "vt220",
+  "xterm",
+  "xterm-256color",
+  "xterm-color",
+  "screen",
+  "screen-256color",
+  "tmux",
+  "tmux-256color",
+  "rxvt",
+  "ansi",
+];
 
 /**
  * Gives the runtime a small terminfo database (from the build host) so curses works on targets
@@ -218,5 +265,3 @@ export async function addTerminfo(root: string): Promise<string | undefined> {
   }
   return undefined;
 }
-
-

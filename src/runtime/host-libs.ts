@@ -48,17 +48,30 @@ export interface Importer {
 async function matches(candidate: string, importer: ElfFile): Promise<boolean> {
   try {
     const { elf } = await readElfFile(candidate);
-    return elf.bits === importer.bits && elf.machine === importer.machine && elf.littleEndian === importer.littleEndian;
+    return (
+      elf.bits === importer.bits &&
+      elf.machine === importer.machine &&
+      elf.littleEndian === importer.littleEndian
+    );
   } catch {
     return false;
   }
 }
 
 /** Resolves `soname` for `importer` on this host; returns the real path or undefined. */
-export async function findHostLibrary(soname: string, importer: Importer): Promise<string | undefined> {
+export async function findHostLibrary(
+  soname: string,
+  importer: Importer,
+): Promise<string | undefined> {
   const dirs: string[] = [];
   const { elf, originDir } = importer;
-  const split = (s?: string) => (s ? s.split(":").filter(Boolean).map((e) => expandOrigin(e, originDir)) : []);
+  const split = (s?: string) =>
+    s
+      ? s
+          .split(":")
+          .filter(Boolean)
+          .map((e) => expandOrigin(e, originDir))
+      : [];
   if (!elf.runpath) dirs.push(...split(elf.rpath));
   dirs.push(...split(elf.runpath));
   for (const dir of dirs) {
@@ -68,8 +81,17 @@ export async function findHostLibrary(soname: string, importer: Importer): Promi
   for (const p of (await ldconfigCache()).get(soname) ?? []) {
     if (await matches(p, elf)) return fsp.realpath(p);
   }
-  const multiarch = elf.machine === "x86_64" ? "x86_64-linux-gnu" : elf.machine === "aarch64" ? "aarch64-linux-gnu" : elf.machine === "x86" ? "i386-linux-gnu" : "";
-  const defaults = multiarch ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`, ...DEFAULT_DIRS] : DEFAULT_DIRS;
+  const multiarch =
+    elf.machine === "x86_64"
+      ? "x86_64-linux-gnu"
+      : elf.machine === "aarch64"
+        ? "aarch64-linux-gnu"
+        : elf.machine === "x86"
+          ? "i386-linux-gnu"
+          : "";
+  const defaults = multiarch
+    ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`, ...DEFAULT_DIRS]
+    : DEFAULT_DIRS;
   for (const dir of defaults) {
     const p = path.join(dir, soname);
     if ((await pathExists(p)) && (await matches(p, elf))) return fsp.realpath(p);
@@ -103,7 +125,11 @@ export async function owningPackage(file: string): Promise<PackageInfo | undefin
     const pkg = r.stdout.split("\n")[0].split(":")[0].trim();
     const v = await execFile("dpkg-query", ["-W", "-f", "${Version}", pkg]);
     const copyright = `/usr/share/doc/${pkg}/copyright`;
-    info = { name: pkg, version: v.stdout.trim(), copyright: (await pathExists(copyright)) ? copyright : undefined };
+    info = {
+      name: pkg,
+      version: v.stdout.trim(),
+      copyright: (await pathExists(copyright)) ? copyright : undefined,
+    };
     break;
   }
   dpkgCache.set(file, info);

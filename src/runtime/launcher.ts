@@ -48,7 +48,8 @@ export function encodeSpec(spec: LaunchSpec): Buffer {
   if (spec.libpath) lines.push(`libpath ${spec.libpath}`);
   if (spec.argv0) lines.push(`argv0 ${spec.argv0}`);
   for (const a of spec.args ?? []) {
-    if (a.includes("\n")) throw new Error(`launcher argument contains a newline: ${JSON.stringify(a)}`);
+    if (a.includes("\n"))
+      throw new Error(`launcher argument contains a newline: ${JSON.stringify(a)}`);
     lines.push(`arg ${a}`);
   }
   const body = Buffer.from(lines.join("\n") + "\n");
@@ -63,12 +64,16 @@ export function readSpec(file: string): LaunchSpec | undefined {
   if (data.length < 12 || !data.subarray(data.length - 8).equals(MAGIC)) return undefined;
   const len = data.readUInt32LE(data.length - 12);
   const spec: LaunchSpec = { exec: "" };
-  for (const line of data.subarray(data.length - 12 - len, data.length - 12).toString().split("\n")) {
+  for (const line of data
+    .subarray(data.length - 12 - len, data.length - 12)
+    .toString()
+    .split("\n")) {
     const i = line.indexOf(" ");
     if (i < 0) continue;
     const [key, value] = [line.slice(0, i), line.slice(i + 1)];
     if (key === "arg") (spec.args ??= []).push(value);
-    else if (key === "exec" || key === "loader" || key === "libpath" || key === "argv0") spec[key] = value;
+    else if (key === "exec" || key === "loader" || key === "libpath" || key === "argv0")
+      spec[key] = value;
   }
   return spec;
 }
@@ -93,9 +98,17 @@ function shQuote(s: string): string {
 export function shLauncher(spec: LaunchSpec): string {
   const rel = (p: string) => (p.startsWith("/") ? shQuote(p) : `"$d"/${shQuote(p)}`);
   const argv0 = spec.argv0 === "self" ? '"$s"' : rel(spec.argv0 ?? spec.exec);
-  const fixed = (spec.args ?? []).map((a) => (a === "{self}" ? '"$s"' : a === "{dir}" ? '"$d"' : shQuote(a)));
+  const fixed = (spec.args ?? []).map((a) =>
+    a === "{self}" ? '"$s"' : a === "{dir}" ? '"$d"' : shQuote(a),
+  );
   const head = spec.loader
-    ? [rel(spec.loader), ...(spec.libpath ? ["--library-path", rel(spec.libpath)] : []), "--argv0", argv0, rel(spec.exec)]
+    ? [
+        rel(spec.loader),
+        ...(spec.libpath ? ["--library-path", rel(spec.libpath)] : []),
+        "--argv0",
+        argv0,
+        rel(spec.exec),
+      ]
     : [rel(spec.exec)];
   // Without a loader, sh's exec cannot set argv[0]; programs that need it get it from "$s" via args.
   return `#!/bin/sh

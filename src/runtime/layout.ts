@@ -26,7 +26,12 @@ const SKIP_IN_STDLIB = new Set(["site-packages", "dist-packages", "EXTERNALLY-MA
  * Copies a tree, keeping timestamps (cached .pyc files stay valid) and symlinks that stay inside
  * the copied tree; a symlink pointing outside it is replaced by a copy of its target.
  */
-export async function copyTree(src: string, dest: string, skip: (rel: string) => boolean, rel = ""): Promise<void> {
+export async function copyTree(
+  src: string,
+  dest: string,
+  skip: (rel: string) => boolean,
+  rel = "",
+): Promise<void> {
   copyTreeSync(src, dest, skip, rel);
 }
 
@@ -34,7 +39,12 @@ export async function copyTree(src: string, dest: string, skip: (rel: string) =>
  * Synchronous on purpose: a runtime is thousands of small files, and per-file thread-pool round
  * trips made the asynchronous copy several times slower.
  */
-function copyTreeSync(src: string, dest: string, skip: (rel: string) => boolean, rel: string): void {
+function copyTreeSync(
+  src: string,
+  dest: string,
+  skip: (rel: string) => boolean,
+  rel: string,
+): void {
   fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
   for (const e of fs.readdirSync(src, { withFileTypes: true })) {
     const childRel = rel ? `${rel}/${e.name}` : e.name;
@@ -46,7 +56,13 @@ function copyTreeSync(src: string, dest: string, skip: (rel: string) => boolean,
     } else if (e.isSymbolicLink()) {
       const target = fs.readlinkSync(s);
       const resolved = path.resolve(path.dirname(s), target);
-      const rootOfCopy = path.resolve(src, ...rel.split("/").filter(Boolean).map(() => ".."));
+      const rootOfCopy = path.resolve(
+        src,
+        ...rel
+          .split("/")
+          .filter(Boolean)
+          .map(() => ".."),
+      );
       if (!path.isAbsolute(target) && !path.relative(rootOfCopy, resolved).startsWith("..")) {
         fs.symlinkSync(target, d);
       } else {
@@ -90,8 +106,16 @@ export async function stageInterpreter(probe: PythonProbe, root: string): Promis
   await copyTree(probe.paths.stdlib, path.join(root, stdlib), (rel) => SKIP_IN_STDLIB.has(rel));
   await fsp.mkdir(path.join(root, stdlib, "site-packages"), { recursive: true });
   dirs.set(stdlib, probe.paths.stdlib);
-  if (probe.paths.platstdlib && probe.paths.platstdlib !== probe.paths.stdlib && (await pathExists(path.join(probe.paths.platstdlib, "lib-dynload")))) {
-    await copyTree(path.join(probe.paths.platstdlib, "lib-dynload"), path.join(root, stdlib, "lib-dynload"), () => false);
+  if (
+    probe.paths.platstdlib &&
+    probe.paths.platstdlib !== probe.paths.stdlib &&
+    (await pathExists(path.join(probe.paths.platstdlib, "lib-dynload")))
+  ) {
+    await copyTree(
+      path.join(probe.paths.platstdlib, "lib-dynload"),
+      path.join(root, stdlib, "lib-dynload"),
+      () => false,
+    );
   }
   dirs.set(`${stdlib}/lib-dynload`, path.join(probe.paths.stdlib, "lib-dynload"));
 

@@ -12,7 +12,13 @@ export interface RuntimeManifest {
   schema: typeof MANIFEST_SCHEMA;
   kind: "runtime";
   pyport: string;
-  python: { version: string; soabi: string | null; abiflags: string; linkMode: "shared" | "static"; machine: string };
+  python: {
+    version: string;
+    soabi: string | null;
+    abiflags: string;
+    linkMode: "shared" | "static";
+    machine: string;
+  };
   source: {
     kind: "host" | "archive";
     /** The interpreter (host) or archive path/URL it was made from. */
@@ -60,9 +66,13 @@ export async function readManifest(dir: string): Promise<RuntimeManifest> {
   }
   const m = JSON.parse(text) as RuntimeManifest;
   if (m.schema !== MANIFEST_SCHEMA) {
-    throw new PyportError("E_CONFIG", `${file}: manifest schema ${m.schema} is not supported (expected ${MANIFEST_SCHEMA})`, {
-      hint: "Recreate the runtime with this version of pyport.",
-    });
+    throw new PyportError(
+      "E_CONFIG",
+      `${file}: manifest schema ${m.schema} is not supported (expected ${MANIFEST_SCHEMA})`,
+      {
+        hint: "Recreate the runtime with this version of pyport.",
+      },
+    );
   }
   return m;
 }

@@ -28,7 +28,8 @@ interface DropRule {
 }
 
 /** A top-level stdlib module file: `name.py` and its cached bytecode. */
-const moduleFile = (r: string, name: string) => r === `${name}.py` || (r.startsWith(`__pycache__/${name}.`) && r.endsWith(".pyc"));
+const moduleFile = (r: string, name: string) =>
+  r === `${name}.py` || (r.startsWith(`__pycache__/${name}.`) && r.endsWith(".pyc"));
 
 const TESTS: DropRule = {
   group: "tests",
@@ -37,18 +38,33 @@ const TESTS: DropRule = {
     (/\/tests?$/.test(r) && !r.startsWith("site-packages/")) ||
     /^lib-dynload\/(_test|_xxtest|xxlimited|xxsubtype|_ctypes_test)/.test(r),
 };
-const STATIC_LIBS: DropRule = { group: "static libpython", test: (r) => /^config-[^/]+\/libpython[^/]*\.a$/.test(r) };
+const STATIC_LIBS: DropRule = {
+  group: "static libpython",
+  test: (r) => /^config-[^/]+\/libpython[^/]*\.a$/.test(r),
+};
 const GUI: DropRule = {
   group: "gui (tkinter, idlelib, turtle)",
-  test: (r) => /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) || moduleFile(r, "turtle") || /^lib-dynload\/_tkinter/.test(r),
+  test: (r) =>
+    /^(tkinter|idlelib|turtledemo)(\/|$)/.test(r) ||
+    moduleFile(r, "turtle") ||
+    /^lib-dynload\/_tkinter/.test(r),
 };
 // -O/-OO bytecode: rarely used, twice the size of the plain .pyc; Python compiles it on demand.
-const OPT_PYC: DropRule = { group: "optimised bytecode (.opt-1/.opt-2.pyc)", test: (r) => /\/__pycache__\/[^/]+\.opt-[12]\.pyc$|^__pycache__\/[^/]+\.opt-[12]\.pyc$/.test(r) };
-const DEV: DropRule = { group: "build support (config dir)", test: (r) => /^config-[^/]+(\/|$)/.test(r) };
+const OPT_PYC: DropRule = {
+  group: "optimised bytecode (.opt-1/.opt-2.pyc)",
+  test: (r) => /\/__pycache__\/[^/]+\.opt-[12]\.pyc$|^__pycache__\/[^/]+\.opt-[12]\.pyc$/.test(r),
+};
+const DEV: DropRule = {
+  group: "build support (config dir)",
+  test: (r) => /^config-[^/]+(\/|$)/.test(r),
+};
 // ensurepip is removed only after it has installed pip (runtime/create.ts).
 const DEPRECATED: DropRule = {
   group: "help() topics and deprecated modules (pydoc_data, lib2to3, nis, crypt)",
-  test: (r) => /^(lib2to3|pydoc_data)(\/|$)/.test(r) || moduleFile(r, "crypt") || /^lib-dynload\/(nis|_crypt)\./.test(r),
+  test: (r) =>
+    /^(lib2to3|pydoc_data)(\/|$)/.test(r) ||
+    moduleFile(r, "crypt") ||
+    /^lib-dynload\/(nis|_crypt)\./.test(r),
 };
 const DISTUTILS: DropRule = { group: "distutils", test: (r) => /^distutils(\/|$)/.test(r) };
 
@@ -66,11 +82,17 @@ export interface PruneReport {
 
 export function parseProfile(value: string): Profile {
   if ((PROFILES as readonly string[]).includes(value)) return value as Profile;
-  throw new PyportError("E_USAGE", `unknown profile ${JSON.stringify(value)}`, { hint: `Use one of: ${PROFILES.join(", ")}.` });
+  throw new PyportError("E_USAGE", `unknown profile ${JSON.stringify(value)}`, {
+    hint: `Use one of: ${PROFILES.join(", ")}.`,
+  });
 }
 
 /** Removes what the profile drops from a staged runtime and reports the sizes. */
-export async function pruneRuntime(root: string, stdlibRel: string, profile: Profile): Promise<PruneReport> {
+export async function pruneRuntime(
+  root: string,
+  stdlibRel: string,
+  profile: Profile,
+): Promise<PruneReport> {
   const report: PruneReport = { profile, dropped: {} };
   const rules = RULES[profile];
   if (rules.length === 0) return report;
@@ -128,11 +150,16 @@ export async function stripDebugInfo(root: string, elfRels: readonly string[]): 
     try {
       r = await execFile("strip", ["--strip-unneeded", "--preserve-dates", file]);
     } catch (err) {
-      throw new PyportError("E_RELOCATE", `cannot run strip for ${rel}: ${(err as Error).message}`, {
-        hint: "Install binutils (apt-get install binutils), or pass --no-strip.",
-      });
+      throw new PyportError(
+        "E_RELOCATE",
+        `cannot run strip for ${rel}: ${(err as Error).message}`,
+        {
+          hint: "Install binutils (apt-get install binutils), or pass --no-strip.",
+        },
+      );
     }
-    if (r.code !== 0) throw new PyportError("E_RELOCATE", `strip failed on ${rel}: ${r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw new PyportError("E_RELOCATE", `strip failed on ${rel}: ${r.stderr.trim()}`);
     saved += before - (await fsp.stat(file)).size;
   }
   return saved;

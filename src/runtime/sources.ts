@@ -37,7 +37,10 @@ interface PythonJson {
   python_tag?: string;
 }
 
-export async function prepareSource(source: RuntimeSource, reporter?: Reporter): Promise<PreparedSource> {
+export async function prepareSource(
+  source: RuntimeSource,
+  reporter?: Reporter,
+): Promise<PreparedSource> {
   if ("python" in source) {
     const found = await resolvePython(source.python);
     reporter?.note(`using Python ${found.probe.version} at ${found.path} (${found.origin})`);
@@ -62,11 +65,22 @@ export async function prepareSource(source: RuntimeSource, reporter?: Reporter):
   const interpreter = await locateInterpreter(path.join(dir, "x"), source.archive);
   const probe = await probePython(interpreter);
   reporter?.note(`archive holds Python ${probe.version}`);
-  return { kind: "archive", location: source.archive, sha256, interpreter, probe, identity: `archive:${sha256}` };
+  return {
+    kind: "archive",
+    location: source.archive,
+    sha256,
+    interpreter,
+    probe,
+    identity: `archive:${sha256}`,
+  };
 }
 
 /** Resolves the archive to a verified local file. URLs require a sha256 (given, or SHA256SUMS). */
-async function fetchArchive(spec: string, given: string | undefined, reporter?: Reporter): Promise<{ file: string; sha256: string }> {
+async function fetchArchive(
+  spec: string,
+  given: string | undefined,
+  reporter?: Reporter,
+): Promise<{ file: string; sha256: string }> {
   const isUrl = /^https?:\/\//i.test(spec);
   if (isUrl) {
     let sha = given ? checkSha256(given, "--sha256") : await sha256FromSums(spec);
@@ -82,11 +96,16 @@ async function fetchArchive(spec: string, given: string | undefined, reporter?: 
   if (!(await pathExists(spec))) throw new PyportError("E_NOT_FOUND", `archive not found: ${spec}`);
   const actual = await sha256File(spec);
   if (given && checkSha256(given, "--sha256") !== actual) {
-    throw new PyportError("E_CHECKSUM", `sha256 mismatch for ${spec}: expected ${checkSha256(given, "--sha256")}, got ${actual}`, {
-      hint: "The archive is not the one you expected; nothing was extracted.",
-    });
+    throw new PyportError(
+      "E_CHECKSUM",
+      `sha256 mismatch for ${spec}: expected ${checkSha256(given, "--sha256")}, got ${actual}`,
+      {
+        hint: "The archive is not the one you expected; nothing was extracted.",
+      },
+    );
   }
-  if (!given) reporter?.note(`archive sha256 ${actual} (no --sha256 given: recorded, not verified)`);
+  if (!given)
+    reporter?.note(`archive sha256 ${actual} (no --sha256 given: recorded, not verified)`);
   return { file: path.resolve(spec), sha256: actual };
 }
 
@@ -95,18 +114,32 @@ async function locateInterpreter(root: string, archive: string): Promise<string>
   const pythonJson = path.join(top, "PYTHON.json");
   if (await pathExists(pythonJson)) {
     const meta = JSON.parse(await fsp.readFile(pythonJson, "utf8")) as PythonJson;
-    if (typeof meta.python_exe !== "string" || meta.python_exe.startsWith("/") || meta.python_exe.split("/").includes("..")) {
-      throw new PyportError("E_ARCHIVE", `${archive}: PYTHON.json has no usable python_exe (${JSON.stringify(meta.python_exe)})`);
+    if (
+      typeof meta.python_exe !== "string" ||
+      meta.python_exe.startsWith("/") ||
+      meta.python_exe.split("/").includes("..")
+    ) {
+      throw new PyportError(
+        "E_ARCHIVE",
+        `${archive}: PYTHON.json has no usable python_exe (${JSON.stringify(meta.python_exe)})`,
+      );
     }
     const exe = path.join(top, meta.python_exe);
     if (await pathExists(exe)) return exe;
-    throw new PyportError("E_ARCHIVE", `${archive}: PYTHON.json names ${meta.python_exe}, which the archive lacks`);
+    throw new PyportError(
+      "E_ARCHIVE",
+      `${archive}: PYTHON.json names ${meta.python_exe}, which the archive lacks`,
+    );
   }
   for (const name of ["python3", "python"]) {
     const exe = path.join(top, "bin", name);
     if (await pathExists(exe)) return exe;
   }
-  throw new PyportError("E_ARCHIVE", `${archive} is not a python-build-standalone archive (no python/bin/python3 nor python/PYTHON.json)`, {
-    hint: "Use an install_only, install_only_stripped or full archive from python-build-standalone.",
-  });
+  throw new PyportError(
+    "E_ARCHIVE",
+    `${archive} is not a python-build-standalone archive (no python/bin/python3 nor python/PYTHON.json)`,
+    {
+      hint: "Use an install_only, install_only_stripped or full archive from python-build-standalone.",
+    },
+  );
 }

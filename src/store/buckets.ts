@@ -22,7 +22,10 @@ export const BUCKETS = {
 /** `$PYPORT_CACHE`, else `$XDG_CACHE_HOME/pyport`, else `~/.cache/pyport`. */
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PYPORT_CACHE) return path.resolve(env.PYPORT_CACHE);
-  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), ".cache");
+  const xdg =
+    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME)
+      ? env.XDG_CACHE_HOME
+      : path.join(os.homedir(), ".cache");
   return path.join(xdg, "pyport");
 }
 

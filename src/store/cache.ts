@@ -33,26 +33,32 @@ export async function isComplete(dir: string): Promise<boolean> {
  * concurrent callers (double-checked under a lock) and against crashes (a directory without
  * its marker is discarded and rebuilt).
  */
-export async function materialize(opts: MaterializeOptions): Promise<{ dir: string; built: boolean }> {
+export async function materialize(
+  opts: MaterializeOptions,
+): Promise<{ dir: string; built: boolean }> {
   const bucket = bucketDir(opts.bucket, opts.root);
   const dir = path.join(bucket, opts.key);
   if (await isComplete(dir)) return { dir, built: false };
   await fsp.mkdir(bucket, { recursive: true, mode: 0o755 });
-  return withLock(path.join(bucket, `${opts.key}.lock`), { timeoutMs: opts.lockTimeoutMs }, async () => {
-    if (await isComplete(dir)) return { dir, built: false };
-    await fsp.rm(dir, { recursive: true, force: true }); // an incomplete leftover
-    const tmp = path.join(bucket, `.tmp-${opts.key}-${process.pid}-${Date.now()}`);
-    await fsp.mkdir(tmp, { mode: 0o755 });
-    try {
-      await opts.build(tmp);
-      await fsp.writeFile(path.join(tmp, COMPLETE_MARKER), new Date().toISOString() + "\n");
-      await fsp.rename(tmp, dir);
-    } catch (err) {
-      await fsp.rm(tmp, { recursive: true, force: true });
-      throw err;
-    }
-    return { dir, built: true };
-  });
+  return withLock(
+    path.join(bucket, `${opts.key}.lock`),
+    { timeoutMs: opts.lockTimeoutMs },
+    async () => {
+      if (await isComplete(dir)) return { dir, built: false };
+      await fsp.rm(dir, { recursive: true, force: true }); // an incomplete leftover
+      const tmp = path.join(bucket, `.tmp-${opts.key}-${process.pid}-${Date.now()}`);
+      await fsp.mkdir(tmp, { mode: 0o755 });
+      try {
+        await opts.build(tmp);
+        await fsp.writeFile(path.join(tmp, COMPLETE_MARKER), new Date().toISOString() + "\n");
+        await fsp.rename(tmp, dir);
+      } catch (err) {
+        await fsp.rm(tmp, { recursive: true, force: true });
+        throw err;
+      }
+      return { dir, built: true };
+    },
+  );
 }
 
 export interface CacheEntry {
@@ -71,7 +77,13 @@ export async function touchEntry(dir: string): Promise<void> {
   try {
     await fsp.utimes(path.join(dir, COMPLETE_MARKER), now, now);
   } catch (err) {
-    if (!hasErrno(err, "ENOENT") && !hasErrno(err, "EROFS") && !hasErrno(err, "EACCES") && !hasErrno(err, "EPERM")) throw err;
+    if (
+      !hasErrno(err, "ENOENT") &&
+      !hasErrno(err, "EROFS") &&
+      !hasErrno(err, "EACCES") &&
+      !hasErrno(err, "EPERM")
+    )
+      throw err;
   }
 }
 
@@ -92,8 +104,16 @@ export async function listCache(root = cacheRoot()): Promise<CacheEntry[]> {
       const p = path.join(bdir, key);
       const st = await fsp.lstat(p);
       const complete = st.isDirectory() ? await isComplete(p) : st.isFile();
-      const marker = complete && st.isDirectory() ? await fsp.stat(path.join(p, COMPLETE_MARKER)) : st;
-      out.push({ bucket, key, path: p, bytes: st.isDirectory() ? await treeSize(p) : st.size, complete, lastUsed: marker.mtime });
+      const marker =
+        complete && st.isDirectory() ? await fsp.stat(path.join(p, COMPLETE_MARKER)) : st;
+      out.push({
+        bucket,
+        key,
+        path: p,
+        bytes: st.isDirectory() ? await treeSize(p) : st.size,
+        complete,
+        lastUsed: marker.mtime,
+      });
     }
   }
   return out;
@@ -111,12 +131,14 @@ export interface PruneOptions {
 /** Removes unused entries and every incomplete leftover (temp dirs of crashed builds). */
 export async function pruneCache(opts: PruneOptions = {}): Promise<CacheEntry[]> {
   const removed: CacheEntry[] = [];
-  const cutoff = opts.olderThanDays === undefined ? Infinity : Date.now() - opts.olderThanDays * 86_400_000;
+  const cutoff =
+    opts.olderThanDays === undefined ? Infinity : Date.now() - opts.olderThanDays * 86_400_000;
   for (const e of await listCache(opts.root)) {
     if (opts.bucket && e.bucket !== opts.bucket) continue;
     const stale = !e.complete || e.lastUsed.getTime() < cutoff;
     if (!stale) continue;
-    if (!e.complete && e.key.startsWith(".tmp-") && Date.now() - e.lastUsed.getTime() < 3_600_000) continue; // may be in progress
+    if (!e.complete && e.key.startsWith(".tmp-") && Date.now() - e.lastUsed.getTime() < 3_600_000)
+      continue; // may be in progress
     if (!opts.dryRun) {
       await fsp.rm(e.path, { recursive: true, force: true });
       if (e.bucket === BUCKETS.onefile) await fsp.rm(`${e.path}.lock`, { force: true });

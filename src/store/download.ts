@@ -14,7 +14,11 @@ const SHA256_RE = /^[0-9a-f]{64}$/;
 
 export function checkSha256(hex: string, what: string): string {
   const h = hex.trim().toLowerCase();
-  if (!SHA256_RE.test(h)) throw new PyportError("E_USAGE", `${what} is not a sha256 (64 hex digits): ${JSON.stringify(hex)}`);
+  if (!SHA256_RE.test(h))
+    throw new PyportError(
+      "E_USAGE",
+      `${what} is not a sha256 (64 hex digits): ${JSON.stringify(hex)}`,
+    );
   return h;
 }
 
@@ -23,12 +27,17 @@ async function fetchOk(url: string): Promise<Response> {
   try {
     res = await fetch(url, { redirect: "follow" });
   } catch (err) {
-    throw new PyportError("E_DOWNLOAD", `cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`, {
-      hint: "Check the URL and your network, or download the file yourself and pass its path.",
-      cause: err,
-    });
+    throw new PyportError(
+      "E_DOWNLOAD",
+      `cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`,
+      {
+        hint: "Check the URL and your network, or download the file yourself and pass its path.",
+        cause: err,
+      },
+    );
   }
-  if (!res.ok) throw new PyportError("E_DOWNLOAD", `GET ${url} answered HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok)
+    throw new PyportError("E_DOWNLOAD", `GET ${url} answered HTTP ${res.status} ${res.statusText}`);
   return res;
 }
 
@@ -54,7 +63,11 @@ export async function sha256FromSums(url: string): Promise<string | undefined> {
 }
 
 /** Downloads `url` into the cache unless a verified copy is there; returns the cached file. */
-export async function downloadVerified(url: string, sha256: string, reporter?: Reporter): Promise<string> {
+export async function downloadVerified(
+  url: string,
+  sha256: string,
+  reporter?: Reporter,
+): Promise<string> {
   const expected = checkSha256(sha256, "--sha256");
   const name = path.basename(new URL(url).pathname) || "download";
   const { dir } = await materialize({
@@ -79,9 +92,13 @@ export async function downloadVerified(url: string, sha256: string, reporter?: R
       }
       const actual = hash.digest("hex");
       if (actual !== expected) {
-        throw new PyportError("E_CHECKSUM", `sha256 mismatch for ${url}: expected ${expected}, got ${actual}`, {
-          hint: "The file is not the one you expected (corrupt, truncated or replaced). Nothing was kept; check the URL and the checksum.",
-        });
+        throw new PyportError(
+          "E_CHECKSUM",
+          `sha256 mismatch for ${url}: expected ${expected}, got ${actual}`,
+          {
+            hint: "The file is not the one you expected (corrupt, truncated or replaced). Nothing was kept; check the URL and the checksum.",
+          },
+        );
       }
     },
   });

@@ -46,7 +46,11 @@ async function tryAcquire(file: string): Promise<{ ok: true } | { ok: false; hol
 }
 
 /** Runs `fn` while holding the lock file `file`; always releases it. */
-export async function withLock<T>(file: string, opts: LockOptions, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(
+  file: string,
+  opts: LockOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
   const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const poll = opts.pollMs ?? 100;
   const start = Date.now();
@@ -54,9 +58,13 @@ export async function withLock<T>(file: string, opts: LockOptions, fn: () => Pro
     const r = await tryAcquire(file);
     if (r.ok) break;
     if (Date.now() - start > timeout) {
-      throw new PyportError("E_LOCK_TIMEOUT", `timed out after ${Math.round(timeout / 1000)} s waiting for lock ${file}${r.holder ? ` held by pid ${r.holder}` : ""}`, {
-        hint: `Another pyport process is working on the same cache entry. Wait for it to finish; if no pyport process is running, delete ${file}.`,
-      });
+      throw new PyportError(
+        "E_LOCK_TIMEOUT",
+        `timed out after ${Math.round(timeout / 1000)} s waiting for lock ${file}${r.holder ? ` held by pid ${r.holder}` : ""}`,
+        {
+          hint: `Another pyport process is working on the same cache entry. Wait for it to finish; if no pyport process is running, delete ${file}.`,
+        },
+      );
     }
     if (r.holder !== undefined) await new Promise((res) => setTimeout(res, poll));
   }

@@ -12,9 +12,12 @@ export function packageRoot(): string {
   // Where the build puts this module (dist/src/util/): one check instead of a walk up. A plain
   // file: URL is read directly (the first URL parse in a process costs ~0.3 ms, and this runs
   // before the first worker is spawned).
-  const file = /^file:\/\/\/[^?#]*$/.test(MODULE_URL) ? decodeURIComponent(MODULE_URL.slice(7)) : fileURLToPath(MODULE_URL);
+  const file = /^file:\/\/\/[^?#]*$/.test(MODULE_URL)
+    ? decodeURIComponent(MODULE_URL.slice(7))
+    : fileURLToPath(MODULE_URL);
   const at = file.lastIndexOf("/dist/src/util/");
-  if (at > 0 && existsSync(file.slice(0, at) + "/python/host_boot.py")) return (root = file.slice(0, at));
+  if (at > 0 && existsSync(file.slice(0, at) + "/python/host_boot.py"))
+    return (root = file.slice(0, at));
   let dir = path.dirname(file);
   while (!existsSync(path.join(dir, "package.json")) || !existsSync(path.join(dir, "python"))) {
     const up = path.dirname(dir);

@@ -15,7 +15,11 @@ export interface ExecOptions {
 }
 
 /** Runs a program without a shell and collects its output. Never rejects on a non-zero exit. */
-export function execFile(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+export function execFile(
+  file: string,
+  args: readonly string[],
+  options: ExecOptions = {},
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: options.cwd,
@@ -56,7 +60,8 @@ export function describeFailure(file: string, args: readonly string[], r: ExecRe
 export function pythonEnv(opts: { keepPip?: boolean } = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith("PYTHON") || k === "VIRTUAL_ENV" || (k.startsWith("PIP_") && !opts.keepPip)) continue;
+    if (k.startsWith("PYTHON") || k === "VIRTUAL_ENV" || (k.startsWith("PIP_") && !opts.keepPip))
+      continue;
     env[k] = v;
   }
   return { ...env, PYTHONNOUSERSITE: "1" };

@@ -23,11 +23,18 @@ export async function pathExists(p: string): Promise<boolean> {
 
 /** A fresh sibling name for temp output next to `target` (same filesystem, so rename is atomic). */
 export function siblingTemp(target: string, tag: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString("hex")}`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
 }
 
 /** Writes a file atomically: temp file in the same directory, fsync, rename. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+): Promise<void> {
   const tmp = siblingTemp(file, "write");
   const handle = await fsp.open(tmp, "wx", mode);
   try {
