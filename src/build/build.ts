@@ -8,13 +8,14 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
+import * as os from "node:os";
 import * as path from "node:path";
 import { audit, type AuditReport } from "../audit/audit.js";
 import { resolveNeeded } from "../audit/resolve.js";
 import { readTree } from "../audit/tree.js";
 import { findHostLibrary } from "../runtime/host-libs.js";
 import { cycloneDx } from "../audit/sbom.js";
-import { PyportError } from "../errors.js";
+import { hasErrno, PyportError } from "../errors.js";
 import { compileArgs } from "../python/compile.js";
 import { dropSources } from "./sourceless.js";
 import { discoverPythons } from "../python/discover.js";
@@ -36,6 +37,8 @@ import { writeLicenses } from "./licenses.js";
 import { applyGlobs, dropLocalDirectUrls, refreshRecords, sizeByPackage } from "./prune.js";
 import { DEFAULT_ONEFILE_LEVEL, onefileStub, writeOnefile } from "./onefile.js";
 import { writeTarArchive } from "./tar-write.js";
+import { checkOutputs, isWithin, recordOutputs } from "./outputs.js";
+import { isProcessAlive } from "../util/process.js";
 
 export interface BuildOptions {
   projectDir: string;
@@ -51,6 +54,8 @@ export interface BuildOptions {
   entry?: string;
   /** Skip the audit (printed by the CLI); default: audit, and fail the build on errors. */
   audit?: boolean;
+  /** Replace existing outputs that pyport did not write (never the project itself). */
+  force?: boolean;
   reporter?: Reporter;
 }
 
@@ -78,17 +83,24 @@ const TEMP_TAG = "pyport-build";
 async function removeStaleTemps(out: string): Promise<void> {
   const parent = path.dirname(out);
   const prefix = `.${path.basename(out)}.${TEMP_TAG}-`;
-  for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+  for (const name of await fsp.readdir(parent)) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length).split("-")[0]);
-    let alive = false;
+    if (pid !== process.pid && !isProcessAlive(pid))
+      await fsp.rm(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/** Removes `dir` and its parents up to `top` while they are empty (what a failed build created). */
+async function removeEmptyDirs(dir: string, top: string): Promise<void> {
+  for (let d = dir; isWithin(d, top); d = path.dirname(d)) {
     try {
-      process.kill(pid, 0);
-      alive = pid !== process.pid;
-    } catch {
-      alive = false;
+      await fsp.rmdir(d);
+    } catch (err) {
+      if (hasErrno(err, "ENOTEMPTY") || hasErrno(err, "EEXIST") || hasErrno(err, "ENOENT")) return;
+      throw err;
     }
-    if (!alive) await fsp.rm(path.join(parent, name), { recursive: true, force: true });
+    if (d === top) return;
   }
 }
 
@@ -173,6 +185,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   cfg.pipArgs = [...cfg.pipArgs, ...(opts.pipArgs ?? [])];
   const reporter = opts.reporter;
   cfg.entry = opts.entry ?? cfg.entry;
+  if (cfg.formats.includes("onefile")) checkDeclaredEntry(cfg);
   if (cfg.formats.includes("onefile")) onefileStub(); // throws E_TOOL before any work when missing
   if (
     (cfg.formats.includes("tar.zst") || cfg.formats.includes("onefile")) &&
@@ -185,8 +198,21 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   }
 
+
   const out = path.resolve(opts.out ?? path.join(cfg.projectDir, "dist"));
-  await fsp.mkdir(out, { recursive: true });
+  const outputNames = (machine: string) => {
+    const base = `${cfg.name}-${cfg.version}-linux-${machine}`;
+    return cfg.formats.map((f) =>
+      f === "dir"
+        ? { name: cfg.name, dir: true }
+        : { name: f === "onefile" ? base : `${base}.${f}`, dir: false },
+    );
+  };
+  const guard = { projectDir: cfg.projectDir, out, name: cfg.name, force: opts.force };
+  await checkOutputs({ ...guard, outputs: outputNames(os.machine()) });
+  // Created here only so the temp dir can sit beside it; removed again if the build fails.
+  const created = await fsp.mkdir(out, { recursive: true });
+  let succeeded = false;
   await removeStaleTemps(out);
   const tmp = path.join(
     path.dirname(out),
@@ -355,11 +381,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const digest = dirDigest(bundle);
       outputs.unshift({ format: "dir", path: path.join(out, cfg.name), ...digest });
     }
-    // Everything succeeded: move the outputs into place (each an atomic rename).
+    // Everything succeeded: check again (the tree may have changed meanwhile), then move the
+    // outputs into place (each an atomic rename) and record what pyport wrote.
+    await checkOutputs({ ...guard, outputs: outputNames(manifest.python.machine) });
     for (const o of outputs) {
       if (o.format === "dir") await replaceDir(bundle, o.path);
       else await fsp.rename(path.join(tmp, path.basename(o.path)), o.path);
     }
+    await recordOutputs(
+      out,
+      outputs
+        .filter((o) => o.format !== "dir")
+        .map((o) => ({ name: path.basename(o.path), sha256: o.sha256 })),
+    );
+    succeeded = true;
     return {
       name: cfg.name,
       version: cfg.version,
@@ -371,7 +406,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     };
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
+    if (!succeeded && created !== undefined) await removeEmptyDirs(out, created);
   }
+}
+
+/** With `[project.scripts]` declared statically, a onefile's entry is checked before any work. */
+function checkDeclaredEntry(cfg: BuildConfig): void {
+  if (!cfg.declaredScripts) return; // only known once the project is installed
+  onefileEntry(
+    cfg.declaredScripts.map((name) => ({ name, target: "", gui: false })),
+    cfg,
+  );
 }
 
 /** The console script a onefile runs: the configured one, the only one, or the one named like the project. */
@@ -401,19 +446,10 @@ export function onefileEntry(entryPoints: EntryPoint[], cfg: BuildConfig): strin
   );
 }
 
-const SKIP_IN_PROJECT = new Set([
-  ".git",
-  ".hg",
-  ".svn",
-  "build",
-  "dist",
-  "__pycache__",
-  ".venv",
-  "venv",
-  "node_modules",
-  ".tox",
-  ".nox",
-]);
+/** Never part of what pip installs from the project: VCS data and caches, at any depth. */
+const SKIP_ANYWHERE = new Set([".git", ".hg", ".svn", "__pycache__"]);
+/** Build output and environments, skipped only at the project's top level (a package may be named `build`). */
+const SKIP_AT_TOP = new Set(["build", "dist", ".venv", "venv", "node_modules", ".tox", ".nox"]);
 
 /** Copies the project source for installing, without VCS data, build output or `out` itself. */
 async function copyProject(from: string, to: string, out: string): Promise<void> {
@@ -421,9 +457,11 @@ async function copyProject(from: string, to: string, out: string): Promise<void>
     recursive: true,
     filter: (src) => {
       const name = path.basename(src);
+      const top = path.dirname(path.resolve(src)) === path.resolve(from);
       return (
         path.resolve(src) !== out &&
-        !SKIP_IN_PROJECT.has(name) &&
+        !SKIP_ANYWHERE.has(name) &&
+        !(top && SKIP_AT_TOP.has(name)) &&
         !name.endsWith(".egg-info") &&
         !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`)
       );

@@ -48,6 +48,33 @@ export interface BuildConfig {
   entry?: string;
   /** zstd level of the onefile payload (1–19). */
   onefileLevel?: number;
+  /**
+   * Console and GUI script names from a static `[project.scripts]`/`[project.gui-scripts]`;
+   * undefined when they are only known after the install (setup.py, `dynamic`, pyport.toml).
+   */
+  declaredScripts?: string[];
+}
+
+/** PEP 508 project names: letters, digits, `.`, `_`, `-`; starting and ending alphanumeric. */
+const PROJECT_NAME = /^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$/i;
+/** PEP 440 versions (public and local), as packaging's VERSION_PATTERN accepts them. */
+const VERSION =
+  /^v?(\d+!)?\d+(\.\d+)*([-_.]?(a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?((-\d+)|([-_.]?(post|rev|r)[-_.]?\d*))?([-_.]?dev[-_.]?\d*)?(\+[a-z0-9]+([-_.][a-z0-9]+)*)?$/i;
+
+/** The script names of a static [project.scripts] + [project.gui-scripts], or undefined. */
+function staticScripts(
+  project: Record<string, unknown>,
+  fromPyproject: boolean,
+): string[] | undefined {
+  if (!fromPyproject) return undefined;
+  const dynamic = Array.isArray(project.dynamic) ? (project.dynamic as unknown[]) : [];
+  if (dynamic.includes("scripts") || dynamic.includes("gui-scripts")) return undefined;
+  const names: string[] = [];
+  for (const key of ["scripts", "gui-scripts"]) {
+    const t = project[key];
+    if (t && typeof t === "object" && !Array.isArray(t)) names.push(...Object.keys(t));
+  }
+  return names;
 }
 
 const TOOL_KEYS = [
@@ -237,7 +264,19 @@ export function loadConfig(projectDir: string): BuildConfig {
   const name =
     projectReader.string(project, "name") ??
     projectReader.fail("name", "missing", 'Every project needs a name: name = "myapp"');
+  if (!PROJECT_NAME.test(name))
+    projectReader.fail(
+      "name",
+      `${JSON.stringify(name)} is not a valid project name`,
+      "PEP 508: letters, digits, '.', '_' and '-', starting and ending with a letter or digit.",
+    );
   const version = projectReader.string(project, "version") ?? "0";
+  if (!VERSION.test(version))
+    projectReader.fail(
+      "version",
+      `${JSON.stringify(version)} is not a valid version`,
+      'PEP 440: for example "1.0", "2.1.3rc1", "0.4.dev2" or "1.0+local.1".',
+    );
 
   r.knownKeys(tool, table ? TOOL_KEYS : [...TOOL_KEYS, "name", "version"]);
   const bytecode = (tool.bytecode ?? {}) as Record<string, unknown>;
@@ -329,6 +368,7 @@ export function loadConfig(projectDir: string): BuildConfig {
     keepPip,
     entry: r.string(tool, "entry"),
     onefileLevel: onefileLevel as number | undefined,
+    declaredScripts: staticScripts(project, table !== ""),
   };
   if (cfg.python && cfg.archive)
     r.fail(

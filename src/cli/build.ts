@@ -9,6 +9,7 @@ import { cliReporter, mib } from "./output.js";
 export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst,onefile]
                     [--entry NAME] [--python P]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
+                    [--force]
                     [--find-links D] [--index-url U] [--no-index] [--only-binary SPEC]
 
 Builds the project (pyproject.toml with [project] and [tool.pyport], or pyport.toml) into a
@@ -16,7 +17,8 @@ bundle that runs from any directory: a portable runtime, the project and its dep
 installed with the runtime's own pip (your pip configuration applies), a launcher bin/<name> per
 entry point, hash-checked bytecode, LICENSES.md + licenses/ + sbom.cdx.json, audited. Archives
 are reproducible (sorted, uid/gid 0, fixed mtime: SOURCE_DATE_EPOCH or 2000-01-01).
-A failed or interrupted build leaves nothing in --out.
+A failed or interrupted build leaves nothing in --out. An existing output is replaced only
+when pyport wrote it; outputs never replace, contain or sit inside the project (but its dist/).
 
 Options (flags override [tool.pyport]):
   --out DIR            where outputs go (default: PROJECT_DIR/dist)
@@ -31,6 +33,9 @@ Options (flags override [tool.pyport]):
   --profile P          default, full or minimal (what the runtime drops; default and minimal
                        also ship the standard library as .pyc only, see stdlib-sources)
   --no-audit           skip the audit that otherwise fails the build on errors
+  --force              replace existing outputs that pyport did not write (an output that
+                       pyport wrote before is replaced without it; the project directory
+                       never is)
   --find-links D, --index-url U, --no-index, --only-binary SPEC
                        passed to pip install (after [tool.pyport] pip-args)
   --json               print {"outputs": [{"format","path","sha256","bytes"}], …}
@@ -54,6 +59,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       libc: { type: "string" },
       profile: { type: "string" },
       "no-audit": { type: "boolean" },
+      force: { type: "boolean" },
       "find-links": { type: "string", multiple: true },
       "index-url": { type: "string" },
       "no-index": { type: "boolean" },
@@ -106,6 +112,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     pipArgs,
     entry: values.entry,
     audit: !values["no-audit"],
+    force: values.force,
     reporter,
   });
   if (values.json) {
