@@ -1,10 +1,19 @@
 /**
  * Safe extraction of a tar archive into a directory that pyport just created (never into an
- * existing tree). Rejected, with E_UNSAFE_ARCHIVE: absolute names, `..` components, symlinks
- * and hardlinks whose target resolves outside the destination (following the archive's own
- * links, as the kernel would), entries stored below a symlink, devices and FIFOs.
- * Modes are normalised: no setuid/setgid/sticky bits, nothing group- or world-writable.
- * Symlinks and hardlinks are created last, after every regular file and directory.
+ * existing tree). The policy never lets a write go through a link the archive made:
+ * - names are relative with no `..` (after pax and GNU long-name headers are applied);
+ * - no entry of any kind (file, directory, symlink, hard link) may be stored below a name the
+ *   archive makes a symlink, whichever comes first in the archive;
+ * - a name is one kind only: a symlink never replaces a file or directory, a file never replaces
+ *   a directory or sits below a file (a file may replace an earlier file, as tar does);
+ * - a hard link must name a regular file stored earlier, by its exact name (no link traversal);
+ * - a symlink's target must be relative and resolve inside the destination, following every
+ *   symlink of the archive as the kernel would (`a -> .` then `a/a/x -> ../..` is refused both
+ *   for being below `a` and for escaping);
+ * - devices, FIFOs and unknown types are refused.
+ * Files and directories are written first, then hard links, then symlinks, so nothing is ever
+ * written through a link. Modes are normalised: no setuid/setgid/sticky bits, nothing group- or
+ * world-writable. Every refusal is E_UNSAFE_ARCHIVE; a malformed archive is E_ARCHIVE.
  */
 import { createWriteStream } from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -37,15 +46,15 @@ export function normaliseEntryName(name: string): string | { error: string } {
 /**
  * Resolves `target` (a link's content) from the directory `dir` (components) the way the kernel
  * would, following links recorded in `links`. Returns the resolved components, or null when the
- * walk leaves the root or loops.
+ * walk leaves the root or takes more than 40 link expansions in all (a loop, as ELOOP).
  */
 export function resolveInside(
   dir: readonly string[],
   target: string,
   links: ReadonlyMap<string, string>,
-  depth = 0,
+  budget = { expansions: 40 },
 ): string[] | null {
-  if (target.startsWith("/") || depth > 40) return null;
+  if (target.startsWith("/")) return null;
   let stack = [...dir];
   for (const c of target.split("/")) {
     if (c === "" || c === ".") continue;
@@ -57,7 +66,8 @@ export function resolveInside(
     stack.push(c);
     const link = links.get(stack.join("/"));
     if (link !== undefined) {
-      const resolved = resolveInside(stack.slice(0, -1), link, links, depth + 1);
+      if (--budget.expansions < 0) return null;
+      const resolved = resolveInside(stack.slice(0, -1), link, links, budget);
       if (resolved === null) return null;
       stack = resolved;
     }
@@ -75,6 +85,13 @@ export interface ExtractResult {
   bytes: number;
 }
 
+type Kind = "file" | "dir" | "symlink" | "hardlink";
+
+/** The proper prefixes of `a/b/c`: `a`, `a/b`. */
+function* parents(name: string): Generator<string> {
+  for (let i = name.indexOf("/"); i >= 0; i = name.indexOf("/", i + 1)) yield name.slice(0, i);
+}
+
 /** Extracts `archive` (tar, tar.gz, tar.zst) into `dest`, which must not exist yet. */
 export async function extractArchive(
   archive: string,
@@ -82,40 +99,65 @@ export async function extractArchive(
   reporter?: Reporter,
 ): Promise<ExtractResult> {
   await fsp.mkdir(dest, { mode: 0o755 }); // throws EEXIST: we never extract over an existing tree
+  const kinds = new Map<string, Kind>(); // every name the archive defines, implicit parents as "dir"
   const links = new Map<string, string>();
   const hardlinks: { name: string; target: string }[] = [];
-  const written = new Set<string>();
   const dirs: { full: string; mode: number; mtime: number }[] = [];
   let files = 0;
   let bytes = 0;
 
+  /** Records `name` as `kind`, refusing names below a symlink or a file, and kind changes. */
+  const claim = (name: string, kind: Kind) => {
+    for (const p of parents(name)) {
+      const k = kinds.get(p);
+      if (k === "symlink" || k === "hardlink")
+        unsafe(
+          archive,
+          `entry ${name} is stored below the ${k === "symlink" ? "symlink" : "hard link"} ${p}`,
+        );
+      if (k === "file") unsafe(archive, `entry ${name} is stored below the file ${p}`);
+      if (k === undefined) kinds.set(p, "dir");
+    }
+    const before = kinds.get(name);
+    if (before !== undefined && !(before === kind && (kind === "file" || kind === "dir")))
+      unsafe(archive, `${name} is stored twice, as a ${before} and as a ${kind}`);
+    kinds.set(name, kind);
+  };
+
   for await (const e of readTar(await decompressedChunks(archive))) {
     const name = normaliseEntryName(e.name);
     if (typeof name !== "string") unsafe(archive, name.error);
-    if (name === "") continue;
-    const full = path.join(dest, name);
+    if (name === "") {
+      if (e.kind === "dir") continue; // the archive's root, "./"
+      unsafe(archive, `a ${e.kind} entry without a name`);
+    }
     if (e.kind === "other")
       unsafe(
         archive,
         `unsupported entry type '${e.typeflag}' (device, FIFO or unknown) at ${name}`,
       );
+    claim(name, e.kind);
+    const full = path.join(dest, name);
     if (e.kind === "symlink") {
+      if (e.linkname === "" || e.linkname.startsWith("/"))
+        unsafe(archive, `symlink ${name} -> ${JSON.stringify(e.linkname)} is absolute or empty`);
       links.set(name, e.linkname);
       continue;
     }
     if (e.kind === "hardlink") {
       const t = normaliseEntryName(e.linkname);
       if (typeof t !== "string") unsafe(archive, `hardlink ${name} -> ${t.error}`);
+      if (kinds.get(t) !== "file")
+        unsafe(archive, `hardlink ${name} -> ${t} does not name a regular file stored before it`);
       hardlinks.push({ name, target: t });
       continue;
     }
     await fsp.mkdir(e.kind === "dir" ? full : path.dirname(full), { recursive: true, mode: 0o755 });
-    written.add(name);
     if (e.kind === "dir") {
       dirs.push({ full, mode: safeMode(e.mode, true), mtime: e.mtime });
       continue;
     }
-    await fsp.rm(full, { force: true });
+    await fsp.rm(full, { force: true }); // an earlier file of the same name (never a directory)
     await pipeline(
       Readable.from(e.data!),
       createWriteStream(full, { mode: safeMode(e.mode, false), flags: "wx" }),
@@ -127,37 +169,26 @@ export async function extractArchive(
     reporter?.progress?.("extract", files);
   }
 
-  // Nothing may be stored below a symlink: writing through it could leave the destination.
-  for (const name of written) {
-    const parts = name.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      if (links.has(parts.slice(0, i).join("/")))
-        unsafe(archive, `entry ${name} is stored below the symlink ${parts.slice(0, i).join("/")}`);
-    }
-  }
+  // A symlink that comes after entries below its name was not known when they were claimed.
+  for (const name of kinds.keys())
+    for (const p of parents(name))
+      if (links.has(p)) unsafe(archive, `entry ${name} is stored below the symlink ${p}`);
   for (const [name, target] of links) {
     const dir = name.split("/").slice(0, -1);
     if (resolveInside(dir, target, links) === null)
       unsafe(archive, `symlink ${name} -> ${target} points outside the archive`);
-    if (written.has(name))
-      unsafe(archive, `symlink ${name} replaces a file or directory of the same name`);
+  }
+  for (const h of hardlinks) {
+    const full = path.join(dest, h.name);
+    await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
+    await fsp.rm(full, { force: true });
+    await fsp.link(path.join(dest, h.target), full);
+    files++;
   }
   for (const [name, target] of links) {
     const full = path.join(dest, name);
     await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
     await fsp.symlink(target, full);
-  }
-  for (const h of hardlinks) {
-    const resolved = resolveInside([], h.target, links);
-    if (resolved === null || !written.has(resolved.join("/")))
-      unsafe(
-        archive,
-        `hardlink ${h.name} -> ${h.target} does not name a regular file of the archive`,
-      );
-    const full = path.join(dest, h.name);
-    await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
-    await fsp.link(path.join(dest, resolved.join("/")), full);
-    files++;
   }
   // Directory modes last, deepest first, so read-only directories do not block extraction.
   for (const d of dirs.reverse()) {

@@ -198,7 +198,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   }
 
-
   const out = path.resolve(opts.out ?? path.join(cfg.projectDir, "dist"));
   const outputNames = (machine: string) => {
     const base = `${cfg.name}-${cfg.version}-linux-${machine}`;
