@@ -10,6 +10,7 @@
  *   reap(pid) -> undefined
  *   memfdPair() -> [fd, fd]                        two anonymous memory files (close-on-exec)
  *   statPath(path) -> [isDir, dev, ino, size, mtimeMs] | null (no such file)
+ *   flockNb(fd, exclusive) -> true (taken) | false (another holder has it)
  *
  * pollRead picks up a worker's quick reply without an event-loop wake-up. It polls the
  * non-blocking descriptor with read(2), yielding the CPU between tries. A yield that takes long
@@ -49,11 +50,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -77,6 +80,7 @@ extern napi_status napi_typeof(napi_env env, napi_value value, napi_valuetype *r
 extern napi_status napi_get_buffer_info(napi_env env, napi_value value, void **data, size_t *length);
 extern napi_status napi_create_int32(napi_env env, int32_t value, napi_value *result);
 extern napi_status napi_create_double(napi_env env, double value, napi_value *result);
+extern napi_status napi_get_boolean(napi_env env, bool value, napi_value *result);
 extern napi_status napi_get_null(napi_env env, napi_value *result);
 extern napi_status napi_create_array_with_length(napi_env env, size_t length, napi_value *result);
 extern napi_status napi_set_element(napi_env env, napi_value object, uint32_t index, napi_value value);
@@ -443,6 +447,24 @@ static napi_value stat_path(napi_env env, napi_callback_info info) {
   return number_array(env, values, 5);
 }
 
+/* flock(2) with LOCK_NB: the cache's locks (src/store/lock.ts). The kernel drops the lock when
+ * the holder dies, so a killed process never leaves a lock behind. */
+static napi_value flock_nb(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t fd, exclusive;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 2 || napi_get_value_int32(env, argv[0], &fd) != 0 ||
+      napi_get_value_int32(env, argv[1], &exclusive) != 0) {
+    napi_throw_type_error(env, NULL, "flockNb(fd, exclusive): bad arguments");
+    return NULL;
+  }
+  int rc;
+  while ((rc = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB)) != 0 && errno == EINTR) {}
+  if (rc != 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock");
+  napi_get_boolean(env, rc == 0, &result);
+  return result;
+}
+
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, strlen(name), cb, NULL, &fn) == 0) napi_set_named_property(env, exports, name, fn);
@@ -454,5 +476,6 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   export_function(env, exports, "reap", reap);
   export_function(env, exports, "memfdPair", memfd_pair);
   export_function(env, exports, "statPath", stat_path);
+  export_function(env, exports, "flockNb", flock_nb);
   return exports;
 }

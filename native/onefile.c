@@ -457,14 +457,39 @@ static void exec_failed(const char *program) {
   if (errno == EACCES && exec_dir) explain_noexec(exec_dir);
 }
 
+/*
+ * Locks `<dir>.lock` with flock(2) (op: LOCK_EX or LOCK_SH, maybe | LOCK_NB) and returns its fd;
+ * -2 when LOCK_NB found it held, -1 when it cannot be opened or locked. The kernel releases the
+ * lock when the holder dies. A lock file may be removed by its exclusive holder (pyport cache
+ * prune, clean): a waiter that then gets the lock of the removed file notices that the path no
+ * longer names what it locked, and locks the new file instead.
+ */
+static int lock_entry(const char *dir, int op, int cloexec) {
+  char lockpath[PATH_MAX];
+  snprintf(lockpath, sizeof lockpath, "%s.lock", dir);
+  for (;;) {
+    int flags = O_NOFOLLOW | (cloexec ? O_CLOEXEC : 0);
+    int fd = open(lockpath, O_RDWR | O_CREAT | flags, 0600);
+    if (fd < 0 && (errno == EROFS || errno == EACCES)) fd = open(lockpath, O_RDONLY | flags);
+    if (fd < 0) return -1;
+    int rc;
+    while ((rc = flock(fd, op)) != 0 && errno == EINTR) {}
+    if (rc != 0) {
+      int busy = errno == EWOULDBLOCK;
+      close(fd);
+      return busy ? -2 : -1;
+    }
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && stat(lockpath, &named) == 0 && held.st_ino == named.st_ino && held.st_dev == named.st_dev) return fd;
+    close(fd);
+  }
+}
+
 /* Under the entry's lock: extract into a temp dir, rename into place, write the marker last. */
 static void extract_into_cache(struct onefile *of, const char *self, const char *bucket, const char *dir) {
-  char lockpath[PATH_MAX], tmp[PATH_MAX];
-  snprintf(lockpath, sizeof lockpath, "%s.lock", dir);
-  int lock = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (lock < 0) die("cannot create lock file", lockpath);
-  while (flock(lock, LOCK_EX) != 0)
-    if (errno != EINTR) die("cannot lock", lockpath);
+  char tmp[PATH_MAX];
+  int lock = lock_entry(dir, LOCK_EX, 1);
+  if (lock < 0) die("cannot lock", dir);
   struct stat st;
   if (!complete(dir, &st)) {
     /* Leftovers of runs that died (we hold the lock, so none is in progress). */
@@ -603,11 +628,14 @@ static int cmd_clean(struct onefile *of) {
     char *dir = entry_dir(buckets[i], of), lockpath[PATH_MAX];
     struct stat st;
     if (lstat(dir, &st) != 0) continue;
-    snprintf(lockpath, sizeof lockpath, "%s.lock", dir);
-    int lock = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lock >= 0) flock(lock, LOCK_EX);
+    int lock = lock_entry(dir, LOCK_EX | LOCK_NB, 1);
+    if (lock == -2) {
+      printf("%s is in use by a running %s; not removed\n", dir, of->name);
+      continue;
+    }
     rm_tree(dir);
-    if (lock >= 0) close(lock);
+    snprintf(lockpath, sizeof lockpath, "%s.lock", dir);
+    if (lock >= 0) unlink(lockpath), close(lock);
     printf("removed %s\n", dir);
     removed++;
   }
@@ -634,7 +662,16 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  char *dir = ensure_extracted(&of, self);
+  /* The running app holds a shared lock on its extraction (the descriptor stays open across
+   * exec), so prune and clean, which need it exclusively, leave the extraction alone. */
+  char *dir;
+  for (;;) {
+    dir = ensure_extracted(&of, self);
+    int held = lock_entry(dir, LOCK_SH, 0);
+    struct stat st;
+    if (held < 0 || complete(dir, &st)) break; /* unlockable (read-only cache): run anyway */
+    close(held); /* removed between the check and the lock: extract again */
+  }
   close(of.fd);
   char *entry = join(dir, of.entry);
   char *entry_parent = strdup(entry);

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
@@ -9,6 +10,7 @@ import { test } from "node:test";
 import { COMPLETE_MARKER, listCache, materialize, pruneCache } from "../src/store/cache.js";
 import { downloadVerified, sha256FromSums } from "../src/store/download.js";
 import { withLock } from "../src/store/lock.js";
+import type { PyportError } from "../src/errors.js";
 import { pyport, tmpDir } from "./helpers.js";
 
 test("concurrent materialisations build once and all see a complete entry", async () => {
@@ -37,7 +39,8 @@ test("a failed build leaves nothing; an incomplete leftover is rebuilt", async (
     }),
     /boom/,
   );
-  assert.deepEqual(fs.readdirSync(path.join(root, "t-v1")), []);
+  // Only the lock file stays (lock files are removed by prune, under the lock: see lock.ts).
+  assert.deepEqual(fs.readdirSync(path.join(root, "t-v1")), ["k.lock"]);
   fs.mkdirSync(path.join(root, "t-v1", "k2"), { recursive: true }); // as if killed before the rename
   fs.writeFileSync(path.join(root, "t-v1", "k2", "half"), "");
   const r = await materialize({
@@ -50,35 +53,144 @@ test("a failed build leaves nothing; an incomplete leftover is rebuilt", async (
   assert.deepEqual(fs.readdirSync(r.dir).sort(), [COMPLETE_MARKER, "full"].sort());
 });
 
-test("a lock held by a live process times out with a message naming the lock and holder", async () => {
+const LOCK_MODULE = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  "../src/store/lock.js",
+);
+
+/** A node child that runs `body` (an async function body with `withLock`, `file`, `fs` in scope). */
+function lockChild(file: string, body: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const script = `import { withLock, acquireLock } from ${JSON.stringify(LOCK_MODULE)};
+import * as fs from "node:fs";
+const file = ${JSON.stringify(file)};
+await (async () => { ${body} })();`;
+  return spawn(process.execPath, ["--input-type=module", "-e", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env,
+  });
+}
+
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (out.includes("\n")) resolve(out.split("\n")[0]);
+    });
+    child.on("exit", (code) => reject(new Error(`child exited (${code}) before a line: ${out}`)));
+  });
+}
+
+test("a lock whose holder was SIGKILLed is free at once; an empty lock file is no obstacle", async () => {
   const dir = tmpDir("lock");
   const file = path.join(dir, "x.lock");
-  fs.writeFileSync(file, `${process.ppid}\n`); // a live process that is not us
+  const holder = lockChild(
+    file,
+    `const l = await acquireLock(file); console.log("held"); setInterval(() => {}, 1000);`,
+  );
+  assert.equal(await firstLine(holder), "held");
   await assert.rejects(
-    withLock(file, { timeoutMs: 300, pollMs: 50 }, async () => 1),
-    (err: Error & { code?: string; hint?: string }) => {
+    withLock(file, { timeoutMs: 200 }, async () => 0),
+    (err: PyportError) => {
       assert.equal(err.code, "E_LOCK_TIMEOUT");
-      assert.ok(err.message.includes(file) && err.message.includes(String(process.ppid)));
-      assert.match(err.hint ?? "", /delete/);
+      assert.ok(
+        err.message.includes(file) && err.message.includes(`pid ${holder.pid}`),
+        err.message,
+      );
       return true;
     },
   );
-  fs.writeFileSync(file, "999999999\n"); // a dead owner: stale, taken over
-  assert.equal(await withLock(file, { timeoutMs: 300 }, async () => 7), 7);
+  const exited = new Promise((r) => holder.on("exit", r));
+  holder.kill("SIGKILL");
+  await exited;
+  assert.equal(await withLock(file, { timeoutMs: 2000 }, async () => 7), 7);
+  const empty = path.join(dir, "empty.lock");
+  fs.writeFileSync(empty, ""); // as if killed between creating the file and writing a pid
+  assert.equal(await withLock(empty, { timeoutMs: 2000 }, async () => 8), 8);
 });
 
-test("list and prune: incomplete leftovers and unused entries go, recent ones stay", async () => {
+test("waiting for a lock sleeps instead of spinning", async () => {
+  const file = path.join(tmpDir("lock"), "x.lock");
+  const holder = lockChild(
+    file,
+    `await acquireLock(file); console.log("held"); setInterval(() => {}, 1000);`,
+  );
+  await firstLine(holder);
+  const before = process.cpuUsage();
+  await assert.rejects(
+    withLock(file, { timeoutMs: 1000 }, async () => 0),
+    { code: "E_LOCK_TIMEOUT" },
+  );
+  const used = process.cpuUsage(before);
+  holder.kill("SIGKILL");
+  // A busy wait burns about a second of CPU in that second; sleeping between tries, a few ms.
+  assert.ok(used.user + used.system < 300_000, `waiting used ${used.user + used.system} µs of CPU`);
+});
+
+test("20 concurrent processes (half with the addon, half with flock(1)): one holder at a time, all get it", async () => {
+  const dir = tmpDir("lock");
+  const file = path.join(dir, "x.lock");
+  const inside = path.join(dir, "inside");
+  const log = path.join(dir, "log");
+  const body = `await withLock(file, {}, async () => {
+    fs.writeFileSync(${JSON.stringify(inside)}, String(process.pid), { flag: "wx" }); // EEXIST: two inside at once
+    fs.appendFileSync(${JSON.stringify(log)}, "in\\n");
+    await new Promise((r) => setTimeout(r, 15));
+    fs.rmSync(${JSON.stringify(inside)});
+  });`;
+  const tool = { ...process.env, PYPORT_LOCK_WITH: "flock-tool" };
+  const children = Array.from({ length: 20 }, (_, i) =>
+    lockChild(file, body, i % 2 ? tool : process.env),
+  );
+  const codes = await Promise.all(children.map((c) => new Promise((r) => c.on("exit", r))));
+  assert.deepEqual(codes, Array(20).fill(0));
+  assert.equal(fs.readFileSync(log, "utf8"), "in\n".repeat(20));
+});
+
+test("list and prune: unused entries and leftovers go, recent ones and locked ones stay", async () => {
   const root = tmpDir("cache");
   await materialize({ bucket: "a-v1", key: "keep", root, build: async () => undefined });
   const old = await materialize({ bucket: "a-v1", key: "old", root, build: async () => undefined });
+  const busy = await materialize({
+    bucket: "a-v1",
+    key: "busy",
+    root,
+    build: async () => undefined,
+  });
   const past = new Date(Date.now() - 40 * 86_400_000);
-  fs.utimesSync(path.join(old.dir, COMPLETE_MARKER), past, past);
-  fs.mkdirSync(path.join(root, "a-v1", "broken"));
-  const removed = await pruneCache({ root, olderThanDays: 30 });
-  assert.deepEqual(removed.map((e) => e.key).sort(), ["broken", "old"]);
+  for (const d of [old.dir, busy.dir]) fs.utimesSync(path.join(d, COMPLETE_MARKER), past, past);
+  fs.mkdirSync(path.join(root, "a-v1", "broken")); // incomplete, fresh: a dead process's leftover
+  fs.mkdirSync(path.join(root, "a-v1", ".tmp-gone-999999999-1")); // a dead builder's temp dir
+  // A build in progress: its temp dir, old, under a lock held by a live process.
+  const building = path.join(root, "a-v1", `.tmp-wip-${process.pid}-1`);
+  fs.mkdirSync(building);
+  fs.utimesSync(building, past, past);
+  const holders = ["busy", "wip"].map((k) =>
+    lockChild(
+      path.join(root, "a-v1", `${k}.lock`),
+      `await acquireLock(file); console.log("held"); setInterval(() => {}, 1000);`,
+    ),
+  );
+  await Promise.all(holders.map(firstLine));
+  try {
+    const { removed, inUse } = await pruneCache({ root, olderThanDays: 30 });
+    assert.deepEqual(removed.map((e) => e.key).sort(), [".tmp-gone-999999999-1", "broken", "old"]);
+    assert.deepEqual(
+      inUse.map((e) => e.key).sort(),
+      [".tmp-wip-" + process.pid + "-1", "busy"].sort(),
+    );
+    assert.ok(fs.existsSync(building) && fs.existsSync(busy.dir));
+    assert.ok(fs.existsSync(path.join(root, "a-v1", "busy.lock")), "a held lock file stays");
+    assert.ok(
+      !fs.existsSync(path.join(root, "a-v1", "old.lock")),
+      "the removed entry's lock went with it",
+    );
+  } finally {
+    for (const h of holders) h.kill("SIGKILL");
+  }
   assert.deepEqual(
-    (await listCache(root)).map((e) => e.key),
-    ["keep"],
+    (await listCache(root)).map((e) => e.key).sort(),
+    [".tmp-wip-" + process.pid + "-1", "busy", "keep"].sort(),
   );
 });
 
@@ -114,10 +226,13 @@ test("pyport cache dir|list|prune through the CLI", () => {
   const env = { ...process.env, PYPORT_CACHE: root };
   assert.equal(pyport(["cache", "dir"], env).stdout.trim(), root);
   assert.match(pyport(["cache", "list"], env).stdout, /is empty/);
-  fs.mkdirSync(path.join(root, "runtimes-v1", ".tmp-dead"), { recursive: true });
-  const past = new Date(Date.now() - 2 * 3_600_000);
-  fs.utimesSync(path.join(root, "runtimes-v1", ".tmp-dead"), past, past);
-  assert.match(pyport(["cache", "prune"], env).stdout, /removed 1 entries/);
+  fs.mkdirSync(path.join(root, "runtimes-v1", ".tmp-dead-999999999-5"), { recursive: true });
+  const ask = pyport(["cache", "prune"], env);
+  assert.equal(ask.code, 2);
+  assert.match(ask.stderr, /needs --older-than DAYS/);
+  assert.ok(fs.existsSync(path.join(root, "runtimes-v1", ".tmp-dead-999999999-5")));
+  // A dead process's leftover goes whatever its age (this one is seconds old).
+  assert.match(pyport(["cache", "prune", "--older-than", "30"], env).stdout, /removed 1 entries/);
   const bad = pyport(["cache", "prune", "--older-than", "soon"], env);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /not a number of days/);

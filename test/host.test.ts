@@ -18,7 +18,8 @@ import {
 } from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
 import { CallTable } from "../src/host/calls.js";
-import { hostAddon, statPath } from "../src/host/process.js";
+import { statPath } from "../src/host/process.js";
+import { hostAddon } from "../src/util/addon.js";
 import { PYPORT_VERSION } from "../src/version.js";
 import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 

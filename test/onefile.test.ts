@@ -468,10 +468,10 @@ describe("onefile", () => {
     const [dir] = completeDirs(cache);
     const prune = (days: string) =>
       pyport(["cache", "prune", "--bucket", BUCKET, "--older-than", days, "--json"], env);
-    assert.deepEqual(JSON.parse(prune("5").stdout), [], "recently used: kept");
+    assert.deepEqual(JSON.parse(prune("5").stdout).removed, [], "recently used: kept");
     const old = new Date(Date.now() - 10 * 86_400_000);
     fs.utimesSync(path.join(cache, BUCKET, dir, ".pyport-complete"), old, old);
-    const removed = JSON.parse(prune("5").stdout) as { key: string }[];
+    const removed = JSON.parse(prune("5").stdout).removed as { key: string }[];
     assert.deepEqual(
       removed.map((e) => e.key),
       [dir],

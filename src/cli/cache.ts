@@ -9,9 +9,10 @@ export const CACHE_USAGE = `pyport cache dir|list|prune [options]
   dir                     print the cache directory ($PYPORT_CACHE, else $XDG_CACHE_HOME/pyport,
                           else ~/.cache/pyport)
   list [--json]           list cache entries with size, state and last use
-  prune [--older-than DAYS] [--bucket NAME] [--dry-run] [--json]
-                          remove entries not used for DAYS days (default: all), and every
-                          incomplete leftover of an interrupted build
+  prune --older-than DAYS [--bucket NAME] [--dry-run] [--json]
+                          remove entries not used for DAYS days (0: every entry not in use),
+                          and leftovers of processes that died, whatever their age. Entries
+                          in use (being built, or the extraction of a running onefile) stay.
 
 Buckets carry a format version (runtimes-v1, archives-v1, downloads-v1, probes-v1, wheels-v1);
 removing any entry is always safe: pyport rebuilds or re-downloads it when needed.
@@ -59,28 +60,33 @@ export async function cacheCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub === "prune") {
-    let days: number | undefined;
-    if (values["older-than"] !== undefined) {
-      days = Number(String(values["older-than"]).replace(/d$/, ""));
-      if (!Number.isFinite(days) || days < 0)
-        throw new PyportError(
-          "E_USAGE",
-          `--older-than ${values["older-than"]} is not a number of days`,
-          { hint: "Example: --older-than 30" },
-        );
-    }
-    const removed = await pruneCache({
+    if (values["older-than"] === undefined)
+      throw new PyportError("E_USAGE", "pyport cache prune needs --older-than DAYS", {
+        hint: "Example: pyport cache prune --older-than 30 (or --older-than 0 to remove every entry not in use; add --dry-run to see what would go).",
+      });
+    const days = Number(String(values["older-than"]).replace(/d$/, ""));
+    if (!Number.isFinite(days) || days < 0)
+      throw new PyportError(
+        "E_USAGE",
+        `--older-than ${values["older-than"]} is not a number of days`,
+        {
+          hint: "Example: --older-than 30",
+        },
+      );
+    const { removed, inUse } = await pruneCache({
       olderThanDays: days,
       bucket: values.bucket as string | undefined,
       dryRun: values["dry-run"] === true,
     });
-    if (values.json) process.stdout.write(JSON.stringify(removed, null, 2) + "\n");
+    if (values.json) process.stdout.write(JSON.stringify({ removed, inUse }, null, 2) + "\n");
     else {
       const total = removed.reduce((n, e) => n + e.bytes, 0);
       process.stdout.write(
         `${values["dry-run"] ? "would remove" : "removed"} ${removed.length} entries (${mib(total)})\n`,
       );
       for (const e of removed) process.stdout.write(`  ${e.bucket}/${e.key}\n`);
+      if (inUse.length) process.stdout.write(`kept ${inUse.length} entries in use:\n`);
+      for (const e of inUse) process.stdout.write(`  ${e.bucket}/${e.key}\n`);
     }
     return 0;
   }

@@ -20,7 +20,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { hostAddon } from "./process.js";
+import { hostAddon } from "../util/addon.js";
 
 /** Byte values at least this long go through the arena. */
 export const ARENA_MIN = 1 << 18;

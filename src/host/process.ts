@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { nativeAsset } from "../util/assets.js";
+import { hostAddon, type HostAddon } from "../util/addon.js";
 
 export interface WorkerProcess {
   /** undefined when it could not be started (onExit then reports why). */
@@ -34,40 +34,6 @@ export interface SpawnOptions {
   cwd?: string;
   env: NodeJS.ProcessEnv;
   inherit: number[];
-}
-
-type PollRead = (fd: number, buffer: Buffer, offset: number, budgetUs: number) => number;
-type SpawnNative = (
-  file: string,
-  argv: string[],
-  envp: string[],
-  cwd: string | null,
-  inherit: number[],
-) => [number, number, number, number, number, number];
-interface HostAddon {
-  pollRead: PollRead;
-  spawnWorker: SpawnNative;
-  reap: (pid: number) => void;
-  memfdPair: () => [number, number];
-  statPath: (path: string) => [number, number, number, number, number] | null;
-}
-
-let addon: HostAddon | null | undefined;
-/**
- * The native part (native/host.c), or null when it was not built. Loaded with process.dlopen:
- * require's resolution costs ~1.5 ms on first use, which would delay the first worker's start.
- */
-export function hostAddon(): HostAddon | null {
-  if (addon === undefined) {
-    const module = { exports: {} as HostAddon };
-    try {
-      process.dlopen(module, nativeAsset("host", ".node"));
-      addon = module.exports;
-    } catch {
-      addon = null;
-    }
-  }
-  return addon;
 }
 
 export interface PathStat {

@@ -16,7 +16,8 @@ import { CallTable } from "./calls.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
-import { hostAddon, spawnWorkerProcess, type WorkerProcess } from "./process.js";
+import { hostAddon } from "../util/addon.js";
+import { spawnWorkerProcess, type WorkerProcess } from "./process.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: {

@@ -8,9 +8,10 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
 import { pathExists, treeSize } from "../util/fs.js";
-import { withLock } from "./lock.js";
+import { isProcessAlive } from "../util/process.js";
+import { tryLock, withLock } from "./lock.js";
 
-import { BUCKETS, bucketDir, cacheRoot } from "./buckets.js";
+import { bucketDir, cacheRoot } from "./buckets.js";
 
 export const COMPLETE_MARKER = ".pyport-complete";
 
@@ -121,29 +122,68 @@ export async function listCache(root = cacheRoot()): Promise<CacheEntry[]> {
 
 export interface PruneOptions {
   root?: string;
-  /** Remove complete entries not used for this many days (default: all complete entries). */
-  olderThanDays?: number;
+  /** Remove complete entries not used for this many days (0: every entry not in use). */
+  olderThanDays: number;
   /** Only this bucket. */
   bucket?: string;
   dryRun?: boolean;
 }
 
-/** Removes unused entries and every incomplete leftover (temp dirs of crashed builds). */
-export async function pruneCache(opts: PruneOptions = {}): Promise<CacheEntry[]> {
-  const removed: CacheEntry[] = [];
-  const cutoff =
-    opts.olderThanDays === undefined ? Infinity : Date.now() - opts.olderThanDays * 86_400_000;
-  for (const e of await listCache(opts.root)) {
+export interface PruneResult {
+  removed: CacheEntry[];
+  /** Entries that would have gone but are in use (locked by a build or a running onefile). */
+  inUse: CacheEntry[];
+}
+
+/** The cache key a temp dir belongs to: `.tmp-<key>-<pid>-<time>` (materialize) or `.tmp-<key>-<pid>` (onefile stubs). */
+function tempOwner(name: string): { key: string; pid: number } | undefined {
+  const m = /^\.tmp-(.+)-(\d+)-(\d+)$/.exec(name) ?? /^\.tmp-(.+)-(\d+)$/.exec(name);
+  return m ? { key: m[1], pid: Number(m[2]) } : undefined;
+}
+
+/**
+ * Removes entries unused for `olderThanDays`, and leftovers of dead processes (temp dirs,
+ * incomplete entries, lock files of removed entries) whatever their age. Each removal happens
+ * under the entry's lock, taken without waiting: an entry being built, or the extraction of a
+ * onefile that is running (it holds a shared lock while it runs), is left alone and reported in
+ * `inUse`. A lock file is removed only by its holder (see lock.ts for why that is safe).
+ */
+export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
+  const result: PruneResult = { removed: [], inUse: [] };
+  const cutoff = Date.now() - opts.olderThanDays * 86_400_000;
+  const root = opts.root ?? cacheRoot();
+  for (const e of await listCache(root)) {
     if (opts.bucket && e.bucket !== opts.bucket) continue;
-    const stale = !e.complete || e.lastUsed.getTime() < cutoff;
-    if (!stale) continue;
-    if (!e.complete && e.key.startsWith(".tmp-") && Date.now() - e.lastUsed.getTime() < 3_600_000)
-      continue; // may be in progress
-    if (!opts.dryRun) {
-      await fsp.rm(e.path, { recursive: true, force: true });
-      if (e.bucket === BUCKETS.onefile) await fsp.rm(`${e.path}.lock`, { force: true });
+    if (e.complete && e.lastUsed.getTime() >= cutoff) continue;
+    const temp = tempOwner(e.key);
+    if (temp && isProcessAlive(temp.pid) && temp.pid !== process.pid) continue; // being built
+    const lockFile = path.join(root, e.bucket, `${temp ? temp.key : e.key}.lock`);
+    const lock = await tryLock(lockFile);
+    if (!lock) {
+      result.inUse.push(e);
+      continue;
     }
-    removed.push(e);
+    try {
+      if (!opts.dryRun) await fsp.rm(e.path, { recursive: true, force: true });
+    } finally {
+      if (!opts.dryRun && !temp) await lock.releaseAndRemove();
+      else await lock.release();
+    }
+    result.removed.push(e);
   }
-  return removed;
+  // Lock files whose entry is gone (a stub or build that failed before creating it).
+  for (const bucket of await fsp.readdir(root).catch(() => [] as string[])) {
+    if (opts.bucket && bucket !== opts.bucket) continue;
+    const bdir = path.join(root, bucket);
+    for (const name of await fsp.readdir(bdir).catch(() => [] as string[])) {
+      if (!name.endsWith(".lock") || (await pathExists(path.join(bdir, name.slice(0, -5)))))
+        continue;
+      const lock = await tryLock(path.join(bdir, name));
+      if (!lock) continue;
+      if (opts.dryRun || (await pathExists(path.join(bdir, name.slice(0, -5)))))
+        await lock.release();
+      else await lock.releaseAndRemove();
+    }
+  }
+  return result;
 }
