@@ -13,6 +13,7 @@ import { before, describe, test } from "node:test";
 import { build, onefileEntry } from "../src/build/build.js";
 import { readOnefile, verifyOnefile } from "../src/build/onefile.js";
 import { packageRoot } from "../src/util/assets.js";
+import { tryLock } from "../src/store/lock.js";
 import {
   busyboxRoot,
   isRoot,
@@ -481,6 +482,44 @@ describe("onefile", () => {
       run(onefile!, ["--version"], { env }).stdout.trim(),
       "hello 1.0.0",
       "the next run unpacks again",
+    );
+  });
+
+  test("prune and clean leave the extraction of a running onefile alone", async (t) => {
+    if (!ready(t)) return;
+    const { cache, env } = freshCache();
+    const child = spawn(onefile!, ["--echo-stdin"], { env, stdio: ["pipe", "pipe", "inherit"] });
+    const exited = new Promise((r) => child.on("exit", r));
+    // Wait until the app runs: it holds its extraction's lock (shared) while it does.
+    let dir: string | undefined;
+    for (let i = 0; i < 400 && !dir; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const [d] = completeDirs(cache);
+      if (!d) continue;
+      const probe = await tryLock(path.join(cache, BUCKET, `${d}.lock`));
+      if (probe) await probe.release();
+      else dir = d;
+    }
+    assert.ok(dir, "the running onefile holds its extraction's lock");
+    const pruned = JSON.parse(
+      pyport(["cache", "prune", "--bucket", BUCKET, "--older-than", "0", "--json"], env).stdout,
+    );
+    assert.deepEqual(pruned.removed, []);
+    assert.deepEqual(
+      pruned.inUse.map((e: { key: string }) => e.key),
+      [dir],
+    );
+    const clean = run(onefile!, [], { env: { ...env, PYPORT_ONEFILE_COMMAND: "clean" } });
+    assert.match(clean.stdout, /in use by a running hello; not removed/);
+    assert.deepEqual(completeDirs(cache), [dir]);
+    child.stdin.end("bye");
+    await exited;
+    const after = JSON.parse(
+      pyport(["cache", "prune", "--bucket", BUCKET, "--older-than", "0", "--json"], env).stdout,
+    );
+    assert.deepEqual(
+      after.removed.map((e: { key: string }) => e.key),
+      [dir],
     );
   });
 
