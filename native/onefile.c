@@ -114,7 +114,19 @@ static void verify_or_die(struct onefile *of, const char *self) {
   exit(die_status);
 }
 
-/* ---- tar extraction (the subset pyport writes: ustar files, dirs, symlinks, pax path/linkpath) ---- */
+/* ---- tar extraction ----
+ * pyport's strict tar profile, read exactly as src/archive/tar-read.ts reads it with `strict`
+ * (what `pyport audit` of a onefile uses), so the two never see different trees; whatever they
+ * could read differently, both refuse:
+ * - every header is ustar ("ustar\0" "00") with an empty prefix field and a valid checksum;
+ *   numeric fields are octal digits, then NULs or spaces only;
+ * - types: file ('0' or NUL), directory ('5'), symlink ('2'), and a pax header ('x') with only
+ *   `path` and `linkpath` records, followed by the entry it describes;
+ * - names and link targets are valid UTF-8 without NUL; only files carry data;
+ * - the archive ends with a zero block, and only zeros follow it.
+ * Names are relative with no empty, "." or ".." component; a directory's parent must be
+ * extracted before it; symlinks point inside by their leading ".." only, and nothing is stored
+ * below one. */
 
 struct link {
   char *name, *target;
@@ -127,9 +139,10 @@ struct tar {
   uint64_t left, pad;         /* bytes left in the current entry's data, then padding */
   int out;                    /* fd of the file being written, or -1 */
   int in_pax;                 /* current data is a pax header */
+  int pax_pending;            /* a pax header was read; its entry comes next */
   char *pax, *pax_path, *pax_link;
   size_t pax_fill;
-  int zero_blocks, done;
+  int done;
   struct link *links;
   size_t nlinks, cap;
   uint64_t written;
@@ -181,26 +194,52 @@ static void check_not_below_link(struct tar *t, const char *name) {
   }
 }
 
-static uint64_t octal(const unsigned char *p, size_t n) {
+/* Octal digits, then only NULs or spaces; an empty field is 0. */
+static uint64_t octal(struct tar *t, const unsigned char *p, size_t n, const char *what) {
   uint64_t v = 0;
-  for (size_t i = 0; i < n && p[i] >= '0' && p[i] <= '7'; i++) v = v * 8 + (p[i] - '0');
+  size_t i = 0;
+  for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) v = v * 8 + (uint64_t)(p[i] - '0');
+  for (; i < n; i++)
+    if (p[i] != 0 && p[i] != ' ') bad_payload(t, "bad numeric field", what);
   return v;
+}
+
+/* Valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF), as a fatal TextDecoder. */
+static int utf8_ok(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned c = p[i];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!len || i + len > n) return 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += len;
+  }
+  return 1;
 }
 
 static void parse_pax(struct tar *t) {
   char *p = t->pax, *end = t->pax + t->pax_fill;
   while (p < end) {
     char *sp = memchr(p, ' ', (size_t)(end - p));
-    if (!sp) break;
-    size_t len = strtoul(p, NULL, 10);
-    if (len == 0 || p + len > end) bad_payload(t, "bad pax record", NULL);
-    char *kv = sp + 1, *eq = memchr(kv, '=', (size_t)(p + len - kv));
-    if (eq) {
-      char *value = strndup(eq + 1, (size_t)(p + len - 1 - (eq + 1)));
-      if ((size_t)(eq - kv) == 4 && memcmp(kv, "path", 4) == 0) free(t->pax_path), t->pax_path = value;
-      else if ((size_t)(eq - kv) == 8 && memcmp(kv, "linkpath", 8) == 0) free(t->pax_link), t->pax_link = value;
-      else free(value);
+    if (!sp || sp == p || *p == '0') bad_payload(t, "bad pax record length", NULL);
+    size_t len = 0;
+    for (char *d = p; d < sp; d++) {
+      if (*d < '0' || *d > '9' || len > MAX_META) bad_payload(t, "bad pax record length", NULL);
+      len = len * 10 + (size_t)(*d - '0');
     }
+    if (len > (size_t)(end - p) || p[len - 1] != '\n' || sp + 1 > p + len - 1) bad_payload(t, "bad pax record", NULL);
+    char *kv = sp + 1, *eq = memchr(kv, '=', (size_t)(p + len - 1 - kv));
+    size_t klen = eq ? (size_t)(eq - kv) : 0;
+    char **slot = klen == 4 && memcmp(kv, "path", 4) == 0 ? &t->pax_path : klen == 8 && memcmp(kv, "linkpath", 8) == 0 ? &t->pax_link : NULL;
+    if (!slot) bad_payload(t, "pax record other than path or linkpath", NULL);
+    if (*slot) bad_payload(t, "pax record given twice", NULL);
+    size_t vlen = (size_t)(p + len - 1 - (eq + 1));
+    if (memchr(eq + 1, 0, vlen) || !utf8_ok((unsigned char *)eq + 1, vlen)) bad_payload(t, "pax value with NUL or invalid UTF-8", NULL);
+    *slot = strndup(eq + 1, vlen);
     p += len;
   }
 }
@@ -210,49 +249,62 @@ static void begin_entry(struct tar *t) {
   int zero = 1;
   for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
   if (zero) {
-    if (++t->zero_blocks == 2) t->done = 1;
+    if (t->pax_pending) bad_payload(t, "a pax header is not followed by an entry", NULL);
+    t->done = 1; /* the first zero block ends the archive; tar_feed checks that only zeros follow */
     return;
   }
-  t->zero_blocks = 0;
   unsigned sum = 0;
   for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-  if (sum != octal(h + 148, 8)) bad_payload(t, "tar header checksum mismatch", NULL);
-  uint64_t size = octal(h + 124, 12);
+  if (sum != octal(t, h + 148, 8, "checksum")) bad_payload(t, "tar header checksum mismatch", NULL);
+  if (memcmp(h + 257, "ustar\0" "00", 8) != 0) bad_payload(t, "a header that is not ustar", NULL);
+  if (h[345] != 0) bad_payload(t, "a ustar prefix field", NULL);
+  uint64_t size = octal(t, h + 124, 12, "size");
+  octal(t, h + 136, 12, "mtime");
+  uint64_t mode_bits = octal(t, h + 100, 8, "mode");
   char type = (char)h[156];
   char name[PATH_MAX], link[PATH_MAX];
-  if (t->pax_path) snprintf(name, sizeof name, "%s", t->pax_path);
-  else snprintf(name, sizeof name, "%.100s", (char *)h);
-  if (t->pax_link) snprintf(link, sizeof link, "%s", t->pax_link);
-  else snprintf(link, sizeof link, "%.100s", (char *)h + 157);
-  size_t nl = strlen(name);
-  while (nl > 1 && name[nl - 1] == '/') name[--nl] = 0;
   t->left = size;
   t->pad = (512 - size % 512) % 512;
   t->out = -1;
   t->in_pax = 0;
   if (type == 'x') {
+    if (t->pax_pending) bad_payload(t, "two pax headers in a row", NULL);
     if (size > MAX_META) bad_payload(t, "pax header too large", NULL);
     t->in_pax = 1;
+    t->pax_pending = 1;
     t->pax = realloc(t->pax, size + 1);
     t->pax_fill = 0;
     return;
   }
-  if (strcmp(name, ".") != 0) check_name(t, name), check_not_below_link(t, name);
-  if (type == '5') {
-    if (strcmp(name, ".") != 0 && mkdirat(t->root, name, 0755) != 0 && errno != EEXIST) die("cannot create directory", name);
-  } else if (type == '0' || type == '\0') {
-    mode_t mode = (octal(h + 100, 8) & 0111) ? 0755 : 0644;
-    t->out = openat(t->root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (t->out < 0) die("cannot create file", name);
-  } else if (type == '2') {
-    check_link_target(t, name, link);
-    if (t->nlinks == t->cap) t->links = realloc(t->links, (t->cap = t->cap ? 2 * t->cap : 64) * sizeof *t->links);
-    t->links[t->nlinks++] = (struct link){strdup(name), strdup(link)};
-  } else {
+  t->pax_pending = 0;
+  if (type != '0' && type != '\0' && type != '5' && type != '2') {
     char kind[2] = {type, 0};
     bad_payload(t, "unsupported tar entry type", kind);
   }
+  if (t->pax_path) snprintf(name, sizeof name, "%s", t->pax_path);
+  else if (!utf8_ok(h, strnlen((char *)h, 100))) bad_payload(t, "a name that is not UTF-8", NULL);
+  else snprintf(name, sizeof name, "%.100s", (char *)h);
+  if (t->pax_link) snprintf(link, sizeof link, "%s", t->pax_link);
+  else if (!utf8_ok(h + 157, strnlen((char *)h + 157, 100))) bad_payload(t, "a link name that is not UTF-8", NULL);
+  else snprintf(link, sizeof link, "%.100s", (char *)h + 157);
+  size_t nl = strlen(name);
+  while (nl > 1 && name[nl - 1] == '/') name[--nl] = 0;
   if (type != '0' && type != '\0' && size) bad_payload(t, "non-file entry with data", name);
+  if (strcmp(name, ".") != 0) check_name(t, name), check_not_below_link(t, name);
+  if (type == '5') {
+    struct stat st;
+    if (strcmp(name, ".") != 0 && mkdirat(t->root, name, 0755) != 0 &&
+        !(errno == EEXIST && fstatat(t->root, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)))
+      die("cannot create directory", name);
+  } else if (type == '0' || type == '\0') {
+    mode_t mode = (mode_bits & 0111) ? 0755 : 0644;
+    t->out = openat(t->root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (t->out < 0) die("cannot create file", name);
+  } else {
+    check_link_target(t, name, link);
+    if (t->nlinks == t->cap) t->links = realloc(t->links, (t->cap = t->cap ? 2 * t->cap : 64) * sizeof *t->links);
+    t->links[t->nlinks++] = (struct link){strdup(name), strdup(link)};
+  }
   free(t->pax_path), t->pax_path = NULL;
   free(t->pax_link), t->pax_link = NULL;
 }
@@ -270,8 +322,11 @@ static void write_all(int fd, const unsigned char *p, size_t n, const char *what
 
 /* Feeds decompressed tar bytes. */
 static void tar_feed(struct tar *t, const unsigned char *p, size_t n) {
-  while (n && !t->done) {
-    if (t->left) {
+  while (n) {
+    if (t->done) { /* after the end-of-archive block: zeros only */
+      if (*p++) bad_payload(t, "data after the end-of-archive block", NULL);
+      n--;
+    } else if (t->left) {
       size_t take = t->left < n ? (size_t)t->left : n;
       if (t->in_pax) memcpy(t->pax + t->pax_fill, p, take), t->pax_fill += take;
       else if (t->out >= 0) write_all(t->out, p, take, t->where), t->written += take;

@@ -305,7 +305,7 @@ describe("onefile", () => {
     assert.match(verify.stderr, /corrupted/);
     const audit = pyport(["audit", corrupted]);
     assert.equal(audit.code, 2);
-    assert.match(audit.stderr, /corrupted: payload sha256/);
+    assert.match(audit.stderr, /corrupted onefile: sha256 mismatch/);
   });
 
   test("an unwritable HOME falls back to a private 0700 directory; one owned by another user is refused", async (t) => {

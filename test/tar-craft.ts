@@ -18,6 +18,8 @@ export interface CraftEntry {
   sizeField?: string;
   /** The ustar prefix field (names longer than 100 bytes). */
   prefix?: string;
+  /** Changes the header's bytes before its checksum is computed. */
+  mutate?: (h: Buffer) => void;
 }
 
 function field(h: Buffer, off: number, len: number, value: string): void {
@@ -32,7 +34,13 @@ export function header(
   name: string,
   type: string,
   size: number,
-  opts: { link?: string; mode?: number; sizeField?: string; prefix?: string } = {},
+  opts: {
+    link?: string;
+    mode?: number;
+    sizeField?: string;
+    prefix?: string;
+    mutate?: (h: Buffer) => void;
+  } = {},
 ): Buffer {
   const h = Buffer.alloc(512);
   field(h, 0, 100, name);
@@ -47,6 +55,7 @@ export function header(
   field(h, 257, 6, "ustar\0");
   field(h, 263, 2, "00");
   if (opts.prefix) field(h, 345, 155, opts.prefix);
+  opts.mutate?.(h);
   let sum = 0;
   for (const b of h) sum += b;
   field(h, 148, 8, octal(sum, 7) + " ");
@@ -97,6 +106,7 @@ export function craftTar(entries: CraftEntry[], opts: { noEnd?: boolean } = {}):
         mode: e.mode,
         sizeField: e.sizeField,
         prefix: e.prefix,
+        mutate: e.mutate,
       }),
     );
     if (data.length) parts.push(padded(data));

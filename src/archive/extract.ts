@@ -12,7 +12,13 @@
  *   for being below `a` and for escaping);
  * - devices, FIFOs and unknown types are refused.
  * Files and directories are written first, then hard links, then symlinks, so nothing is ever
- * written through a link. Modes are normalised: no setuid/setgid/sticky bits, nothing group- or
+ * written through a link.
+ *
+ * `strict` is for onefile payloads: the archive must follow pyport's strict tar profile
+ * (tar-read.ts), and the rules are the onefile stub's own, so `pyport audit` sees exactly the
+ * tree the stub extracts: names with no empty or "." component, a directory entry before
+ * anything inside it, no name twice (but directories), symlinks pointing inside by leading ".."
+ * only, modes from the executable bit alone. Modes are normalised: no setuid/setgid/sticky bits, nothing group- or
  * world-writable. Every refusal is E_UNSAFE_ARCHIVE; a malformed archive is E_ARCHIVE.
  */
 import { createWriteStream } from "node:fs";
@@ -92,14 +98,47 @@ function* parents(name: string): Generator<string> {
   for (let i = name.indexOf("/"); i >= 0; i = name.indexOf("/", i + 1)) yield name.slice(0, i);
 }
 
+/** The onefile stub's name rule: relative, no empty, "." or ".." component (trailing "/" dropped). */
+function strictName(raw: string): string | { error: string } {
+  let name = raw;
+  while (name.length > 1 && name.endsWith("/")) name = name.slice(0, -1);
+  if (name === ".") return "";
+  if (name === "" || name.startsWith("/"))
+    return { error: `absolute or empty path ${JSON.stringify(raw)}` };
+  if (name.split("/").some((c) => c === "" || c === "." || c === ".."))
+    return { error: `path with an empty, '.' or '..' component ${JSON.stringify(raw)}` };
+  return name;
+}
+
+/** The onefile stub's symlink rule: relative, its ".." only leading and no more than its depth. */
+function strictLinkOk(name: string, target: string): boolean {
+  if (target === "" || target.startsWith("/")) return false;
+  let depth = name.split("/").length - 1;
+  let leading = true;
+  for (const c of target.split("/")) {
+    if (c === "..") {
+      if (!leading || --depth < 0) return false;
+    } else if (c !== "" && c !== ".") leading = false;
+  }
+  return true;
+}
+
+export interface ExtractOptions {
+  reporter?: Reporter;
+  /** pyport's strict profile and the onefile stub's rules (for onefile payloads). */
+  strict?: boolean;
+}
+
 /** Extracts `archive` (tar, tar.gz, tar.zst) into `dest`, which must not exist yet. */
 export async function extractArchive(
   archive: string,
   dest: string,
-  reporter?: Reporter,
+  opts: ExtractOptions = {},
 ): Promise<ExtractResult> {
+  const { reporter, strict = false } = opts;
   await fsp.mkdir(dest, { mode: 0o755 }); // throws EEXIST: we never extract over an existing tree
   const kinds = new Map<string, Kind>(); // every name the archive defines, implicit parents as "dir"
+  const explicitDirs = new Set<string>();
   const links = new Map<string, string>();
   const hardlinks: { name: string; target: string }[] = [];
   const dirs: { full: string; mode: number; mtime: number }[] = [];
@@ -118,14 +157,21 @@ export async function extractArchive(
       if (k === "file") unsafe(archive, `entry ${name} is stored below the file ${p}`);
       if (k === undefined) kinds.set(p, "dir");
     }
+    if (strict && kinds.get(name) === "file" && kind === "file")
+      unsafe(archive, `${name} is stored twice`);
+    if (strict)
+      for (const p of parents(name))
+        if (!explicitDirs.has(p))
+          unsafe(archive, `${name} comes before a directory entry for ${p}`);
+    if (strict && kind === "dir") explicitDirs.add(name);
     const before = kinds.get(name);
     if (before !== undefined && !(before === kind && (kind === "file" || kind === "dir")))
       unsafe(archive, `${name} is stored twice, as a ${before} and as a ${kind}`);
     kinds.set(name, kind);
   };
 
-  for await (const e of readTar(await decompressedChunks(archive))) {
-    const name = normaliseEntryName(e.name);
+  for await (const e of readTar(await decompressedChunks(archive), { strict })) {
+    const name = strict ? strictName(e.name) : normaliseEntryName(e.name);
     if (typeof name !== "string") unsafe(archive, name.error);
     if (name === "") {
       if (e.kind === "dir") continue; // the archive's root, "./"
@@ -141,6 +187,11 @@ export async function extractArchive(
     if (e.kind === "symlink") {
       if (e.linkname === "" || e.linkname.startsWith("/"))
         unsafe(archive, `symlink ${name} -> ${JSON.stringify(e.linkname)} is absolute or empty`);
+      if (strict && !strictLinkOk(name, e.linkname))
+        unsafe(
+          archive,
+          `symlink ${name} -> ${e.linkname} points outside (or has '..' after a name)`,
+        );
       links.set(name, e.linkname);
       continue;
     }
@@ -154,15 +205,13 @@ export async function extractArchive(
     }
     await fsp.mkdir(e.kind === "dir" ? full : path.dirname(full), { recursive: true, mode: 0o755 });
     if (e.kind === "dir") {
-      dirs.push({ full, mode: safeMode(e.mode, true), mtime: e.mtime });
+      dirs.push({ full, mode: strict ? 0o755 : safeMode(e.mode, true), mtime: e.mtime });
       continue;
     }
     await fsp.rm(full, { force: true }); // an earlier file of the same name (never a directory)
-    await pipeline(
-      Readable.from(e.data!),
-      createWriteStream(full, { mode: safeMode(e.mode, false), flags: "wx" }),
-    );
-    await fsp.chmod(full, safeMode(e.mode, false));
+    const mode = strict ? (e.mode & 0o111 ? 0o755 : 0o644) : safeMode(e.mode, false);
+    await pipeline(Readable.from(e.data!), createWriteStream(full, { mode, flags: "wx" }));
+    await fsp.chmod(full, mode);
     await fsp.utimes(full, e.mtime, e.mtime);
     files++;
     bytes += e.size;

@@ -10,7 +10,13 @@ import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { extractArchive } from "../archive/extract.js";
-import { copyPayload, readOnefile, verifyOnefile, type OnefileInfo } from "../build/onefile.js";
+import {
+  copyPayload,
+  readOnefile,
+  TRAILER_MAGIC,
+  verifyOnefile,
+  type OnefileInfo,
+} from "../build/onefile.js";
 import { PyportError } from "../errors.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import { collectComponents, type Component } from "./components.js";
@@ -55,6 +61,31 @@ async function isDirectory(p: string): Promise<boolean> {
   return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
+/**
+ * A file that is an ELF executable but has no readable onefile trailer: a damaged onefile (its
+ * stub names the trailer's magic) is reported as one, anything else as not auditable.
+ */
+async function refuseBrokenOnefile(target: string): Promise<void> {
+  const h = await fsp.open(target, "r");
+  const head = Buffer.alloc(4 << 20);
+  let n: number;
+  try {
+    ({ bytesRead: n } = await h.read(head, 0, head.length, 0));
+  } finally {
+    await h.close();
+  }
+  if (n < 4 || head.readUInt32BE(0) !== 0x7f454c46) return; // not ELF: read it as a tar
+  if (head.subarray(0, n).includes(TRAILER_MAGIC))
+    throw new PyportError(
+      "E_ARCHIVE",
+      `${target}: corrupted onefile: its trailer is missing or damaged (the file was truncated or altered)`,
+      { hint: "Download or build the file again." },
+    );
+  throw new PyportError("E_USAGE", `${target} is an ELF executable, not a pyport onefile`, {
+    hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
+  });
+}
+
 /** Runs `fn` on the target's directory: the target itself, or its archive extracted privately. */
 async function withTargetDir<T>(
   target: string,
@@ -72,13 +103,14 @@ async function withTargetDir<T>(
     let archive = target;
     // A onefile: verified here, never run; its payload is a tar.zst of the bundle.
     const onefile = await readOnefile(target);
+    if (!onefile) await refuseBrokenOnefile(target);
     if (onefile) {
       await verifyOnefile(target, onefile);
       archive = path.join(tmp, "payload.tar.zst");
       await copyPayload(target, onefile, archive);
     }
     try {
-      await extractArchive(archive, dest);
+      await extractArchive(archive, dest, { strict: onefile !== undefined });
     } catch (err) {
       if (err instanceof PyportError) throw err;
       throw new PyportError(
@@ -91,6 +123,14 @@ async function withTargetDir<T>(
     }
     // An archive of one top-level directory is audited as that directory.
     const top = await fsp.readdir(dest);
+    if (!top.length)
+      throw new PyportError(
+        "E_ARCHIVE",
+        `${target} is an empty archive: there is nothing to audit`,
+        {
+          hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
+        },
+      );
     const root =
       top.length === 1 && (await isDirectory(path.join(dest, top[0])))
         ? path.join(dest, top[0])
@@ -99,6 +139,15 @@ async function withTargetDir<T>(
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** A CPython install without pyport's manifest: bin/python3* or lib/python3.X/. */
+async function looksLikePython(dir: string): Promise<boolean> {
+  const names = async (sub: string) => fsp.readdir(path.join(dir, sub)).catch(() => [] as string[]);
+  return (
+    (await names("bin")).some((n) => /^python3/.test(n)) ||
+    (await names("lib")).some((n) => /^python3\.\d+$/.test(n))
+  );
 }
 
 async function readManifestIn(dir: string): Promise<RuntimeManifest | undefined> {
@@ -113,8 +162,16 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
   const policy = getPolicy(opts.policy ?? "auto");
   const started = Date.now();
   return withTargetDir(target, async (dir, onefile) => {
-    const tree = await readTree(dir);
     const manifest = await readManifestIn(dir);
+    if (!manifest && !(await looksLikePython(dir)))
+      throw new PyportError(
+        "E_USAGE",
+        `${target} is not a Python runtime or bundle: it has no PYPORT.json, bin/python3 or lib/python3.X/`,
+        {
+          hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
+        },
+      );
+    const tree = await readTree(dir);
     const findings: Finding[] = [];
     const bundledLibc = isBundledLibc(tree, manifest);
 

@@ -79,12 +79,28 @@ export async function writeOnefile(opts: {
     );
   const payload = path.join(opts.tmpDir, "onefile-payload.tar.zst");
   await writeTarArchive(opts.bundle, "", payload, "zstd", opts.level ?? DEFAULT_ONEFILE_LEVEL);
-  const meta = encodeMeta({ ...opts.meta, unpackedBytes: await treeSize(opts.bundle) });
-  const stubBytes = (await fsp.stat(stub)).size;
-  const payloadSize = (await fsp.stat(payload)).size;
+  const meta = { ...opts.meta, unpackedBytes: await treeSize(opts.bundle) };
+  const sha = await assembleOnefile({ stub, payload, meta, dest: opts.dest });
+  await fsp.rm(payload, { force: true });
+  return sha;
+}
+
+/**
+ * Writes `dest` (mode 0755) from the stub, a zstd-compressed tar payload (pyport's strict tar
+ * profile: src/archive/tar-read.ts) and the metadata. Returns the sha256 the trailer records.
+ */
+export async function assembleOnefile(opts: {
+  stub: string;
+  payload: string;
+  meta: OnefileMeta;
+  dest: string;
+}): Promise<string> {
+  const meta = encodeMeta(opts.meta);
+  const stubBytes = (await fsp.stat(opts.stub)).size;
+  const payloadSize = (await fsp.stat(opts.payload)).size;
 
   const hash = createHash("sha256");
-  for await (const chunk of fs.createReadStream(payload)) hash.update(chunk as Buffer);
+  for await (const chunk of fs.createReadStream(opts.payload)) hash.update(chunk as Buffer);
   const sha = hash.update(meta).digest();
 
   const trailer = Buffer.alloc(TRAILER_SIZE);
@@ -97,13 +113,12 @@ export async function writeOnefile(opts: {
 
   const out = fs.createWriteStream(opts.dest, { mode: 0o755 });
   await pipeline(async function* () {
-    yield* fs.createReadStream(stub);
-    yield* fs.createReadStream(payload);
+    yield* fs.createReadStream(opts.stub);
+    yield* fs.createReadStream(opts.payload);
     yield meta;
     yield trailer;
   }, out);
   await fsp.chmod(opts.dest, 0o755);
-  await fsp.rm(payload, { force: true });
   return sha.toString("hex");
 }
 
@@ -173,7 +188,10 @@ export async function verifyOnefile(file: string, info: OnefileInfo): Promise<vo
     hash.update(chunk as Buffer);
   const got = hash.digest("hex");
   if (got !== info.sha256)
-    corrupt(file, `corrupted: payload sha256 is ${got}, the trailer says ${info.sha256}`);
+    corrupt(
+      file,
+      `corrupted onefile: sha256 mismatch (the payload's is ${got}, the trailer says ${info.sha256})`,
+    );
 }
 
 /** Copies the verified payload of a onefile to `dest` (a .tar.zst), for the safe extractor. */

@@ -59,7 +59,7 @@ export async function prepareSource(
     key: sha256,
     build: async (tmp) => {
       reporter?.step(`extracting ${path.basename(file)}`);
-      await extractArchive(file, path.join(tmp, "x"), reporter);
+      await extractArchive(file, path.join(tmp, "x"), { reporter });
     },
   });
   const interpreter = await locateInterpreter(path.join(dir, "x"), source.archive);
