@@ -194,7 +194,7 @@ test("list and prune: unused entries and leftovers go, recent ones and locked on
   );
 });
 
-test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS is honoured", async () => {
+test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS over HTTP proves nothing", async () => {
   process.env.PYPORT_CACHE = tmpDir("dlcache");
   const body = Buffer.from("pretend archive ".repeat(1000));
   const sha = createHash("sha256").update(body).digest("hex");
@@ -206,10 +206,18 @@ test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS is
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/d/a.tar.gz`;
   try {
-    assert.equal(await sha256FromSums(url), sha);
+    await assert.rejects(sha256FromSums(url), (err: PyportError) => {
+      assert.equal(err.code, "E_USAGE");
+      assert.match(err.message, /plain HTTP: a SHA256SUMS from the same server proves nothing/);
+      assert.match(err.hint ?? "", /--sha256/);
+      return true;
+    });
     const wrong = "0".repeat(64);
     await assert.rejects(downloadVerified(url, wrong), { code: "E_CHECKSUM" });
     assert.ok(!fs.existsSync(path.join(process.env.PYPORT_CACHE, "downloads-v1", wrong)));
+    assert.ok(
+      !fs.existsSync(path.join(process.env.PYPORT_CACHE, "downloads-v1", `${wrong}.partial`)),
+    );
     const file = await downloadVerified(url, sha);
     assert.deepEqual(fs.readFileSync(file), body);
     await assert.rejects(
@@ -218,6 +226,86 @@ test("downloads are verified by sha256; a mismatch caches nothing; SHA256SUMS is
     );
   } finally {
     server.close();
+  }
+});
+
+/** A server that serves `body` with Range support, breaking off or stalling as `plan` says per request. */
+async function flakyServer(body: Buffer, plan: ("cut" | "stall" | "ok" | "no-range")[]) {
+  const ranges: (string | undefined)[] = [];
+  const server = http.createServer((req, res) => {
+    ranges.push(req.headers.range);
+    const step = plan.shift() ?? "ok";
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+    const from = m && step !== "no-range" ? Number(m[1]) : 0;
+    const part = body.subarray(from);
+    res.writeHead(from ? 206 : 200, {
+      "content-length": part.length,
+      ...(from ? { "content-range": `bytes ${from}-${body.length - 1}/${body.length}` } : {}),
+    });
+    if (step === "cut") {
+      res.write(part.subarray(0, part.length >> 1), () => res.socket?.destroy());
+    } else if (step === "stall")
+      res.write(part.subarray(0, 1000)); // then nothing, ever
+    else res.end(part);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/a.tar.gz`;
+  return { server, url, ranges };
+}
+
+test("a download that breaks off is retried and resumed from where it stopped", async () => {
+  process.env.PYPORT_CACHE = tmpDir("dlcache");
+  const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+  const sha = createHash("sha256").update(body).digest("hex");
+  const { server, url, ranges } = await flakyServer(body, ["cut", "cut", "ok"]);
+  try {
+    const file = await downloadVerified(url, sha, { retryPauseMs: 10 });
+    assert.deepEqual(fs.readFileSync(file), body);
+    assert.equal(ranges.length, 3);
+    assert.equal(ranges[0], undefined);
+    assert.match(ranges[1] ?? "", /^bytes=[1-9]\d*-$/, "the second attempt resumes");
+    assert.ok(Number(/\d+/.exec(ranges[2]!)![0]) > Number(/\d+/.exec(ranges[1]!)![0]));
+  } finally {
+    server.close();
+  }
+});
+
+test("a stalled server times out; the next run resumes the partial download (or restarts if Range is ignored)", async () => {
+  process.env.PYPORT_CACHE = tmpDir("dlcache");
+  const body = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7) % 256));
+  const sha = createHash("sha256").update(body).digest("hex");
+  const stalling = await flakyServer(body, ["stall", "stall"]);
+  try {
+    await assert.rejects(
+      downloadVerified(stalling.url, sha, { timeoutMs: 300, attempts: 2, retryPauseMs: 10 }),
+      (err: PyportError) => {
+        assert.equal(err.code, "E_DOWNLOAD");
+        assert.match(err.message, /no data for/);
+        return true;
+      },
+    );
+    assert.equal(stalling.ranges.length, 2, "bounded: two attempts");
+  } finally {
+    stalling.server.closeAllConnections();
+    stalling.server.close();
+  }
+  const partial = path.join(process.env.PYPORT_CACHE, "downloads-v1", `${sha}.partial`);
+  assert.equal(fs.statSync(partial).size, 2000, "what arrived is kept for the next run");
+  const good = await flakyServer(body, ["ok"]);
+  try {
+    assert.deepEqual(fs.readFileSync(await downloadVerified(good.url, sha)), body);
+    assert.deepEqual(good.ranges, ["bytes=2000-"]);
+  } finally {
+    good.server.close();
+  }
+  process.env.PYPORT_CACHE = tmpDir("dlcache");
+  fs.mkdirSync(path.join(process.env.PYPORT_CACHE, "downloads-v1"), { recursive: true });
+  fs.writeFileSync(path.join(process.env.PYPORT_CACHE, "downloads-v1", `${sha}.partial`), "stale!");
+  const ignoring = await flakyServer(body, ["no-range"]);
+  try {
+    assert.deepEqual(fs.readFileSync(await downloadVerified(ignoring.url, sha)), body);
+  } finally {
+    ignoring.server.close();
   }
 });
 

@@ -306,6 +306,9 @@ describe("onefile", () => {
     const audit = pyport(["audit", corrupted]);
     assert.equal(audit.code, 2);
     assert.match(audit.stderr, /corrupted onefile: sha256 mismatch/);
+    const cut = pyport(["audit", truncated]);
+    assert.equal(cut.code, 2);
+    assert.match(cut.stderr, /corrupted onefile: its trailer is missing or damaged/);
   });
 
   test("an unwritable HOME falls back to a private 0700 directory; one owned by another user is refused", async (t) => {

@@ -163,15 +163,15 @@ export async function audit(target: string, opts: AuditOptions = {}): Promise<Au
   const started = Date.now();
   return withTargetDir(target, async (dir, onefile) => {
     const manifest = await readManifestIn(dir);
-    if (!manifest && !(await looksLikePython(dir)))
+    const tree = await readTree(dir);
+    if (!manifest && !tree.elves.length && !(await looksLikePython(dir)))
       throw new PyportError(
         "E_USAGE",
-        `${target} is not a Python runtime or bundle: it has no PYPORT.json, bin/python3 or lib/python3.X/`,
+        `${target} has nothing to audit: no PYPORT.json, no bin/python3 or lib/python3.X/, no ELF file`,
         {
           hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
         },
       );
-    const tree = await readTree(dir);
     const findings: Finding[] = [];
     const bundledLibc = isBundledLibc(tree, manifest);
 

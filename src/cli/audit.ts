@@ -1,6 +1,7 @@
 /** `pyport audit`: portability and licence audit of a runtime, a bundle or an archive of one. */
+import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { PyportError } from "../errors.js";
+import { hasErrno, PyportError } from "../errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { oneOf, parseOneTarget } from "./args.js";
 import { EXIT_FAILED } from "./output.js";
@@ -69,6 +70,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     .map((s) => s.trim())
     .filter(Boolean);
 
+  if (values.out) await checkSbomOut(path.resolve(values.out));
   const { audit, auditFailed } = await import("../audit/audit.js");
   const { getPolicy } = await import("../audit/policy.js");
   getPolicy(values.policy ?? "auto"); // a bad --policy is a usage error before any work
@@ -100,4 +102,33 @@ export async function auditCommand(argv: string[]): Promise<number> {
     process.stdout.write(formatAudit(report, { verbose: values.verbose }));
   }
   return auditFailed(report, failOn) ? EXIT_FAILED : 0;
+}
+
+/** The SBOM file may be new or an earlier SBOM; a directory or any other file is refused. */
+async function checkSbomOut(out: string): Promise<void> {
+  let text: string;
+  try {
+    if ((await fsp.stat(out)).isDirectory())
+      throw new PyportError("E_USAGE", `--out ${out} is a directory; it names the SBOM file`, {
+        hint: "Example: --out sbom.cdx.json",
+      });
+    text = await fsp.readFile(out, "utf8");
+  } catch (err) {
+    if (hasErrno(err, "ENOENT")) return;
+    throw err;
+  }
+  let isSbom = false;
+  try {
+    isSbom = (JSON.parse(text) as { bomFormat?: string }).bomFormat === "CycloneDX";
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+  }
+  if (!isSbom)
+    throw new PyportError(
+      "E_EXISTS",
+      `--out ${out} exists and is not a CycloneDX SBOM; refusing to overwrite it`,
+      {
+        hint: "Name a new file, or an SBOM an earlier audit wrote.",
+      },
+    );
 }

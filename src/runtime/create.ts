@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { PyportError } from "../errors.js";
+import { hasErrno, PyportError } from "../errors.js";
 import { readElfFile } from "../elf/file.js";
 import { compileArgs } from "../python/compile.js";
 import { shortVersion } from "../python/probe.js";
@@ -115,8 +115,13 @@ async function checkOut(out: string, force: boolean): Promise<void> {
   let entries: string[];
   try {
     entries = await fsp.readdir(out);
-  } catch {
-    return; // does not exist (or is not a directory: the final rename reports that)
+  } catch (err) {
+    if (hasErrno(err, "ENOENT")) return;
+    if (hasErrno(err, "ENOTDIR"))
+      throw new PyportError("E_USAGE", `--out ${out} is an existing file, not a directory`, {
+        hint: "Name a directory for the runtime (it is created).",
+      });
+    throw err;
   }
   if (entries.length > 0 && !force) {
     throw new PyportError("E_EXISTS", `output directory ${out} exists and is not empty`, {

@@ -91,7 +91,7 @@ async function fetchArchive(
     }
     sha = checkSha256(sha, "sha256");
     reporter?.step(`downloading ${spec}`);
-    return { file: await downloadVerified(spec, sha, reporter), sha256: sha };
+    return { file: await downloadVerified(spec, sha, { reporter }), sha256: sha };
   }
   if (!(await pathExists(spec))) throw new PyportError("E_NOT_FOUND", `archive not found: ${spec}`);
   const actual = await sha256File(spec);

@@ -157,7 +157,9 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     if (e.complete && e.lastUsed.getTime() >= cutoff) continue;
     const temp = tempOwner(e.key);
     if (temp && isProcessAlive(temp.pid) && temp.pid !== process.pid) continue; // being built
-    const lockFile = path.join(root, e.bucket, `${temp ? temp.key : e.key}.lock`);
+    const partial = e.key.endsWith(".partial"); // an interrupted download (download.ts)
+    const owner = temp ? temp.key : partial ? e.key.slice(0, -".partial".length) : e.key;
+    const lockFile = path.join(root, e.bucket, `${owner}.lock`);
     const lock = await tryLock(lockFile);
     if (!lock) {
       result.inUse.push(e);
@@ -166,7 +168,7 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     try {
       if (!opts.dryRun) await fsp.rm(e.path, { recursive: true, force: true });
     } finally {
-      if (!opts.dryRun && !temp) await lock.releaseAndRemove();
+      if (!opts.dryRun && !temp && !partial) await lock.releaseAndRemove();
       else await lock.release();
     }
     result.removed.push(e);

@@ -48,8 +48,27 @@ export function execFile(
 /** Shortest useful description of a failed run, for error messages. */
 export function describeFailure(file: string, args: readonly string[], r: ExecResult): string {
   const how = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.code}`;
-  const tail = (r.stderr || r.stdout).trim().split("\n").slice(-8).join("\n");
-  return `${file} ${args.join(" ")} ${how}${tail ? `:\n${tail}` : ""}`;
+  const excerpt = failureExcerpt([r.stderr, r.stdout].filter(Boolean).join("\n"));
+  return `${file} ${args.join(" ")} ${how}${excerpt ? `:\n${excerpt}` : ""}`;
+}
+
+/** Where a tool's output states its cause: pip's ERROR lines, a traceback, an "error:" line. */
+const CAUSE =
+  /^(ERROR:|error:|\s*× |Traceback \(most recent call last\)|\s*\S*(Error|Exception): |\s*ModuleNotFoundError)/;
+
+/**
+ * The part of a failed tool's output that holds the cause: from the first line that states an
+ * error (up to 30 lines), then the last lines; just the last 15 lines when nothing states one.
+ */
+export function failureExcerpt(output: string): string {
+  const lines = output.trimEnd().split("\n");
+  const first = lines.findIndex((l) => CAUSE.test(l));
+  if (first < 0) return lines.slice(-15).join("\n").trim();
+  const head = lines.slice(first, first + 30);
+  const restStart = Math.max(first + 30, lines.length - 5);
+  const tail = lines.slice(restStart);
+  const skipped = restStart - (first + 30);
+  return [...head, ...(skipped > 0 ? [`  … (${skipped} lines)`] : []), ...tail].join("\n").trim();
 }
 
 /**
