@@ -32,6 +32,7 @@ import { launcherKind, writeLauncher, type LauncherKind } from "./launcher.js";
 import { glibcFloor, providedGlibc } from "./libc.js";
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type RuntimeManifest } from "./manifest.js";
 import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
+import { pyportFingerprint } from "./fingerprint.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
 
 /** Bump when the runtime layout or build steps change: old cache entries are then not reused. */
@@ -92,6 +93,7 @@ export async function cachedRuntime(
     .update(
       JSON.stringify({
         RUNTIME_FORMAT,
+        pyport: await pyportFingerprint(),
         id: source.identity,
         libc,
         profile,

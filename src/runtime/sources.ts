@@ -13,6 +13,7 @@ import { resolvePython } from "../python/discover.js";
 import { probePython, type PythonProbe } from "../python/probe.js";
 import { BUCKETS } from "../store/buckets.js";
 import { materialize } from "../store/cache.js";
+import { hostSourceFingerprint } from "./fingerprint.js";
 import { checkSha256, downloadVerified, sha256FromSums } from "../store/download.js";
 import { pathExists, sha256File } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
@@ -44,13 +45,12 @@ export async function prepareSource(
   if ("python" in source) {
     const found = await resolvePython(source.python);
     reporter?.note(`using Python ${found.probe.version} at ${found.path} (${found.origin})`);
-    const st = await fsp.stat(found.path);
     return {
       kind: "host",
       location: found.path,
       interpreter: found.path,
       probe: found.probe,
-      identity: `host:${found.path}:${st.size}:${st.mtimeMs}:${found.probe.versionFull}`,
+      identity: `host:${found.path}:${await hostSourceFingerprint(found.path, found.probe)}`,
     };
   }
   const { file, sha256 } = await fetchArchive(source.archive, source.sha256, reporter);

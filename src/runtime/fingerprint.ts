@@ -1,0 +1,93 @@
+/**
+ * What a runtime built from an interpreter on this machine is made of, as one digest for its
+ * cache key: a change to any input — the interpreter, libpython, a file of the standard library
+ * (lib-dynload included), a shared library the loader would pick up (a security update of
+ * OpenSSL changes the package database and the loader's cache), or pyport itself — gives a new
+ * key, so a stale runtime is never reused. Files are compared by path, size, mtime and inode:
+ * package managers replace files, they do not edit them in place.
+ */
+import { createHash, type Hash } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { hasErrno } from "../errors.js";
+import type { PythonProbe } from "../python/probe.js";
+import { nativeAsset, packageRoot } from "../util/assets.js";
+import { PYPORT_VERSION } from "../version.js";
+
+/** Files whose change means the machine's shared libraries may have changed. */
+const SYSTEM_LIBRARY_STATE = [
+  "/etc/ld.so.cache",
+  "/var/lib/dpkg/status",
+  "/var/lib/rpm/rpmdb.sqlite",
+  "/lib/apk/db/installed",
+];
+
+async function statLine(hash: Hash, file: string): Promise<void> {
+  try {
+    const st = await fsp.stat(file);
+    hash.update(`${file}\0${st.size}\0${st.mtimeMs}\0${st.ino}\n`);
+  } catch (err) {
+    if (!hasErrno(err, "ENOENT") && !hasErrno(err, "ENOTDIR") && !hasErrno(err, "EACCES"))
+      throw err;
+    hash.update(`${file}\0-\n`);
+  }
+}
+
+/** Stat lines of every file below `dir` (sorted; site-packages and bytecode caches left out). */
+async function treeLines(hash: Hash, dir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return;
+    throw err;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.name === "site-packages" || e.name === "dist-packages" || e.name === "__pycache__")
+      continue;
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) await treeLines(hash, full);
+    else await statLine(hash, full);
+  }
+}
+
+let pyportDigest: string | undefined;
+
+/** pyport's own part of every runtime: its version, relocation code, Python helpers and launcher. */
+export async function pyportFingerprint(): Promise<string> {
+  if (pyportDigest) return pyportDigest;
+  const hash = createHash("sha256").update(PYPORT_VERSION);
+  const root = packageRoot();
+  const runtimeCode = path.dirname(new URL(import.meta.url).pathname);
+  for (const dir of [runtimeCode, path.join(root, "python")]) {
+    for (const name of (await fsp.readdir(dir)).sort())
+      if (/\.(js|py)$/.test(name)) hash.update(await fsp.readFile(path.join(dir, name)));
+  }
+  try {
+    hash.update(await fsp.readFile(nativeAsset("launcher")));
+  } catch (err) {
+    if (!hasErrno(err, "ENOENT")) throw err;
+    hash.update("no native launcher");
+  }
+  return (pyportDigest = hash.digest("hex"));
+}
+
+/** The digest of everything a runtime made from the interpreter `interpreter` is made of. */
+export async function hostSourceFingerprint(
+  interpreter: string,
+  probe: PythonProbe,
+): Promise<string> {
+  const hash = createHash("sha256").update(`${probe.versionFull}\n`);
+  await statLine(hash, await fsp.realpath(interpreter));
+  const libdir = typeof probe.vars.LIBDIR === "string" ? probe.vars.LIBDIR : undefined;
+  if (libdir)
+    for (const name of (await fsp.readdir(libdir).catch(() => [] as string[])).sort())
+      if (/^libpython/.test(name)) await statLine(hash, path.join(libdir, name));
+  for (const key of ["stdlib", "platstdlib"]) {
+    const dir = probe.paths[key];
+    if (dir) await treeLines(hash, dir);
+  }
+  for (const file of SYSTEM_LIBRARY_STATE) await statLine(hash, file);
+  return hash.digest("hex");
+}
