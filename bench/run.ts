@@ -2,6 +2,7 @@
 import { auditBench } from "./audit.js";
 import { buildBench } from "./build.js";
 import { hostCallsBench } from "./host-calls.js";
+import { hostColdstartBench } from "./host-coldstart.js";
 import { onefileBench } from "./onefile.js";
 import { runtimeStartupBench } from "./runtime-startup.js";
 
@@ -11,6 +12,7 @@ const benches: Record<string, () => Promise<void>> = {
   build: buildBench,
   onefile: onefileBench,
   "host-calls": hostCallsBench,
+  "host-coldstart": hostColdstartBench,
 };
 const wanted = process.argv.slice(2);
 for (const [name, fn] of Object.entries(benches)) {

@@ -6,7 +6,7 @@
  * cache from the newest CPython on the machine. Never a silent PATH lookup.
  */
 import * as path from "node:path";
-import { PyportError } from "../errors.js";
+import { PyportError, type ErrorCode } from "../errors.js";
 import { AbortError, atCallSite, CallTimeoutError, raiseAtCallSite } from "./errors.js";
 import { statPath } from "./process.js";
 import { Worker, type OutputHandler, type Pending } from "./worker.js";
@@ -170,25 +170,34 @@ function supervise(
 
 const DEFAULT_SPIN_US = 200;
 const DEFAULT_GRACE_MS = 2000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 
-/** Without `python`: a portable runtime built (once, in pyport's cache) from the newest CPython 3.8+ here. */
+/**
+ * Without `python`: a portable runtime built (once, in pyport's cache) from the newest CPython
+ * 3.8+ here — in a worker thread (managed-runtime.ts), so the build's file work never blocks
+ * this event loop.
+ */
 async function managedInterpreter(): Promise<string> {
-  // Loaded only here: the runtime builder is most of pyport, and `pyport/host` stays light.
-  const [{ discoverPythons }, { cachedRuntime }] = await Promise.all([
-    import("../python/discover.js"),
-    import("../runtime/create.js"),
-  ]);
-  const found = (await discoverPythons())
-    .filter((p) => p.probe.major === 3 && p.probe.minor >= 8)
-    .sort((a, b) => b.probe.minor - a.probe.minor)[0];
-  if (!found)
-    throw new PyportError(
-      "E_NOT_FOUND",
-      "no CPython 3.8+ found on this machine to build a runtime from",
-      { hint: "Pass { python: '<runtime dir or interpreter path>' } to Python.start." },
+  const { Worker } = await import("node:worker_threads");
+  return new Promise((resolve, reject) => {
+    const thread = new Worker(new URL("./managed-runtime.js", import.meta.url), {
+      // A thread inherits the process's flags; --input-type (node -e) is refused for a file.
+      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
+    });
+    type Reply = {
+      interpreter?: string;
+      error?: { code: ErrorCode; message: string; hint?: string };
+    };
+    thread.once("message", (m: Reply) => {
+      if (m.interpreter) resolve(m.interpreter);
+      else reject(new PyportError(m.error!.code, m.error!.message, { hint: m.error!.hint }));
+      void thread.terminate();
+    });
+    thread.once("error", reject);
+    thread.once("exit", (code) =>
+      reject(new PyportError("E_INTERNAL", `the runtime builder thread exited with code ${code}`)),
     );
-  const { dir } = await cachedRuntime({ source: { python: found.path } });
-  return path.join(dir, "bin", "python3");
+  });
 }
 
 /** The interpreter `python` names: a runtime or bundle directory's bin/python3, or the path itself. */
@@ -495,20 +504,39 @@ export class Python {
   }
 
   /**
-   * Lets in-flight calls finish, then stops the workers (killing any that do not exit within
-   * `graceMs`). Afterwards nothing of this Python keeps the Node process alive.
+   * Lets in-flight calls finish, for at most `timeoutMs` (default 30 s), then stops the workers
+   * (killing any that do not exit within `graceMs`). A call still running at the deadline is
+   * rejected with WorkerCrashedError saying so, and its worker is killed. Afterwards nothing of
+   * this Python keeps the Node process alive.
    */
-  async close(): Promise<void> {
+  async close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0))
+      throw new PyportError(
+        "E_USAGE",
+        `close: timeoutMs must be a number of milliseconds, 0 or more, got ${timeoutMs}`,
+        { hint: `The default is ${DEFAULT_CLOSE_TIMEOUT_MS}.` },
+      );
     this.closing = true;
     const workers = await Promise.all(
       this.slots.map((s) => Promise.resolve(s).catch(() => undefined)),
     );
-    await Promise.all(
-      workers.map(async (w) => {
-        if (!w) return;
-        await w.drained();
-        await w.shutdown(this.graceMs);
-      }),
-    );
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)));
+    try {
+      await Promise.all(
+        workers.map(async (w) => {
+          if (!w) return;
+          if ((await Promise.race([w.drained(), deadline])) === "late") {
+            w.kill(`was stopped by close() after ${timeoutMs} ms with calls still running`);
+            await w.done;
+            return;
+          }
+          await w.shutdown(this.graceMs);
+        }),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -172,6 +172,8 @@ export class Worker {
   private readonly drainWaiters: (() => void)[] = [];
   /** Why the worker was killed for sending data that breaks the protocol. */
   private brokenProtocol?: string;
+  /** Why the host killed the process, for the calls it rejects. */
+  private killReason?: string;
 
   /** Takes over a process `launch` started. */
   private constructor(
@@ -222,11 +224,13 @@ export class Worker {
     void Promise.race([this.stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
       const how = spawnError
         ? `could not start ${opts.python}: ${spawnError.message}`
-        : this.brokenProtocol
-          ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)`
-          : signal
-            ? `killed by ${signal}`
-            : `exited with code ${code}`;
+        : this.killReason
+          ? this.killReason
+          : this.brokenProtocol
+            ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)`
+            : signal
+              ? `killed by ${signal}`
+              : `exited with code ${code}`;
       const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
       const err = new WorkerCrashedError(
         `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`,
@@ -437,8 +441,11 @@ export class Worker {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  kill(): void {
-    if (!this.exited) this.proc.kill("SIGKILL");
+  /** Kills the process; `reason` replaces "killed by SIGKILL" in the calls' WorkerCrashedError. */
+  kill(reason?: string): void {
+    if (this.exited) return;
+    this.killReason ??= reason;
+    this.proc.kill("SIGKILL");
   }
 
   /** Asks the worker to exit after its current work; kills it if it has not within `graceMs`. */

@@ -6,7 +6,7 @@
  * key, so a stale runtime is never reused. Files are compared by path, size, mtime and inode:
  * package managers replace files, they do not edit them in place.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
@@ -22,34 +22,36 @@ const SYSTEM_LIBRARY_STATE = [
   "/lib/apk/db/installed",
 ];
 
-async function statLine(hash: Hash, file: string): Promise<void> {
+async function statLine(file: string): Promise<string> {
   try {
     const st = await fsp.stat(file);
-    hash.update(`${file}\0${st.size}\0${st.mtimeMs}\0${st.ino}\n`);
+    return `${file}\0${st.size}\0${st.mtimeMs}\0${st.ino}\n`;
   } catch (err) {
     if (!hasErrno(err, "ENOENT") && !hasErrno(err, "ENOTDIR") && !hasErrno(err, "EACCES"))
       throw err;
-    hash.update(`${file}\0-\n`);
+    return `${file}\0-\n`;
   }
 }
 
-/** Stat lines of every file below `dir` (sorted; site-packages and bytecode caches left out). */
-async function treeLines(hash: Hash, dir: string): Promise<void> {
+/** Stat lines of every file below `dir`, sorted (site-packages and bytecode caches left out). */
+async function treeLines(dir: string): Promise<string[]> {
   let entries;
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true });
   } catch (err) {
-    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return;
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return [];
     throw err;
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    if (e.name === "site-packages" || e.name === "dist-packages" || e.name === "__pycache__")
-      continue;
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) await treeLines(hash, full);
-    else await statLine(hash, full);
-  }
+  const parts = await Promise.all(
+    entries
+      .filter((e) => !["site-packages", "dist-packages", "__pycache__"].includes(e.name))
+      .map((e) => {
+        const full = path.join(dir, e.name);
+        return e.isDirectory() ? treeLines(full) : statLine(full).then((l) => [l]);
+      }),
+  );
+  return parts.flat();
 }
 
 let pyportDigest: string | undefined;
@@ -79,15 +81,13 @@ export async function hostSourceFingerprint(
   probe: PythonProbe,
 ): Promise<string> {
   const hash = createHash("sha256").update(`${probe.versionFull}\n`);
-  await statLine(hash, await fsp.realpath(interpreter));
+  hash.update(await statLine(await fsp.realpath(interpreter)));
   const libdir = typeof probe.vars.LIBDIR === "string" ? probe.vars.LIBDIR : undefined;
   if (libdir)
     for (const name of (await fsp.readdir(libdir).catch(() => [] as string[])).sort())
-      if (/^libpython/.test(name)) await statLine(hash, path.join(libdir, name));
-  for (const key of ["stdlib", "platstdlib"]) {
-    const dir = probe.paths[key];
-    if (dir) await treeLines(hash, dir);
-  }
-  for (const file of SYSTEM_LIBRARY_STATE) await statLine(hash, file);
+      if (/^libpython/.test(name)) hash.update(await statLine(path.join(libdir, name)));
+  const dirs = [...new Set([probe.paths.stdlib, probe.paths.platstdlib].filter(Boolean))];
+  for (const lines of await Promise.all(dirs.map(treeLines))) for (const l of lines) hash.update(l);
+  for (const l of await Promise.all(SYSTEM_LIBRARY_STATE.map(statLine))) hash.update(l);
   return hash.digest("hex");
 }
