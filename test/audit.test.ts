@@ -15,7 +15,7 @@ import { copyleftOf, isDenied, parseExpression } from "../src/audit/spdx.js";
 import { readElfFile, editElfFile } from "../src/elf/file.js";
 import { createRuntime } from "../src/runtime/create.js";
 import { readManifest } from "../src/runtime/manifest.js";
-import { loud, pyport, run, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import { pyport, run, sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
 
@@ -304,7 +304,7 @@ describe("runtimes", () => {
 });
 
 describe("distribution table", () => {
-  test("agrees with this machine (and the bullseye test root when present)", async () => {
+  test("agrees with this machine (and the bullseye test root when present)", async (t) => {
     const roots: { root: string; libdir: string }[] = [
       { root: "/", libdir: "/usr/lib/x86_64-linux-gnu" },
     ];
@@ -354,7 +354,7 @@ describe("distribution table", () => {
       checked++;
     }
     if (checked === 0)
-      loud("this machine's distribution is not in data/distros.json: table not cross-checked");
+      t.skip("this machine's distribution is not in data/distros.json: table not cross-checked");
   });
 });
 

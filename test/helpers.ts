@@ -40,8 +40,12 @@ export function useTestCache(): string {
   return process.env.PYPORT_CACHE;
 }
 
-export function loud(message: string): void {
-  process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`);
+/** A part of a test that cannot run here: reported by the runner as a skipped subtest, with its reason. */
+export async function skipPart(
+  t: { test: (name: string, fn: (st: { skip: (m: string) => void }) => void) => Promise<unknown> },
+  reason: string,
+): Promise<void> {
+  await t.test(reason, (st) => st.skip(reason));
 }
 
 let found: FoundPython[] | undefined;
@@ -155,7 +159,9 @@ export function bullseyeRoot(): string | undefined {
   const mirror = process.env.PYPORT_DEBIAN_MIRROR ?? "http://deb.debian.org/debian";
   const r = run("debootstrap", ["--variant=minbase", "bullseye", tmp, mirror]);
   if (r.code !== 0) {
-    loud(`debootstrap bullseye failed (${r.stderr.trim().split("\n").slice(-2).join(" ")})`);
+    process.stderr.write(
+      `debootstrap bullseye failed (${r.stderr.trim().split("\n").slice(-2).join(" ")})\n`,
+    );
     fs.rmSync(tmp, { recursive: true, force: true });
     return undefined;
   }

@@ -21,7 +21,7 @@ import { CallTable } from "../src/host/calls.js";
 import { statPath } from "../src/host/process.js";
 import { hostAddon } from "../src/util/addon.js";
 import { PYPORT_VERSION } from "../src/version.js";
-import { loud, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import { sharedPython, tmpDir, useTestCache, skipPart } from "./helpers.js";
 
 useTestCache();
 const FIXTURES = path.resolve(
@@ -36,7 +36,7 @@ const output: { stream: string; text: string }[] = [];
 
 before(async () => {
   interpreter = (await sharedPython())?.path;
-  if (!interpreter) return loud("host tests: no CPython with a shared libpython found");
+  if (!interpreter) return; // each test skips, naming the reason
   py = await Python.start({
     python: interpreter,
     path: [FIXTURES],
@@ -47,7 +47,7 @@ after(() => py?.close());
 
 function ready(t: { skip: (m: string) => void }): boolean {
   if (py) return true;
-  t.skip("no interpreter");
+  t.skip("no CPython with a shared libpython found");
   return false;
 }
 
@@ -457,26 +457,28 @@ describe("host: errors and isolation", () => {
 });
 
 describe("host: crashes, deadlines, aborts", () => {
-  test("a worker that dies rejects its calls within 100 ms with WorkerCrashedError, and is replaced", async (t) => {
-    if (!ready(t)) return;
-    for (const how of ["exit", "segv", "kill"]) {
-      const before = py!.pids[0];
-      const started = Date.now();
-      const inflight = [py!.call(`${M}:crash`, [how]), py!.call(`${M}:identity`, [1])];
-      const results = await Promise.allSettled(inflight);
-      const elapsed = Date.now() - started;
-      for (const r of results)
-        assert.ok(r.status === "rejected" && r.reason instanceof WorkerCrashedError, how);
-      const err = (results[0] as PromiseRejectedResult).reason as WorkerCrashedError;
-      if (how === "exit") assert.deepEqual([err.exitCode, err.signal], [3, null]);
-      if (how === "segv") assert.equal(err.signal, "SIGSEGV");
-      if (how === "kill") assert.equal(err.signal, "SIGKILL");
-      assert.match(err.stderrTail, new RegExp(`about to crash: ${how}`));
-      assert.ok(elapsed < 10_000, `rejected after ${elapsed} ms`); // not a hang; latency is in bench/host-calls
-      assert.equal(await py!.call(`${M}:identity`, ["again"]), "again", "later calls succeed");
-      assert.notEqual(py!.pids[0], before, "on a new worker");
-    }
-  });
+  // Hangs fail through the test's own timeout; the latency itself is measured in bench/host-calls.
+  test(
+    "a worker that dies rejects its calls with WorkerCrashedError, and is replaced",
+    { timeout: 60_000 },
+    async (t) => {
+      if (!ready(t)) return;
+      for (const how of ["exit", "segv", "kill"]) {
+        const before = py!.pids[0];
+        const inflight = [py!.call(`${M}:crash`, [how]), py!.call(`${M}:identity`, [1])];
+        const results = await Promise.allSettled(inflight);
+        for (const r of results)
+          assert.ok(r.status === "rejected" && r.reason instanceof WorkerCrashedError, how);
+        const err = (results[0] as PromiseRejectedResult).reason as WorkerCrashedError;
+        if (how === "exit") assert.deepEqual([err.exitCode, err.signal], [3, null]);
+        if (how === "segv") assert.equal(err.signal, "SIGSEGV");
+        if (how === "kill") assert.equal(err.signal, "SIGKILL");
+        assert.match(err.stderrTail, new RegExp(`about to crash: ${how}`));
+        assert.equal(await py!.call(`${M}:identity`, ["again"]), "again", "later calls succeed");
+        assert.notEqual(py!.pids[0], before, "on a new worker");
+      }
+    },
+  );
 
   test("a worker killed from outside mid-call: the call is rejected, not left hanging", async (t) => {
     if (!ready(t)) return;
@@ -491,27 +493,29 @@ describe("host: crashes, deadlines, aborts", () => {
     );
   });
 
-  test("a deadline interrupts the call (KeyboardInterrupt) and the worker lives on", async (t) => {
-    if (!ready(t)) return;
-    const pid = await py!.call(`${M}:pid`);
-    const started = Date.now();
-    await assert.rejects(
-      py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }),
-      (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300,
-    );
-    assert.ok(Date.now() - started < 10_000, "not left to run its 30 s"); // the latency is not the point here
-    assert.equal(await py!.call(`${M}:identity`, [5]), 5);
-    assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
-    for (const timeoutMs of [-1, NaN]) {
+  test(
+    "a deadline interrupts the call (KeyboardInterrupt) and the worker lives on",
+    { timeout: 20_000 },
+    async (t) => {
+      if (!ready(t)) return;
+      const pid = await py!.call(`${M}:pid`);
       await assert.rejects(
-        py!.call(`${M}:identity`, [1], {}, { timeoutMs }),
-        /timeoutMs must be a number of milliseconds, 0 or more/,
+        py!.call(`${M}:sleep`, [30], {}, { timeoutMs: 300 }),
+        (e: CallTimeoutError) => e instanceof CallTimeoutError && e.timeoutMs === 300,
       );
-      await assert.rejects(async () => {
-        for await (const x of py!.stream(`${M}:agen`, [1], {}, { timeoutMs })) void x;
-      }, /timeoutMs must be/);
-    }
-  });
+      assert.equal(await py!.call(`${M}:identity`, [5]), 5);
+      assert.equal(await py!.call(`${M}:pid`), pid, "interrupted, not killed");
+      for (const timeoutMs of [-1, NaN]) {
+        await assert.rejects(
+          py!.call(`${M}:identity`, [1], {}, { timeoutMs }),
+          /timeoutMs must be a number of milliseconds, 0 or more/,
+        );
+        await assert.rejects(async () => {
+          for await (const x of py!.stream(`${M}:agen`, [1], {}, { timeoutMs })) void x;
+        }, /timeoutMs must be/);
+      }
+    },
+  );
 
   test("a call that ignores the interrupt is killed after the grace period; its worker is replaced", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
@@ -690,7 +694,7 @@ process.stdout.write(JSON.stringify(out));`;
       NodeJS.ProcessEnv,
     ][];
     if (hostAddon()) modes.push(["posix_spawn", { ...process.env, PYPORT_HOST_SPAWN: "" }]);
-    else loud("host addon not built: only Node's spawn is tested");
+    else await skipPart(t, "host addon not built: posix_spawn not tested, only Node's spawn");
     for (const [mode, env] of modes) {
       const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
         encoding: "utf8",
@@ -857,10 +861,9 @@ describe("host: polling for quick replies", () => {
   test("the native poll reads what is there, times out on nothing, sees the end of stream, rejects bad arguments", async (t) => {
     const pollRead = hostAddon()?.pollRead;
     if (!pollRead) {
-      loud(
+      return t.skip(
         "host addon not built (npm run build needs a C compiler): replies are only awaited in the event loop",
       );
-      return t.skip("host addon not built");
     }
     // The shell closes its stdout after cat but stays alive: once a child exits, Node resumes and
     // drains its stdout itself, which would race the poll below for the end of stream.
@@ -891,7 +894,7 @@ describe("host: polling for quick replies", () => {
   test("the addon's stat and memfd agree with Node's fs", (t) => {
     const native = hostAddon();
     if (!native) {
-      loud("host addon not built: fs.statSync and named arena files are used");
+      t.skip("host addon not built: fs.statSync and named arena files are used");
       return t.skip("host addon not built");
     }
     const dir = tmpDir("host-stat");

@@ -17,10 +17,10 @@ import { tryLock } from "../src/store/lock.js";
 import {
   busyboxRoot,
   isRoot,
-  loud,
   pyport,
   run,
   sharedPython,
+  skipPart,
   tmpDir,
   useTestCache,
 } from "./helpers.js";
@@ -53,7 +53,6 @@ before(async () => {
 
 function ready(t: { skip: (m: string) => void }): boolean {
   if (onefile) return true;
-  loud(`onefile tests: ${skipReason}`);
   t.skip(skipReason);
   return false;
 }
@@ -313,11 +312,7 @@ describe("onefile", () => {
 
   test("an unwritable HOME falls back to a private 0700 directory; one owned by another user is refused", async (t) => {
     if (!ready(t)) return;
-    if (!isRoot)
-      return void (
-        loud("onefile HOME fallback test needs root (to run as another user)"),
-        t.skip("needs root")
-      );
+    if (!isRoot) return t.skip("onefile HOME fallback test needs root (to run as another user)");
     const nobody = 65534;
     const tmp = tmpDir("onefile-tmp");
     fs.chmodSync(tmp, 0o1777);
@@ -349,7 +344,7 @@ describe("onefile", () => {
 
   test("a noexec cache is explained; a full disk leaves nothing behind; a read-only cache after extraction is fine", async (t) => {
     if (!ready(t)) return;
-    if (!isRoot) return void (loud("onefile mount tests need root"), t.skip("needs root"));
+    if (!isRoot) return t.skip("onefile mount tests need root");
     const noexec = tmpDir("onefile-noexec");
     execFileSync("mount", ["-t", "tmpfs", "-o", "noexec,size=200m", "tmpfs", noexec]);
     try {
@@ -404,7 +399,7 @@ describe("onefile", () => {
 
   test("runs in the busybox-only chroot and in a root holding nothing but the file and /tmp", async (t) => {
     if (!ready(t)) return;
-    if (!isRoot) return void (loud("onefile chroot tests need root"), t.skip("needs root"));
+    if (!isRoot) return t.skip("onefile chroot tests need root");
     const empty = tmpDir("onefile-empty");
     fs.mkdirSync(path.join(empty, "tmp"), { mode: 0o1777 });
     fs.chmodSync(path.join(empty, "tmp"), 0o1777);
@@ -416,7 +411,8 @@ describe("onefile", () => {
       fs.copyFileSync(onefile!, path.join(bb, "bin", "hello"));
       fs.chmodSync(path.join(bb, "bin", "hello"), 0o755);
       roots.push(["busybox", bb]);
-    } else loud("busybox-static is not installed: busybox chroot test of onefile not run");
+    } else
+      await skipPart(t, "busybox-static is not installed: busybox chroot test of onefile not run");
     const chroot = execFileSync("sh", ["-c", "command -v chroot"], { encoding: "utf8" }).trim(); // the env below has no sbin
     for (const [label, root] of roots) {
       const exe = label === "empty" ? "/hello" : "/bin/hello";

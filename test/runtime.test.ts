@@ -20,7 +20,6 @@ import {
   busyboxRoot,
   distroPython,
   isRoot,
-  loud,
   pyport,
   pyportAsync,
   run,
@@ -29,6 +28,7 @@ import {
   tmpDir,
   useTestCache,
   withProc,
+  skipPart,
 } from "./helpers.js";
 import { fullArchive, installOnlyArchive } from "./pbs-fixture.js";
 
@@ -103,10 +103,9 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
         r.stdout + r.stderr,
       )
     ) {
-      loud(
+      return t.skip(
         "setuptools is not available from the configured package index: C extension build not tested",
       );
-      return;
     }
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(run(py, ["-c", "import spam; print(spam.add(40, 2))"]).stdout.trim(), "42");
@@ -131,12 +130,12 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
     assert.equal(child.stdout, "None\nchild::\n", child.stderr);
     assertHealthy(await runDoctor(out), "bundled, in place");
     if (!isRoot)
-      return loud(
+      return t.skip(
         "not root: the busybox chroot test of the bundled-libc runtime needs chroot and mount",
       );
     const root = busyboxRoot(out);
     if (!root)
-      return loud(
+      return t.skip(
         "busybox-static is not installed (apt-get install busybox-static): chroot test not run",
       );
     assert.ok(
@@ -158,7 +157,8 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
       const r = run("chroot", [empty, "/rt/bin/python3", "-c", code]);
       assert.equal(r.stdout.trim(), "42 /rt/bin/python3", r.stderr);
     } else
-      loud(
+      await skipPart(
+        t,
         "no native launcher was built (no C compiler): the empty-root test of a bundled runtime was not run",
       );
     bundledForBullseye = out;
@@ -168,10 +168,10 @@ describe("runtime from a pyenv-style build (shared libpython)", () => {
   test("bullseye root (glibc 2.31): bundled passes; system runs iff its recorded floor allows", async (t) => {
     if (!shared || !systemRt) return t.skip("needs the runtimes of the previous tests");
     if (!isRoot)
-      return loud("not root: the bullseye chroot test needs debootstrap, chroot and mount");
+      return t.skip("not root: the bullseye chroot test needs debootstrap, chroot and mount");
     const root = bullseyeRoot();
     if (!root)
-      return loud(
+      return t.skip(
         "no bullseye root could be made (debootstrap missing or the Debian mirror unreachable)",
       );
     const target = tmpDir("bullseye-rt");
@@ -234,7 +234,8 @@ describe("every shared-libpython build 3.8–3.13 on this machine", () => {
       (v) => !minors.includes(v) && v !== `3.${shared?.probe.minor}`,
     );
     if (missing.length)
-      loud(
+      await skipPart(
+        t,
         `no shared-libpython build of ${missing.join(", ")} here (install with pyenv): not tested`,
       );
     for (const py of builds) {
