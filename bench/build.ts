@@ -6,8 +6,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { build } from "../src/build/build.js";
-import type { Format } from "../src/build/config.js";
+import { build } from "../src/bundle/build.js";
+import type { Format } from "../src/bundle/config.js";
 import { discoverPythons } from "../src/python/discover.js";
 import type { Profile } from "../src/runtime/profile.js";
 import { median, timeRun } from "./util.js";

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { build } from "../src/build/build.js";
+import { build } from "../src/bundle/build.js";
 import { discoverPythons } from "../src/python/discover.js";
 import { median, pairedTimes, timeRun } from "./util.js";
 

@@ -10,8 +10,8 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { before, describe, test } from "node:test";
-import { build } from "../src/build/build.js";
-import { loadConfig } from "../src/build/config.js";
+import { build } from "../src/bundle/build.js";
+import { loadConfig } from "../src/bundle/config.js";
 import {
   bullseyeRoot,
   busyboxRoot,

@@ -10,8 +10,8 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, test } from "node:test";
-import { build, onefileEntry } from "../src/build/build.js";
-import { readOnefile, verifyOnefile } from "../src/build/onefile.js";
+import { build, onefileEntry } from "../src/bundle/build.js";
+import { readOnefile, verifyOnefile } from "../src/onefile/onefile.js";
 import { packageRoot } from "../src/util/assets.js";
 import { tryLock } from "../src/store/lock.js";
 import {

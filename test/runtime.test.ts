@@ -272,7 +272,7 @@ describe("runtime from a distribution interpreter (static libpython, no RPATH)",
 });
 
 describe("runtime from python-build-standalone archives", () => {
-  test("install_only .tar.gz from a loopback URL, sha256 from SHA256SUMS", async (t) => {
+  test("install_only .tar.gz from a loopback URL: plain HTTP needs a pinned --sha256", async (t) => {
     if (!shared)
       return t.skip("no CPython with a shared libpython to build the archive fixture from");
     const archive = await installOnlyArchive(shared);
@@ -289,11 +289,18 @@ describe("runtime from python-build-standalone archives", () => {
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dist/${name}`;
       const out = path.join(tmpDir("pbs-url"), "rt");
+      // A SHA256SUMS from the same plain-HTTP server proves nothing: refused, nothing created.
+      const unpinned = await pyportAsync(["runtime", "create", "--archive", url, "--out", out]);
+      assert.equal(unpinned.code, 2, unpinned.stderr);
+      assert.match(unpinned.stderr, /plain HTTP: a SHA256SUMS from the same server proves nothing/);
+      assert.ok(!fs.existsSync(out));
       const cli = await pyportAsync([
         "runtime",
         "create",
         "--archive",
         url,
+        "--sha256",
+        sha,
         "--out",
         out,
         "--json",

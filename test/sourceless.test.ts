@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
-import { dropSources } from "../src/build/sourceless.js";
+import { dropSources } from "../src/bundle/sourceless.js";
 import { run, sharedPython, tmpDir } from "./helpers.js";
 
 let python: string | undefined;

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import { extractArchive } from "../src/archive/extract.js";
-import { assembleOnefile, onefileStub } from "../src/build/onefile.js";
+import { assembleOnefile, onefileStub } from "../src/onefile/onefile.js";
 import { PyportError } from "../src/errors.js";
 import { run, tmpDir } from "./helpers.js";
 import { craftTar, header, paxBody, type CraftEntry } from "./tar-craft.js";

@@ -236,8 +236,8 @@ export async function* readTar(
       const end = block.indexOf(0, off);
       return strictText(block.subarray(off, end < 0 || end > off + len ? off + len : end), what);
     };
-    const baseName = field(0, 100, "name");
-    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${baseName}` : baseName);
+    const baseName = () => field(0, 100, "name");
+    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${baseName()}` : baseName());
     const linkname = pax.linkpath ?? longLink ?? field(157, 100, "link name");
     const realSize = pax.size !== undefined ? Number(pax.size) : size;
     const realPadded = Math.ceil(realSize / 512) * 512;

@@ -5,6 +5,7 @@
  * computes symbol-version floors against a policy, maps them to distributions, looks for leaked
  * build paths and weak hardening, and lists every component with its licence.
  */
+import { ifExists } from "../util/fs.js";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
@@ -16,9 +17,9 @@ import {
   TRAILER_MAGIC,
   verifyOnefile,
   type OnefileInfo,
-} from "../build/onefile.js";
+} from "../onefile/onefile.js";
 import { PyportError } from "../errors.js";
-import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
+import { readManifest, type RuntimeManifest } from "../runtime/manifest.js";
 import { collectComponents, type Component } from "./components.js";
 import { SEVERITY_RANK, type Finding } from "./findings.js";
 import { computeFloors, runsOn, type Floors, type RunsOn } from "./floors.js";
@@ -92,7 +93,7 @@ async function withTargetDir<T>(
   fn: (dir: string, onefile?: OnefileInfo) => Promise<T>,
 ): Promise<T> {
   if (await isDirectory(target)) return fn(target);
-  const st = await fsp.stat(target).catch(() => undefined);
+  const st = await ifExists(fsp.stat(target), undefined);
   if (!st?.isFile())
     throw new PyportError("E_USAGE", `${target} does not exist`, {
       hint: "Give a runtime or bundle directory, a .tar.gz/.tar.zst archive of one, or a onefile executable.",
@@ -143,26 +144,18 @@ async function withTargetDir<T>(
 
 /** A CPython install without pyport's manifest: bin/python3* or lib/python3.X/. */
 async function looksLikePython(dir: string): Promise<boolean> {
-  const names = async (sub: string) => fsp.readdir(path.join(dir, sub)).catch(() => [] as string[]);
+  const names = async (sub: string) => ifExists(fsp.readdir(path.join(dir, sub)), [] as string[]);
   return (
     (await names("bin")).some((n) => /^python3/.test(n)) ||
     (await names("lib")).some((n) => /^python3\.\d+$/.test(n))
   );
 }
 
-async function readManifestIn(dir: string): Promise<RuntimeManifest | undefined> {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), "utf8")) as RuntimeManifest;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function audit(target: string, opts: AuditOptions = {}): Promise<AuditReport> {
   const policy = getPolicy(opts.policy ?? "auto");
   const started = Date.now();
   return withTargetDir(target, async (dir, onefile) => {
-    const manifest = await readManifestIn(dir);
+    const manifest = await readManifest(dir, { optional: true });
     const tree = await readTree(dir);
     if (!manifest && !tree.elves.length && !(await looksLikePython(dir)))
       throw new PyportError(

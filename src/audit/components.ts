@@ -4,6 +4,7 @@
  * each installed Python distribution (`*.dist-info/METADATA`: License-Expression, else licence
  * classifiers, else the License field; licence files from License-File).
  */
+import { hasErrno } from "../errors.js";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -45,8 +46,9 @@ async function sha256Of(root: string, rel: string): Promise<string | undefined> 
     return createHash("sha256")
       .update(fs.readFileSync(path.join(root, rel)))
       .digest("hex"); // sync: many small files
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "EISDIR")) return undefined;
+    throw err;
   }
 }
 
@@ -118,8 +120,9 @@ async function distribution(
   let meta: Map<string, string[]>;
   try {
     meta = parseMetadata(fs.readFileSync(path.join(root, distInfo, "METADATA"), "utf8"));
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (hasErrno(err, "ENOENT")) return undefined;
+    throw err;
   }
   const name = meta.get("name")?.[0] ?? path.basename(distInfo).replace(/-[^-]+\.dist-info$/, "");
   const licenseFiles = (meta.get("license-file") ?? [])

@@ -5,9 +5,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { walkTree } from "../util/fs.js";
 import { readElfRegionsSync } from "../elf/file.js";
 import { isElf } from "../elf/read.js";
-import { PyportError } from "../errors.js";
+import { hasErrno, PyportError } from "../errors.js";
 import { scanElf, type ElfScan } from "./elf-scan.js";
 
 export interface TreeFile {
@@ -34,21 +35,18 @@ export interface Tree {
 
 const LIBRARY_NAME = /\.so(?:\.[\w.]+)?$/;
 
-/** Synchronous on purpose: thousands of small stat calls are several times faster without the thread pool round trip. */
-function walk(root: string, rel: string, out: TreeFile[], links: string[]): void {
-  const entries = fs.readdirSync(path.join(root, rel), { withFileTypes: true });
-  for (const e of entries) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) walk(root, r, out, links);
-    else if (e.isSymbolicLink()) links.push(r);
+/** The stats are synchronous on purpose: thousands of small stat calls are several times faster without the thread pool round trip. */
+async function walk(root: string, out: TreeFile[], links: string[]): Promise<void> {
+  for await (const { rel, full, dirent: e } of walkTree(root)) {
+    if (e.isSymbolicLink()) links.push(rel);
     else if (e.isFile()) {
       // Thousands of .py/.pyc files: skip their stat unless a bin/ script could be one of them.
-      if (DATA_FILE.test(e.name) && !/(^|\/)(bin|libexec)$/.test(rel)) {
-        out.push({ rel: r, mode: -1, size: -1 });
+      if (DATA_FILE.test(e.name) && !/(^|\/)(bin|libexec)\/[^/]+$/.test(rel)) {
+        out.push({ rel, mode: -1, size: -1 });
         continue;
       }
-      const st = fs.statSync(path.join(root, r));
-      out.push({ rel: r, mode: st.mode & 0o7777, size: st.size });
+      const st = fs.statSync(full);
+      out.push({ rel, mode: st.mode & 0o7777, size: st.size });
     }
   }
 }
@@ -62,8 +60,9 @@ function resolveLink(root: string, rel: string): string | null {
     return inside.startsWith("..") || path.isAbsolute(inside)
       ? null
       : inside.split(path.sep).join("/");
-  } catch {
-    return null;
+  } catch (err) {
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "ELOOP")) return null; // dangling or looping
+    throw err;
   }
 }
 
@@ -75,7 +74,7 @@ export async function readTree(root: string): Promise<Tree> {
     });
   const files: TreeFile[] = [];
   const linkRels: string[] = [];
-  walk(root, "", files, linkRels);
+  await walk(root, files, linkRels);
   files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   const links = new Map<string, string | null>();
   for (const l of linkRels.sort()) links.set(l, resolveLink(root, l));

@@ -1,6 +1,6 @@
 /** `pyport build`: a Python project → a relocatable bundle directory and/or reproducible archives. */
 import * as path from "node:path";
-import { FORMATS, type Format } from "../build/config.js";
+import { FORMATS, type Format } from "../bundle/config.js";
 import { PyportError } from "../errors.js";
 import { PROFILES } from "../runtime/profile.js";
 import { oneOf, parse } from "./args.js";
@@ -98,7 +98,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     ...(values["no-index"] ? ["--no-index"] : []),
     ...(values["only-binary"] ? ["--only-binary", values["only-binary"]] : []),
   ];
-  const { build } = await import("../build/build.js");
+  const { build } = await import("../bundle/build.js");
   const reporter = cliReporter({ quiet: values.quiet || values.json });
   if (values["no-audit"])
     process.stderr.write("pyport: --no-audit: the bundle will not be audited\n");

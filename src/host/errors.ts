@@ -1,4 +1,10 @@
-/** Errors of the Node host API. Every one is an `Error`; `instanceof` and `name` both work. */
+/**
+ * Errors of the Node host API. Every one is an `Error`; `instanceof`, `name` and a stable `code`
+ * (like PyportError's, for scripts and logs) all work: E_PYTHON_RAISED, E_WORKER_CRASHED,
+ * E_CALL_TIMEOUT, E_ABORTED. Bad arguments to the host API are PyportError E_USAGE.
+ */
+
+export type HostErrorCode = "E_PYTHON_RAISED" | "E_WORKER_CRASHED" | "E_CALL_TIMEOUT" | "E_ABORTED";
 
 export interface PythonFrame {
   file: string;
@@ -18,6 +24,7 @@ export interface PythonErrorInfo {
 /** An exception raised by the Python code a call ran. */
 export class PythonError extends Error {
   override name = "PythonError";
+  readonly code: HostErrorCode = "E_PYTHON_RAISED";
   /** `ValueError`, or `package.module.Class` for non-builtin exceptions. */
   readonly pythonType: string;
   /** The exception's own message (`str(exc)`). */
@@ -57,6 +64,7 @@ export class PythonError extends Error {
 /** The worker process running the call died (segfault, `os._exit`, killed, out of memory). */
 export class WorkerCrashedError extends Error {
   override name = "WorkerCrashedError";
+  readonly code: HostErrorCode = "E_WORKER_CRASHED";
   constructor(
     message: string,
     readonly exitCode: number | null,
@@ -71,6 +79,7 @@ export class WorkerCrashedError extends Error {
 /** The call's `timeoutMs` passed; the call was interrupted (KeyboardInterrupt in the worker). */
 export class CallTimeoutError extends Error {
   override name = "CallTimeoutError";
+  readonly code: HostErrorCode = "E_CALL_TIMEOUT";
   constructor(
     message: string,
     readonly timeoutMs: number,
@@ -82,6 +91,7 @@ export class CallTimeoutError extends Error {
 /** The call's `signal` was aborted; the call was interrupted. `cause` is the signal's reason. */
 export class AbortError extends Error {
   override name = "AbortError";
+  readonly code: HostErrorCode = "E_ABORTED";
 }
 
 /**

@@ -5,7 +5,7 @@
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PyportError } from "../errors.js";
+import { hasErrno, PyportError } from "../errors.js";
 import { isElfFile } from "../elf/file.js";
 import { pathExists } from "../util/fs.js";
 import { probePython, shortVersion, type PythonProbe } from "./probe.js";
@@ -30,8 +30,9 @@ async function candidates(): Promise<{ file: string; origin: string }[]> {
     let names: string[];
     try {
       names = await fsp.readdir(dir);
-    } catch {
-      return;
+    } catch (err) {
+      if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR") || hasErrno(err, "EACCES")) return;
+      throw err;
     }
     for (const n of names.sort())
       if (/^python3\.\d+$/.test(n)) out.push({ file: path.join(dir, n), origin });
@@ -40,8 +41,9 @@ async function candidates(): Promise<{ file: string; origin: string }[]> {
     let versions: string[] = [];
     try {
       versions = await fsp.readdir(path.join(pyenvRoot(), "versions"));
-    } catch {
-      return; // no pyenv
+    } catch (err) {
+      if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR") || hasErrno(err, "EACCES")) return; // no pyenv
+      throw err;
     }
     // Highest patch first, so `3.11` picks 3.11.9 over 3.11.2.
     versions.sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
@@ -70,8 +72,9 @@ export async function discoverPythons(): Promise<FoundPython[]> {
     let real: string;
     try {
       real = await fsp.realpath(c.file);
-    } catch {
-      continue;
+    } catch (err) {
+      if (hasErrno(err, "ENOENT") || hasErrno(err, "ELOOP") || hasErrno(err, "EACCES")) continue;
+      throw err;
     }
     if (seen.has(real) || !(await isElfFile(real))) continue;
     seen.add(real);

@@ -309,7 +309,8 @@ async function hasModule(stdlib: string, name: string): Promise<boolean> {
     return (await fsp.readdir(path.join(stdlib, "lib-dynload"))).some((f) =>
       f.startsWith(`${name}.`),
     );
-  } catch {
-    return false;
+  } catch (err) {
+    if (hasErrno(err, "ENOENT")) return false;
+    throw err;
   }
 }

@@ -48,7 +48,8 @@ export async function runDoctor(dir: string, opts: DoctorOptions = {}): Promise<
   let parsed: Omit<DoctorReport, "ok">;
   try {
     parsed = JSON.parse(r.stdout) as Omit<DoctorReport, "ok">;
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     throw new PyportError(
       "E_DOCTOR",
       `the runtime's interpreter did not run: ${describeFailure(argv[0], argv.slice(1), r)}`,

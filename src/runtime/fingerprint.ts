@@ -6,12 +6,14 @@
  * key, so a stale runtime is never reused. Files are compared by path, size, mtime and inode:
  * package managers replace files, they do not edit them in place.
  */
+import { ifExists } from "../util/fs.js";
 import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
 import type { PythonProbe } from "../python/probe.js";
 import { nativeAsset, packageRoot } from "../util/assets.js";
+import { walkTree } from "../util/fs.js";
 import { PYPORT_VERSION } from "../version.js";
 
 /** Files whose change means the machine's shared libraries may have changed. */
@@ -35,23 +37,16 @@ async function statLine(file: string): Promise<string> {
 
 /** Stat lines of every file below `dir`, sorted (site-packages and bytecode caches left out). */
 async function treeLines(dir: string): Promise<string[]> {
-  let entries;
+  const skip = (_: string, e: { name: string }) =>
+    e.name === "site-packages" || e.name === "dist-packages" || e.name === "__pycache__";
+  const files: string[] = [];
   try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
+    for await (const e of walkTree(dir, { skip })) if (!e.dirent.isDirectory()) files.push(e.full);
   } catch (err) {
     if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return [];
     throw err;
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const parts = await Promise.all(
-    entries
-      .filter((e) => !["site-packages", "dist-packages", "__pycache__"].includes(e.name))
-      .map((e) => {
-        const full = path.join(dir, e.name);
-        return e.isDirectory() ? treeLines(full) : statLine(full).then((l) => [l]);
-      }),
-  );
-  return parts.flat();
+  return Promise.all(files.map(statLine));
 }
 
 let pyportDigest: string | undefined;
@@ -84,7 +79,7 @@ export async function hostSourceFingerprint(
   hash.update(await statLine(await fsp.realpath(interpreter)));
   const libdir = typeof probe.vars.LIBDIR === "string" ? probe.vars.LIBDIR : undefined;
   if (libdir)
-    for (const name of (await fsp.readdir(libdir).catch(() => [] as string[])).sort())
+    for (const name of (await ifExists(fsp.readdir(libdir), [] as string[])).sort())
       if (/^libpython/.test(name)) hash.update(await statLine(path.join(libdir, name)));
   const dirs = [...new Set([probe.paths.stdlib, probe.paths.platstdlib].filter(Boolean))];
   for (const lines of await Promise.all(dirs.map(treeLines))) for (const l of lines) hash.update(l);

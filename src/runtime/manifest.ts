@@ -51,20 +51,41 @@ export interface RuntimeManifest {
   warnings: string[];
 }
 
-export async function readManifest(dir: string): Promise<RuntimeManifest> {
+/**
+ * The manifest of the runtime or bundle `dir`. Missing: E_NOT_FOUND, or undefined with
+ * `optional`. Unreadable JSON or another schema: E_CONFIG naming the file (never swallowed).
+ */
+export async function readManifest(dir: string): Promise<RuntimeManifest>;
+export async function readManifest(
+  dir: string,
+  opts: { optional: true },
+): Promise<RuntimeManifest | undefined>;
+export async function readManifest(
+  dir: string,
+  opts: { optional?: boolean } = {},
+): Promise<RuntimeManifest | undefined> {
   const file = path.join(dir, MANIFEST_FILE);
   let text: string;
   try {
     text = await fsp.readFile(file, "utf8");
   } catch (err) {
-    if (hasErrno(err, "ENOENT")) {
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) {
+      if (opts.optional) return undefined;
       throw new PyportError("E_NOT_FOUND", `${dir} is not a pyport runtime (no ${MANIFEST_FILE})`, {
         hint: "Pass the directory given to `pyport runtime create --out`.",
       });
     }
     throw err;
   }
-  const m = JSON.parse(text) as RuntimeManifest;
+  let m: RuntimeManifest;
+  try {
+    m = JSON.parse(text) as RuntimeManifest;
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new PyportError("E_CONFIG", `${file} is not valid JSON: ${err.message}`, {
+      hint: "The file was damaged or edited; recreate the runtime or bundle with pyport.",
+    });
+  }
   if (m.schema !== MANIFEST_SCHEMA) {
     throw new PyportError(
       "E_CONFIG",

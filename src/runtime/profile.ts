@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { execFile } from "../util/exec.js";
 import { readElfFile } from "../elf/file.js";
-import { treeSize } from "../util/fs.js";
+import { ifExists, treeSize, walkTree } from "../util/fs.js";
 
 export type Profile = "full" | "default" | "minimal";
 export const PROFILES: readonly Profile[] = ["full", "default", "minimal"];
@@ -97,21 +97,19 @@ export async function pruneRuntime(
   const rules = RULES[profile];
   if (rules.length === 0) return report;
   const stdlib = path.join(root, stdlibRel);
-  const visit = async (dir: string, rel: string): Promise<void> => {
-    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      const full = path.join(dir, e.name);
-      const rule = rules.find((x) => x.test(r));
-      if (rule) {
-        const bytes = e.isDirectory() ? await treeSize(full) : (await fsp.lstat(full)).size;
-        report.dropped[rule.group] = (report.dropped[rule.group] ?? 0) + bytes;
-        await fsp.rm(full, { recursive: true, force: true });
-      } else if (e.isDirectory()) {
-        await visit(full, r);
-      }
-    }
+  // What a rule drops is not walked into; it is removed after the walk.
+  const drops: { full: string; dir: boolean; group: string }[] = [];
+  const skip = (rel: string, e: { name: string; isDirectory(): boolean }) => {
+    const rule = rules.find((x) => x.test(rel));
+    if (rule) drops.push({ full: path.join(stdlib, rel), dir: e.isDirectory(), group: rule.group });
+    return rule !== undefined;
   };
-  await visit(stdlib, "");
+  for await (const _ of walkTree(stdlib, { skip })) void _;
+  for (const d of drops) {
+    const bytes = d.dir ? await treeSize(d.full) : (await fsp.lstat(d.full)).size;
+    report.dropped[d.group] = (report.dropped[d.group] ?? 0) + bytes;
+    await fsp.rm(d.full, { recursive: true, force: true });
+  }
   if (profile === "minimal") {
     const bytes = await dropBuildSupport(root);
     if (bytes) report.dropped["headers and man pages"] = bytes;
@@ -127,7 +125,7 @@ export async function dropBuildSupport(root: string): Promise<number> {
   let bytes = 0;
   for (const sub of ["include", "share/man", "lib/pkgconfig"]) {
     const p = path.join(root, sub);
-    bytes += await treeSize(p).catch(() => 0);
+    bytes += await ifExists(treeSize(p), 0);
     await fsp.rm(p, { recursive: true, force: true });
   }
   return bytes;

@@ -7,7 +7,7 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
-import { pathExists, treeSize } from "../util/fs.js";
+import { pathExists, treeSize, ifExists } from "../util/fs.js";
 import { isProcessAlive } from "../util/process.js";
 import { tryLock, withLock } from "./lock.js";
 
@@ -174,10 +174,10 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     result.removed.push(e);
   }
   // Lock files whose entry is gone (a stub or build that failed before creating it).
-  for (const bucket of await fsp.readdir(root).catch(() => [] as string[])) {
+  for (const bucket of await ifExists(fsp.readdir(root), [] as string[])) {
     if (opts.bucket && bucket !== opts.bucket) continue;
     const bdir = path.join(root, bucket);
-    for (const name of await fsp.readdir(bdir).catch(() => [] as string[])) {
+    for (const name of await ifExists(fsp.readdir(bdir), [] as string[])) {
       if (!name.endsWith(".lock") || (await pathExists(path.join(bdir, name.slice(0, -5)))))
         continue;
       const lock = await tryLock(path.join(bdir, name));

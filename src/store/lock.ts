@@ -13,6 +13,7 @@
  * released; the stat of its descriptor gives the same check. `PYPORT_LOCK_WITH=flock-tool`
  * chooses that path even with the addon (tests use it to run both side by side).
  */
+import { ifExists } from "../util/fs.js";
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -144,7 +145,7 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
     const lock = await tryLock(file, opts);
     if (lock) return lock;
     if (Date.now() - start > timeout) {
-      const holder = (await fsp.readFile(file, "utf8").catch(() => "")).trim();
+      const holder = (await ifExists(fsp.readFile(file, "utf8"), "")).trim();
       throw new PyportError(
         "E_LOCK_TIMEOUT",
         `timed out after ${Math.round(timeout / 1000)} s waiting for lock ${file}${/^\d+$/.test(holder) ? ` held by pid ${holder}` : ""}`,

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Dirent } from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
@@ -9,6 +9,16 @@ export async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest("hex");
+}
+
+/** `p`'s value, or `fallback` when the path does not exist (ENOENT, ENOTDIR); other errors propagate. */
+export async function ifExists<T, F>(p: Promise<T>, fallback: F): Promise<T | F> {
+  try {
+    return await p;
+  } catch (err) {
+    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return fallback;
+    throw err;
+  }
 }
 
 export async function pathExists(p: string): Promise<boolean> {
@@ -51,6 +61,33 @@ export async function writeFileAtomic(
   }
 }
 
+/** One entry of a tree walk: its path relative to the root (with `/`), its full path, its dirent. */
+export interface TreeEntry {
+  rel: string;
+  full: string;
+  dirent: Dirent;
+}
+
+/**
+ * pyport's one tree walker: every entry below `root`, depth first, sorted by name (byte order), a
+ * directory before its contents. Symlinks are listed, never followed. `skip(rel, dirent)` leaves
+ * an entry out (and, for a directory, everything below it).
+ */
+export async function* walkTree(
+  root: string,
+  opts: { skip?: (rel: string, dirent: Dirent) => boolean } = {},
+  rel = "",
+): AsyncGenerator<TreeEntry> {
+  const entries = await fsp.readdir(rel ? path.join(root, rel) : root, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const dirent of entries) {
+    const r = rel ? `${rel}/${dirent.name}` : dirent.name;
+    if (opts.skip?.(r, dirent)) continue;
+    yield { rel: r, full: path.join(root, r), dirent };
+    if (dirent.isDirectory()) yield* walkTree(root, opts, r);
+  }
+}
+
 /** Total size in bytes of the regular files below `dir` (links are not followed). */
 export async function treeSize(dir: string): Promise<number> {
   let total = 0;
@@ -58,16 +95,10 @@ export async function treeSize(dir: string): Promise<number> {
   return total;
 }
 
-/** Every non-directory entry below `dir` (files and symlinks), depth first, sorted by name. */
+/** Every non-directory entry below `dir` (files and symlinks), full paths, in walkTree's order. */
 export async function walkFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
-  const entries = await fsp.readdir(dir, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walkFiles(full)));
-    else out.push(full);
-  }
+  for await (const e of walkTree(dir)) if (!e.dirent.isDirectory()) out.push(e.full);
   return out;
 }
 

@@ -6,6 +6,7 @@
  */
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { ifExists } from "../util/fs.js";
 import { PyportError } from "../errors.js";
 import { writeLauncher, type LaunchSpec } from "../runtime/launcher.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
@@ -65,9 +66,10 @@ export async function writeEntryLaunchers(opts: {
       `pip installed no distribution named ${project} into ${site}`,
       { hint: "Check [project] name in pyproject.toml." },
     );
-  const text = await fsp
-    .readFile(path.join(site, distInfo, "entry_points.txt"), "utf8")
-    .catch(() => "");
+  const text = await ifExists(
+    fsp.readFile(path.join(site, distInfo, "entry_points.txt"), "utf8"),
+    "",
+  );
   const entries = parseEntryPoints(text);
   const ver = manifest.python.version.split(".").slice(0, 2).join(".");
   const flags = [

@@ -12,7 +12,7 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno, PyportError } from "../errors.js";
-import { MANIFEST_FILE } from "../runtime/manifest.js";
+import { readManifest } from "../runtime/manifest.js";
 import { sha256File, writeFileAtomic } from "../util/fs.js";
 
 export const OUTPUT_RECORD = ".pyport-outputs.json";
@@ -56,20 +56,14 @@ async function readRecord(out: string): Promise<OutputRecord> {
   return { version: 1, files: {} }; // unreadable: nothing counts as pyport's
 }
 
-/** Whether the directory `dir` is a bundle pyport built for the project `name`. */
+/** Whether the directory `dir` is a bundle pyport built for the project `name` (a damaged manifest: no). */
 async function isOurBundle(dir: string, name: string): Promise<boolean> {
-  let text: string;
   try {
-    text = await fsp.readFile(path.join(dir, MANIFEST_FILE), "utf8");
+    const m = (await readManifest(dir, { optional: true })) as
+      { kind?: string; app?: { name?: string } } | undefined;
+    return m?.kind === "bundle" && m.app?.name === name;
   } catch (err) {
-    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return false;
-    throw err;
-  }
-  try {
-    const m = JSON.parse(text) as { kind?: string; app?: { name?: string } };
-    return m.kind === "bundle" && m.app?.name === name;
-  } catch (err) {
-    if (err instanceof SyntaxError) return false;
+    if (err instanceof PyportError && err.code === "E_CONFIG") return false;
     throw err;
   }
 }

@@ -3,6 +3,7 @@
  * `foo.py` was, without the source. CPython's SourcelessFileLoader imports such a `.pyc` at any
  * optimisation level; tracebacks through it show file and line but no source text.
  */
+import { walkTree } from "../util/fs.js";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
@@ -38,7 +39,6 @@ function cachedFor(
 export async function dropSources(root: string, opts: SourcelessOptions): Promise<number> {
   let removed = 0;
   const visit = async (dir: string, rel: string): Promise<void> => {
-    if (rel && opts.keep?.(rel)) return;
     const entries = await fsp.readdir(dir, { withFileTypes: true });
     const cacheDir = path.join(dir, "__pycache__");
     const cache = entries.some((e) => e.name === "__pycache__" && e.isDirectory())
@@ -47,10 +47,7 @@ export async function dropSources(root: string, opts: SourcelessOptions): Promis
     const keptStems = new Set<string>();
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) {
-        if (e.name !== "__pycache__") await visit(path.join(dir, e.name), childRel);
-        continue;
-      }
+      if (e.isDirectory()) continue; // each directory is visited on its own (below)
       if (!e.isFile() || !e.name.endsWith(".py")) continue;
       const stem = e.name.slice(0, -3);
       const source = path.join(dir, e.name);
@@ -72,6 +69,11 @@ export async function dropSources(root: string, opts: SourcelessOptions): Promis
     }
     if (left === 0) await fsp.rmdir(cacheDir);
   };
-  await visit(root, "");
+  // Kept directories and bytecode caches are not walked into.
+  const skip = (rel: string, e: { name: string; isDirectory(): boolean }) =>
+    e.isDirectory() && (e.name === "__pycache__" || opts.keep?.(rel) === true);
+  const dirs = [{ full: root, rel: "" }];
+  for await (const e of walkTree(root, { skip })) if (e.dirent.isDirectory()) dirs.push(e);
+  for (const d of dirs) await visit(d.full, d.rel);
   return removed;
 }

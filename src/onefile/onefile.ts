@@ -12,7 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { PyportError } from "../errors.js";
 import { nativeAsset } from "../util/assets.js";
 import { treeSize } from "../util/fs.js";
-import { writeTarArchive } from "./tar-write.js";
+import { writeTarArchive } from "../archive/tar-write.js";
 
 export const TRAILER_SIZE = 64;
 export const TRAILER_MAGIC = "PYONEF";

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { walkFiles } from "../util/fs.js";
+import { walkFiles, ifExists } from "../util/fs.js";
 
 /** A glob (`**` any depth, `*` within a segment, `?` one char) as a regex over relative paths. */
 export function globToRegExp(glob: string): RegExp {
@@ -44,14 +44,14 @@ export async function applyGlobs(
 
 /** Removes `direct_url.json` records of local installs (they name the build machine's source path). */
 export async function dropLocalDirectUrls(site: string): Promise<void> {
-  for (const d of await fsp.readdir(site).catch(() => [] as string[])) {
+  for (const d of await ifExists(fsp.readdir(site), [] as string[])) {
     if (!d.endsWith(".dist-info")) continue;
     const file = path.join(site, d, "direct_url.json");
-    const text = await fsp.readFile(file, "utf8").catch(() => undefined);
+    const text = await ifExists(fsp.readFile(file, "utf8"), undefined);
     if (!text || !/"url"\s*:\s*"file:/.test(text)) continue;
     await fsp.rm(file);
     const record = path.join(site, d, "RECORD");
-    const lines = (await fsp.readFile(record, "utf8").catch(() => "")).split("\n");
+    const lines = (await ifExists(fsp.readFile(record, "utf8"), "")).split("\n");
     await fsp.writeFile(
       record,
       lines.filter((l) => !l.startsWith(`${d}/direct_url.json,`)).join("\n"),
@@ -74,7 +74,7 @@ export async function sizeByPackage(
 ): Promise<{ name: string; bytes: number }[]> {
   const sizes = new Map<string, number>();
   let siteTotal = 0;
-  for (const e of await fsp.readdir(site).catch(() => [] as string[])) {
+  for (const e of await ifExists(fsp.readdir(site), [] as string[])) {
     const name = e
       .replace(/-[^-]+\.dist-info$/, "")
       .replace(/\.(py|pth|so)$/, "")
@@ -95,10 +95,10 @@ export async function sizeByPackage(
  * with launchers or relocatable shebangs) up to date: new sha256 and size, or dropped if gone.
  */
 export async function refreshRecords(site: string): Promise<void> {
-  for (const d of await fsp.readdir(site).catch(() => [] as string[])) {
+  for (const d of await ifExists(fsp.readdir(site), [] as string[])) {
     if (!d.endsWith(".dist-info")) continue;
     const record = path.join(site, d, "RECORD");
-    const text = await fsp.readFile(record, "utf8").catch(() => undefined);
+    const text = await ifExists(fsp.readFile(record, "utf8"), undefined);
     if (text === undefined) continue;
     const out: string[] = [];
     for (const line of text.split("\n")) {
@@ -107,7 +107,7 @@ export async function refreshRecords(site: string): Promise<void> {
         out.push(line);
         continue;
       }
-      const data = await fsp.readFile(path.join(site, rel)).catch(() => undefined);
+      const data = await ifExists(fsp.readFile(path.join(site, rel)), undefined);
       if (!data) continue;
       out.push(
         `${rel},sha256=${createHash("sha256").update(data).digest("base64url")},${data.length}`,

@@ -7,11 +7,11 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { PyportError } from "../errors.js";
+import { walkTree } from "../util/fs.js";
 
 export const DEFAULT_EPOCH = 946684800; // 2000-01-01T00:00:00Z
 
@@ -29,25 +29,28 @@ interface Entry {
   full: string;
 }
 
-function collect(root: string, prefix: string): Entry[] {
+/** The entries of `root` as `prefix/…` (or its bare contents with prefix ""), sorted by name. */
+async function collect(root: string, prefix: string): Promise<Entry[]> {
   const out: Entry[] = [];
-  const walk = (rel: string) => {
-    const full = path.join(root, rel);
-    const st = fs.lstatSync(full);
-    const name = prefix && rel ? `${prefix}/${rel}` : prefix || rel;
-    if (!name) {
-      for (const e of fs.readdirSync(full).sort()) walk(e); // prefix "": no entry for the root itself
-      return;
-    }
-    if (st.isSymbolicLink())
-      out.push({ name, kind: "symlink", mode: 0o777, size: 0, link: fs.readlinkSync(full), full });
-    else if (st.isDirectory()) {
+  if (prefix) out.push({ name: `${prefix}/`, kind: "dir", mode: 0o755, size: 0, full: root });
+  for await (const { rel, full, dirent } of walkTree(root)) {
+    const name = prefix ? `${prefix}/${rel}` : rel;
+    if (dirent.isSymbolicLink())
+      out.push({
+        name,
+        kind: "symlink",
+        mode: 0o777,
+        size: 0,
+        link: await fsp.readlink(full),
+        full,
+      });
+    else if (dirent.isDirectory())
       out.push({ name: `${name}/`, kind: "dir", mode: 0o755, size: 0, full });
-      for (const e of fs.readdirSync(full).sort()) walk(rel ? `${rel}/${e}` : e);
-    } else if (st.isFile())
+    else if (dirent.isFile()) {
+      const st = await fsp.lstat(full);
       out.push({ name, kind: "file", mode: st.mode & 0o111 ? 0o755 : 0o644, size: st.size, full });
-  };
-  walk("");
+    }
+  }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -84,7 +87,7 @@ function paxRecord(key: string, value: string): string {
 const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 
 async function* tarStream(root: string, prefix: string, mtime: number): AsyncGenerator<Buffer> {
-  for (const e of collect(root, prefix)) {
+  for (const e of await collect(root, prefix)) {
     const typeflag = e.kind === "dir" ? "5" : e.kind === "symlink" ? "2" : "0";
     const records: string[] = [];
     if (Buffer.byteLength(e.name) > 100) records.push(paxRecord("path", e.name));
