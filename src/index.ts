@@ -46,7 +46,8 @@ export {
   type OnefileInfo,
   type OnefileMeta,
 } from "./onefile/onefile.js";
-export { readElf, readDynamicSymbols, type ElfFile } from "./elf/read.js";
+export { readElf, type ElfFile } from "./elf/read.js";
+export { readDynamicSymbols } from "./elf/symbols.js";
 export { editDynamic, type DynamicEdit } from "./elf/edit.js";
 export { extractArchive } from "./archive/extract.js";
 export { audit, auditFailed, type AuditOptions, type AuditReport } from "./audit/audit.js";

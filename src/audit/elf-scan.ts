@@ -4,7 +4,8 @@
  * (executable stack, text relocations, RELRO).
  */
 import * as C from "../elf/constants.js";
-import { readAbiTag, readDynamicSymbols, readElf, type ElfFile } from "../elf/read.js";
+import { readAbiTag, readElf, type ElfFile } from "../elf/read.js";
+import { readDynamicSymbols } from "../elf/symbols.js";
 
 const DF_TEXTREL = 0x4;
 

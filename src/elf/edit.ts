@@ -14,9 +14,9 @@
  * The input buffer is never modified; a new Buffer is returned.
  */
 import * as C from "./constants.js";
+import { dynstrReferences } from "./symbols.js";
 import { PyportError } from "../errors.js";
 import {
-  dynstrReferences,
   readElf,
   viewOf,
   writeSegment,
