@@ -7,7 +7,7 @@ import { PyportError } from "../errors.js";
 
 export type Compression = "gzip" | "zstd" | "none";
 
-export async function detectCompression(file: string): Promise<Compression> {
+async function detectCompression(file: string): Promise<Compression> {
   const h = await fsp.open(file, "r");
   try {
     const head = Buffer.alloc(4);

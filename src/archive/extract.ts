@@ -38,7 +38,7 @@ function unsafe(archive: string, message: string): never {
 }
 
 /** Normalises an entry name to `a/b/c`, or returns an error description. */
-export function normaliseEntryName(name: string): string | { error: string } {
+function normaliseEntryName(name: string): string | { error: string } {
   if (name.startsWith("/")) return { error: `absolute path ${JSON.stringify(name)}` };
   const parts: string[] = [];
   for (const c of name.split("/")) {
@@ -54,7 +54,7 @@ export function normaliseEntryName(name: string): string | { error: string } {
  * would, following links recorded in `links`. Returns the resolved components, or null when the
  * walk leaves the root or takes more than 40 link expansions in all (a loop, as ELOOP).
  */
-export function resolveInside(
+function resolveInside(
   dir: readonly string[],
   target: string,
   links: ReadonlyMap<string, string>,

@@ -13,9 +13,9 @@ import * as zlib from "node:zlib";
 import { PyportError } from "../errors.js";
 import { walkTree } from "../util/fs.js";
 
-export const DEFAULT_EPOCH = 946684800; // 2000-01-01T00:00:00Z
+const DEFAULT_EPOCH = 946684800; // 2000-01-01T00:00:00Z
 
-export function archiveEpoch(): number {
+function archiveEpoch(): number {
   const e = process.env.SOURCE_DATE_EPOCH;
   return e && /^\d+$/.test(e) ? Number(e) : DEFAULT_EPOCH;
 }

@@ -29,7 +29,7 @@ import { resolveNeeded } from "./resolve.js";
 import { isDenied } from "./spdx.js";
 import { readTree, type Tree } from "./tree.js";
 
-export const AUDIT_SCHEMA = 1;
+const AUDIT_SCHEMA = 1;
 
 export interface AuditOptions {
   /** `auto` (default), `glibc-X.Y`, or a manylinux policy name. */

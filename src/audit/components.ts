@@ -67,7 +67,7 @@ function make(
 }
 
 /** Parses RFC 822-style METADATA headers (continuation lines folded; the body ignored). */
-export function parseMetadata(text: string): Map<string, string[]> {
+function parseMetadata(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
   let last: string | undefined;
   for (const line of text.split(/\r?\n/)) {
@@ -89,7 +89,7 @@ export function parseMetadata(text: string): Map<string, string[]> {
  * A licence from free text: a short name or expression is taken as is; a full text is
  * recognised by its wording, and only when exactly one licence's wording is present.
  */
-export function licenseFromText(text: string): string | undefined {
+function licenseFromText(text: string): string | undefined {
   const t = text.trim();
   if (!t || /^(unknown|none|unlicensed|n\/a)$/i.test(t)) return undefined;
   if (t.length <= 80 && !t.includes("\n")) return t;
@@ -168,7 +168,7 @@ async function distribution(
 }
 
 /** The licence of a Debian copyright file (DEP-5): the License of the `Files: *` paragraph. */
-export function debianCopyrightLicense(text: string): string | undefined {
+function debianCopyrightLicense(text: string): string | undefined {
   if (!/^Format:/m.test(text)) return undefined;
   for (const para of text.split(/\n\s*\n/)) {
     if (!/^Files:\s*\*\s*$/m.test(para)) continue;

@@ -8,7 +8,7 @@
 import { PyportError } from "../errors.js";
 import { compareVersions } from "../runtime/libc.js";
 
-export const NAMESPACES = ["GLIBC", "GLIBCXX", "CXXABI", "GCC", "ZLIB", "LIBATOMIC"] as const;
+const NAMESPACES = ["GLIBC", "GLIBCXX", "CXXABI", "GCC", "ZLIB", "LIBATOMIC"] as const;
 export type Namespace = (typeof NAMESPACES)[number];
 
 const range = (prefix: string, from: number, to: number) =>

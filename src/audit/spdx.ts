@@ -160,7 +160,7 @@ export function classifierLicense(classifier: string): string | undefined {
 }
 
 /** One licence name → an SPDX id (possibly LicenseRef-…). */
-export function normaliseId(name: string): string {
+function normaliseId(name: string): string {
   const t = name.trim();
   if (t === "NOASSERTION") return t;
   const alias = ALIASES[t.toLowerCase()];

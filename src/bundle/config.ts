@@ -11,7 +11,7 @@ import type { LibcMode } from "../runtime/closure.js";
 import { PROFILES, type Profile } from "../runtime/profile.js";
 
 export const FORMATS = ["dir", "tar.gz", "tar.zst", "onefile"] as const;
-export const RESOURCES = ["filesystem", "zip-stdlib"] as const;
+const RESOURCES = ["filesystem", "zip-stdlib"] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface BuildConfig {
@@ -118,7 +118,7 @@ function closest(word: string, options: readonly string[]): string | undefined {
 }
 
 /** 1-based line of `key` inside table `[table]` (or at top level when table is ""); 0 when unknown. */
-export function lineOfKey(text: string, table: string, key: string): number {
+function lineOfKey(text: string, table: string, key: string): number {
   const lines = text.split("\n");
   let current = "";
   for (let i = 0; i < lines.length; i++) {

@@ -21,7 +21,7 @@ export interface EntryPoint {
 const normalise = (n: string) => n.toLowerCase().replace(/[-_.]+/g, "_");
 
 /** Parses entry_points.txt (INI): the console and GUI scripts. */
-export function parseEntryPoints(text: string): EntryPoint[] {
+function parseEntryPoints(text: string): EntryPoint[] {
   const out: EntryPoint[] = [];
   let section = "";
   for (const raw of text.split(/\r?\n/)) {
@@ -40,7 +40,7 @@ export function parseEntryPoints(text: string): EntryPoint[] {
 }
 
 /** The Python code a launcher runs: argv[0] becomes the launcher path, then the entry point is called. */
-export function entryCode(target: string): string {
+function entryCode(target: string): string {
   const [mod, attrs] = target.split(":");
   const [first, ...rest] = attrs.split(".");
   return `import sys;sys.argv.pop(0);from ${mod} import ${first} as _e;sys.exit(_e${rest.map((r) => `.${r}`).join("")}())`;

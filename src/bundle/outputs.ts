@@ -15,7 +15,7 @@ import { hasErrno, PyportError } from "../errors.js";
 import { readManifest } from "../runtime/manifest.js";
 import { sha256File, writeFileAtomic } from "../util/fs.js";
 
-export const OUTPUT_RECORD = ".pyport-outputs.json";
+const OUTPUT_RECORD = ".pyport-outputs.json";
 
 interface OutputRecord {
   version: 1;

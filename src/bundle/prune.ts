@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { walkFiles, ifExists } from "../util/fs.js";
 
 /** A glob (`**` any depth, `*` within a segment, `?` one char) as a regex over relative paths. */
-export function globToRegExp(glob: string): RegExp {
+function globToRegExp(glob: string): RegExp {
   let re = "";
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];

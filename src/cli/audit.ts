@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { oneOf, parseOneTarget } from "./args.js";
 import { EXIT_FAILED } from "./output.js";
 
-export const AUDIT_USAGE = `Usage: pyport audit <dir|archive> [--policy P] [--fail-on error|warning] [--deny IDS]
+const AUDIT_USAGE = `Usage: pyport audit <dir|archive> [--policy P] [--fail-on error|warning] [--deny IDS]
                     [--build-path P]... [--json] [--sbom cyclonedx --out FILE] [--verbose]
 
 Checks that a runtime or bundle (a directory, or a .tar.gz/.tar.zst/.tar of one, read in a

@@ -6,7 +6,7 @@ import { PROFILES } from "../runtime/profile.js";
 import { oneOf, parse } from "./args.js";
 import { cliReporter, mib } from "./output.js";
 
-export const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst,onefile]
+const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst,onefile]
                     [--entry NAME] [--python P]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
                     [--force]

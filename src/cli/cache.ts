@@ -4,7 +4,7 @@ import { listCache, pruneCache } from "../store/cache.js";
 import { parse } from "./args.js";
 import { mib, table } from "./output.js";
 
-export const CACHE_USAGE = `pyport cache dir|list|prune [options]
+const CACHE_USAGE = `pyport cache dir|list|prune [options]
 
   dir                     print the cache directory ($PYPORT_CACHE, else $XDG_CACHE_HOME/pyport,
                           else ~/.cache/pyport)

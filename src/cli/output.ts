@@ -5,7 +5,7 @@ import type { Reporter } from "../util/reporter.js";
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1; // the command ran and found problems (doctor failures)
 export const EXIT_USAGE = 2; // bad input: flags, paths, checksums
-export const EXIT_INTERNAL = 70;
+const EXIT_INTERNAL = 70;
 
 /** Progress on stderr: a redrawn line on a TTY, plain lines otherwise; silent with --quiet. */
 export function cliReporter(opts: { quiet?: boolean } = {}): Reporter {

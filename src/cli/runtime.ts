@@ -3,7 +3,7 @@ import { PyportError } from "../errors.js";
 import { oneOf, parse, parseOneTarget } from "./args.js";
 import { cliReporter, EXIT_FAILED, mib, table } from "./output.js";
 
-export const RUNTIME_USAGE = `pyport runtime create|doctor|info ...
+const RUNTIME_USAGE = `pyport runtime create|doctor|info ...
 
 pyport runtime create (--python P | --archive A [--sha256 H]) --out DIR [options]
   Makes a portable CPython runtime in DIR; its interpreter is DIR/bin/python3. The runtime runs

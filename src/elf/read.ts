@@ -85,7 +85,7 @@ export function isElf(buf: Uint8Array): boolean {
 }
 
 /** A small cursor over the file honouring its class and byte order. */
-export class ElfView {
+class ElfView {
   readonly dv: DataView;
   constructor(
     readonly buf: Uint8Array,

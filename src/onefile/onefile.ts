@@ -14,9 +14,9 @@ import { nativeAsset } from "../util/assets.js";
 import { treeSize } from "../util/fs.js";
 import { writeTarArchive } from "../archive/tar-write.js";
 
-export const TRAILER_SIZE = 64;
+const TRAILER_SIZE = 64;
 export const TRAILER_MAGIC = "PYONEF";
-export const FORMAT_VERSION = "01";
+const FORMAT_VERSION = "01";
 const COMPRESSION_ZSTD = 1;
 /** zstd decompresses at the same speed at every level, so the level only trades build time for size. */
 export const DEFAULT_ONEFILE_LEVEL = 19;

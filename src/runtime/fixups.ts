@@ -68,7 +68,7 @@ function escapeRegExp(s: string): string {
 }
 
 /** Replaces each mapped path (at a path boundary) by `prefixExpr` + "/" + its replacement. */
-export function rewritePaths(text: string, map: PathMap, prefixExpr: string): string {
+function rewritePaths(text: string, map: PathMap, prefixExpr: string): string {
   if (map.length === 0) return text;
   // A path starts a word, follows `=`, `:`, `,`, `.` or a quote, or is glued to -I/-L/-R.
   const re = new RegExp(
@@ -88,7 +88,7 @@ export function rewritePaths(text: string, map: PathMap, prefixExpr: string): st
  * rpath would bake the runtime's current location into every extension, and the flags break
  * compiler command lines once the runtime sits in a path with spaces.
  */
-export function dropSelfLinkFlags(text: string, map: PathMap): string {
+function dropSelfLinkFlags(text: string, map: PathMap): string {
   const libdirs = map.filter(([, to]) => to === "lib").map(([from]) => escapeRegExp(from));
   const prefixes = map.filter(([, to]) => to === "").map(([from]) => escapeRegExp(from));
   if (libdirs.length === 0) return text;
@@ -176,7 +176,7 @@ export async function fixPkgconfig(root: string, map: PathMap): Promise<void> {
 }
 
 /** The shebang that finds `python3` next to the script, wherever the directory is moved. */
-export const RELOCATABLE_SHEBANG =
+const RELOCATABLE_SHEBANG =
   "#!/bin/sh\n" +
   `'''exec' "$(dirname -- "$(realpath -- "$0")")"/'python3' "$0" "$@"\n` +
   "' '''\n";

@@ -95,7 +95,7 @@ function shQuote(s: string): string {
 }
 
 /** The POSIX sh form of a spec: the fallback when no native launcher was built. */
-export function shLauncher(spec: LaunchSpec): string {
+function shLauncher(spec: LaunchSpec): string {
   const rel = (p: string) => (p.startsWith("/") ? shQuote(p) : `"$d"/${shQuote(p)}`);
   const argv0 = spec.argv0 === "self" ? '"$s"' : rel(spec.argv0 ?? spec.exec);
   const fixed = (spec.args ?? []).map((a) =>

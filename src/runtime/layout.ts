@@ -89,7 +89,7 @@ function copyFileSyncPreserving(src: string, dest: string): void {
   fs.utimesSync(dest, st.atime, st.mtime);
 }
 
-export async function copyFilePreserving(src: string, dest: string): Promise<void> {
+async function copyFilePreserving(src: string, dest: string): Promise<void> {
   copyFileSyncPreserving(src, dest);
 }
 

@@ -80,13 +80,6 @@ export interface PruneReport {
   dropped: Record<string, number>;
 }
 
-export function parseProfile(value: string): Profile {
-  if ((PROFILES as readonly string[]).includes(value)) return value as Profile;
-  throw new PyportError("E_USAGE", `unknown profile ${JSON.stringify(value)}`, {
-    hint: `Use one of: ${PROFILES.join(", ")}.`,
-  });
-}
-
 /** Removes what the profile drops from a staged runtime and reports the sizes. */
 export async function pruneRuntime(
   root: string,

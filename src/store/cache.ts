@@ -25,7 +25,7 @@ export interface MaterializeOptions {
 }
 
 /** True when a cache entry directory exists and carries its completion marker. */
-export async function isComplete(dir: string): Promise<boolean> {
+async function isComplete(dir: string): Promise<boolean> {
   return pathExists(path.join(dir, COMPLETE_MARKER));
 }
 

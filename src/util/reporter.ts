@@ -11,9 +11,3 @@ export interface Reporter {
   note(message: string): void;
   warn(message: string): void;
 }
-
-export const silentReporter: Reporter = {
-  step: () => undefined,
-  note: () => undefined,
-  warn: () => undefined,
-};
