@@ -5,14 +5,19 @@ _pyport_host_channel; host_worker.py runs what arrives.
 Frames in are decoded as they are read (marshal, by host_codec.py) into a backlog the worker
 takes them from; a frame whose value cannot be decoded becomes (BAD, id, (kind, error)), answered
 to the call it belongs to. Frames out are written at once, after the replies held back in `held`.
+User code calls the host's functions through the module `pyport_host` (HostCalls, below): a
+HOST_CALL frame out, then frames in until its answer.
 """
 import os
+import sys
 import time
 
 import _pyport_host_codec as codec
 from _pyport_host_codec import HEAD, HEADER, RESTORE, frame, loads, restore
 
 RELEASE = 6  # frame kind, both ways (src/host/protocol.ts KIND)
+HOST_CALL = 7  # from the worker: user code calls a host function; the answers, to it:
+HOST_OK, HOST_ERR = 7, 8
 BAD = 0  # never travels: marks a frame whose value could not be decoded
 BIG_FRAME = 1 << 18
 REUSE_MAX = 64 << 20
@@ -196,3 +201,71 @@ class Channel:
                 views.pop(0)
             if views and n:
                 views[0] = views[0][n:]
+
+
+class HostError(Exception):
+    """A host function (JavaScript) threw: `name` (TypeError, …), `message`, and its `stack`."""
+
+    def __init__(self, name, message, stack=""):
+        super().__init__("%s: %s" % (name, message))
+        self.name, self.message, self.stack = name, message, stack
+
+
+class HostCalls:
+    """`pyport_host.call(name, *args, **kwargs)`: sends HOST_CALL and reads frames until the
+    answer arrives. Frames that arrive meanwhile (more calls, cancels) stay in the backlog for
+    the worker; the answer is taken out of it. Called on the thread that runs the call."""
+
+    def __init__(self, chan):
+        self.chan = chan
+        self.last_id = 0
+
+    def call(self, name, *args, **kwargs):
+        chan = self.chan
+        self.last_id += 1
+        hid = self.last_id
+        chan.write(frame(HOST_CALL, hid, (name, list(args), kwargs)))  # after held replies
+        backlog = chan.backlog
+        seen = chan.next
+        while True:
+            for j in range(max(seen, chan.next), len(backlog)):
+                kind, cid, value = backlog[j]
+                if cid != hid or kind not in (HOST_OK, HOST_ERR, BAD):
+                    continue
+                if kind == BAD and value[0] not in (HOST_OK, HOST_ERR):
+                    continue
+                del backlog[j]
+                if kind == HOST_OK:
+                    return value
+                if kind == BAD:
+                    raise value[1]
+                raise HostError(value.get("name", "Error"), value.get("message", ""), value.get("stack", ""))
+            seen = len(backlog)
+            if chan.eof:
+                raise HostError("Error", "the host closed the connection before answering %s()" % (name,))
+            chan.pump()
+
+
+class _HostFunctions:
+    """`pyport_host.functions.name(*args, **kwargs)` is `pyport_host.call("name", ...)`."""
+
+    def __init__(self, call):
+        self._call = call
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        call = self._call
+        return lambda *args, **kwargs: call(name, *args, **kwargs)
+
+
+def install_host_module(chan):
+    """Makes `import pyport_host` work in user code: call(), functions, HostError."""
+    module = type(sys)("pyport_host")
+    module.__doc__ = "Calls into the Node host's functions (pyport Python.start({ hostFunctions }))."
+    calls = HostCalls(chan)
+    module.call = calls.call
+    module.functions = _HostFunctions(calls.call)
+    module.HostError = HostError
+    HostError.__module__ = "pyport_host"  # how tracebacks and PythonError.pythonType name it
+    sys.modules["pyport_host"] = module

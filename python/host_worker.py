@@ -16,6 +16,8 @@ From the worker:
   OK value | ERR {type, message, traceback, frames, cause}     one per call
   ITEM value ... DONE                     for a stream (or ERR)
   RELEASE offset                          the worker has read the arena up to offset
+  HOST_CALL (name, args, kwargs)          user code called pyport_host.call(); the host answers
+                                          HOST_OK value or HOST_ERR {name, message, stack}
 Values are decoded and encoded by host_codec.py and frames read and written by host_channel.py,
 which host_boot.py loads as the modules _pyport_host_codec and _pyport_host_channel.
 """
@@ -26,7 +28,7 @@ import time
 
 import _pyport_host_channel
 import _pyport_host_codec as codec
-from _pyport_host_channel import BAD, Channel
+from _pyport_host_channel import BAD, HOST_ERR, HOST_OK, Channel, install_host_module
 from _pyport_host_codec import INT, NONE, SAFE, _INT_FRAME, _NONE_FRAME, frame, type_name
 
 # Imported when first needed, to keep start-up short: asyncio (coroutines, async generators),
@@ -37,6 +39,7 @@ from _pyport_host_codec import INT, NONE, SAFE, _INT_FRAME, _NONE_FRAME, frame, 
 CALL, STREAM, CREDIT, CANCEL, EXIT = 1, 2, 3, 4, 5
 OK, ERR, ITEM, DONE, READY = 1, 2, 3, 4, 5
 RELEASE = 6
+# HOST_CALL (7) goes from the worker, HOST_OK (7) and HOST_ERR (8) to it: host_channel.py HostCalls.
 HOLD_MAX = 1 << 14  # bytes of replies held back at most (Worker.run_calls)
 QUICK_NS = 50_000  # a call this quick may run while earlier replies are held back
 _PLAIN = frozenset((int, str, float, bool, type(None), bytes, list, dict, tuple))  # never awaitable
@@ -300,6 +303,8 @@ class Worker:
             codec.arena_out.read_up_to(value)
         elif kind == BAD:
             meant, error = value
+            if meant in (HOST_OK, HOST_ERR):
+                return  # the answer to a host call whose caller was interrupted
             if meant != CALL and meant != STREAM:
                 raise error  # a frame of the host's own that does not decode: a pyport bug
             self.last_id = cid
@@ -425,6 +430,7 @@ def main(argv):
     sys.path[:0] = paths
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     chan = Channel(in_fd, out_fd)
+    install_host_module(chan)
     try:
         for m in preload:
             __import__(m)

@@ -456,6 +456,84 @@ describe("host: errors and isolation", () => {
   });
 });
 
+describe("host: Python calls the host's functions", () => {
+  test("values both ways, kwargs, async functions, errors as HostError, unknown names", async (t) => {
+    if (!interpreter) return t.skip("no CPython with a shared libpython found");
+    const seen: unknown[] = [];
+    const p = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      workers: 2,
+      hostFunctions: {
+        echo: (...args: unknown[]) => (seen.push(args), args),
+        later: async (ms: number, value: unknown) => {
+          await new Promise((r) => setTimeout(r, ms));
+          return value;
+        },
+        fails: () => {
+          throw new TypeError("not today");
+        },
+        rejects: async () => Promise.reject(new RangeError("too far")),
+        unsendable: () => () => 1,
+        nothing: () => undefined,
+      },
+    });
+    try {
+      const big = 2n ** 80n;
+      const date = new Date("2024-05-06T07:08:09.010Z");
+      const bytes = new Uint8Array([0, 1, 254, 255]);
+      const map = new Map<unknown, unknown>([[[1, 2], "tuple key"]]);
+      assert.deepEqual(await p.call(`${M}:ask_host`, ["echo", 1, big, "é", bytes, date, map]), [
+        1,
+        big,
+        "é",
+        bytes,
+        date,
+        map,
+      ]);
+      assert.deepEqual(await p.call(`${M}:ask_host`, ["echo", 1], { flag: true, n: 2 }), [
+        1,
+        { flag: true, n: 2 },
+      ]);
+      assert.deepEqual(seen[1], [1, { flag: true, n: 2 }], "kwargs arrive as one last object");
+      assert.equal(await p.call(`${M}:ask_host_attr`, ["later", 30, "waited"]), "waited");
+      assert.equal(await p.call(`${M}:ask_host_async`, ["later", 5, 7]), 7);
+      assert.equal(await p.call(`${M}:ask_host`, ["nothing"]), null);
+      assert.deepEqual(await p.call(`${M}:ask_host_catching`, ["fails"]), [
+        "TypeError",
+        "not today",
+        true,
+      ]);
+      assert.deepEqual(await p.call(`${M}:ask_host_catching`, ["rejects"]), [
+        "RangeError",
+        "too far",
+        true,
+      ]);
+      const unsendable = (await p.call(`${M}:ask_host_catching`, ["unsendable"])) as string[];
+      assert.equal(unsendable[0], "TypeError");
+      await assert.rejects(p.call(`${M}:ask_host`, ["nope"]), (err: PythonError) => {
+        assert.equal(err.pythonType, "pyport_host.HostError");
+        assert.match(
+          err.pythonMessage,
+          /LookupError: no host function "nope" \(registered: echo, later/,
+        );
+        assert.match(err.traceback, /ask_host/);
+        return true;
+      });
+      // Calls that arrive while a worker waits for the host run after the answer, in order.
+      const pid = await p.call<number>(`${M}:pid`);
+      const results = await Promise.all([
+        p.call(`${M}:ask_host`, ["later", 50, "first"]),
+        ...Array.from({ length: 20 }, (_, i) => p.call(`${M}:identity`, [i])),
+      ]);
+      assert.deepEqual(results, ["first", ...Array.from({ length: 20 }, (_, i) => i)]);
+      assert.ok(p.pids.includes(pid), "no worker was replaced");
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe("host: crashes, deadlines, aborts", () => {
   // Hangs fail through the test's own timeout; the latency itself is measured in bench/host-calls.
   test(

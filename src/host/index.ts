@@ -10,4 +10,4 @@ export {
   AbortError,
   type PythonFrame,
 } from "./errors.js";
-export type { OutputHandler } from "./worker.js";
+export type { HostFunctions, OutputHandler } from "./worker.js";

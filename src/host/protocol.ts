@@ -21,11 +21,21 @@
 /**
  * Frame kinds. RELEASE goes both ways: the receiver has read the arena up to this offset
  * (arena.ts). READY (id 0) carries the worker's pid; ERR with id 0 means a module to preload
- * failed to import.
+ * failed to import. HOST_CALL (name, args, kwargs) is Python calling a host function, numbered
+ * by the worker; the host answers HOST_OK value or HOST_ERR {name, message, stack} with its id.
  */
 export const KIND = {
-  toPython: { call: 1, stream: 2, credit: 3, cancel: 4, exit: 5, release: 6 },
-  fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5, release: 6 },
+  toPython: {
+    call: 1,
+    stream: 2,
+    credit: 3,
+    cancel: 4,
+    exit: 5,
+    release: 6,
+    hostOk: 7,
+    hostErr: 8,
+  },
+  fromPython: { ok: 1, err: 2, item: 3, done: 4, ready: 5, release: 6, hostCall: 7 },
 } as const;
 
 /** Set in a to-Python frame's kind when its value holds placeholders. */

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { AbortError, atCallSite, CallTimeoutError, raiseAtCallSite } from "./errors.js";
 import { givenInterpreter, managedInterpreter } from "./interpreter.js";
-import { Worker, type OutputHandler, type Pending } from "./worker.js";
+import { Worker, type HostFunctions, type OutputHandler, type Pending } from "./worker.js";
 
 export interface StartOptions {
   /** A pyport runtime or bundle directory, or an interpreter's path. Default: a runtime pyport manages. */
@@ -40,6 +40,14 @@ export interface StartOptions {
   spinUs?: number;
   /** After a deadline or abort, how long an interrupted call may take to stop before its worker is killed and replaced (default 2000 ms). */
   graceMs?: number;
+  /**
+   * Functions Python code may call back: `import pyport_host; pyport_host.call("name", 1, x=2)`
+   * (or `pyport_host.functions.name(1, x=2)`) runs `hostFunctions.name(1, { x: 2 })` here and
+   * returns its (awaited) value, converted as call results are; a throw raises
+   * `pyport_host.HostError` in Python with the error's `name`, `message` and `stack`. The Python
+   * caller waits for the answer (from a coroutine too: it blocks that worker's event loop).
+   */
+  hostFunctions?: HostFunctions;
 }
 
 export interface CallOptions {
@@ -248,6 +256,7 @@ export class Python {
       concurrency: opts.concurrency,
       spinUs: opts.spinUs ?? DEFAULT_SPIN_US,
       onOutput: opts.onOutput,
+      hostFunctions: opts.hostFunctions,
     };
   }
 

@@ -39,7 +39,13 @@ export interface WorkerOptions {
   /** Microseconds the worker polls for the next call, and this process for a quick reply, before sleeping (0: never). */
   spinUs?: number;
   onOutput?: OutputHandler;
+  /** Functions Python may call (`pyport_host.call(name, …)`); see StartOptions.hostFunctions. */
+  hostFunctions?: HostFunctions;
 }
+
+/** Host functions by name: called with Python's args (then its kwargs as one object, if any). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- called with whatever Python sends
+export type HostFunctions = Record<string, (...args: any[]) => unknown>;
 
 /** An unanswered call. Streams get `item` for each value, then `resolve(undefined)` when done. */
 export interface Pending {
@@ -284,6 +290,7 @@ export class Worker {
 
   private readonly onFrame = (kind: number, id: number, value: unknown): void => {
     const from = KIND.fromPython;
+    if (kind === from.hostCall) return this.onHostCall(id, value as [string, unknown[], object]);
     const p = this.pending.get(id);
     if (p) {
       if (kind === from.item) return p.item?.(value);
@@ -304,6 +311,39 @@ export class Worker {
       }
     } // else: a reply to a call whose caller gave up on it
   };
+
+  /**
+   * Python called a host function (`pyport_host.call(name, *args, **kwargs)`): runs it with the
+   * args (and the kwargs as one more argument, when there are any) and answers with its value or
+   * its error. The Python caller waits for the answer; other calls to this worker wait too.
+   */
+  private onHostCall(id: number, [name, args, kwargs]: [string, unknown[], object]): void {
+    const functions = this.opts.hostFunctions ?? {};
+    const answer = (kind: number, value: unknown) => {
+      if (this.exited) return;
+      try {
+        this.outbox.frame(kind, id, value);
+      } catch (err) {
+        // A value Python cannot take: the call fails with the TypeError, in Python.
+        this.outbox.frame(KIND.toPython.hostErr, id, describeJsError(err));
+      }
+      this.posted();
+    };
+    if (!Object.hasOwn(functions, name) || typeof functions[name] !== "function") {
+      const known = Object.keys(functions).join(", ") || "none";
+      answer(KIND.toPython.hostErr, {
+        name: "LookupError",
+        message: `no host function ${JSON.stringify(name)} (registered: ${known})`,
+        stack: "",
+      });
+      return;
+    }
+    const extra = Object.keys(kwargs).length ? [kwargs] : [];
+    new Promise((resolve) => resolve(functions[name](...args, ...extra))).then(
+      (v) => answer(KIND.toPython.hostOk, v === undefined ? null : v),
+      (err: unknown) => answer(KIND.toPython.hostErr, describeJsError(err)),
+    );
+  }
 
   /** The id for this worker's next call: its own numbering, one after the other (the worker relies on ids growing). */
   nextCallId(): number {
@@ -458,4 +498,10 @@ export class Worker {
     await this.done;
     clearTimeout(timer);
   }
+}
+
+/** A JS error as Python's HostError gets it. */
+function describeJsError(err: unknown): { name: string; message: string; stack: string } {
+  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack ?? "" };
+  return { name: "Error", message: String(err), stack: "" };
 }
