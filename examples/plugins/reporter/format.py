@@ -1,0 +1,2 @@
+def seconds_between(a, b):
+    return (b - a).total_seconds()

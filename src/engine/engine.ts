@@ -1,0 +1,377 @@
+/**
+ * The plugin engine: InfluxDB 3 processing-engine plugins, run by any Node host on its data
+ * writes (`write`), on schedules and on HTTP requests (`handleRequest`), each trigger in its own
+ * Python workers. Trigger definitions persist in `stateDir` (written atomically) and come back
+ * after a restart. See docs/engine.md.
+ */
+import * as fsp from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import * as path from "node:path";
+import { hasErrno, PyportError } from "../errors.js";
+import type { HostFunctions } from "../host/worker.js";
+import { pythonAsset } from "../util/assets.js";
+import { writeFileAtomic } from "../util/fs.js";
+import { EngineLog, PluginCache, type LogEntry, type LogQuery } from "./store.js";
+import {
+  checkTrigger,
+  TriggerRuntime,
+  type Invocation,
+  type TriggerConfig,
+  type TriggerStats,
+} from "./trigger.js";
+
+export interface EngineHost {
+  /** Answers `influxdb3_local.query(sql, params, database)`: an array of row objects. */
+  query?(
+    sql: string,
+    params: Record<string, unknown>,
+    database: string | null,
+  ): unknown[] | Promise<unknown[]>;
+  /** Receives line-protocol lines written by plugins. Without it, the engine keeps the last ones (`recentWrites`). */
+  write?(database: string, lines: string[]): void | Promise<void>;
+  /** Functions plugins call as `influxdb3_local.host.<name>(...)`. */
+  functions?: HostFunctions;
+}
+
+export interface EngineOptions {
+  pluginDir: string;
+  /** A pyport runtime or bundle directory, or an interpreter path; default: the runtime pyport manages. */
+  runtime?: string;
+  /** Where trigger definitions persist (`triggers.json`); default: not persisted. */
+  stateDir?: string;
+  host?: EngineHost;
+  /** Log entries kept (default 10 000). */
+  logCapacity?: number;
+  onLog?: (e: LogEntry) => void;
+}
+
+export interface TriggerInfo extends TriggerConfig {
+  stats: Omit<TriggerStats, "durations">;
+}
+
+export interface WriteResult {
+  trigger: string;
+  ok: boolean;
+  error?: string;
+}
+
+const STATE_FILE = "triggers.json";
+const RECENT_WRITES = 10_000;
+const MAX_BODY = 10 * 1024 * 1024;
+
+export class Engine {
+  private readonly triggers = new Map<string, TriggerRuntime>();
+  private readonly cache = new PluginCache();
+  private readonly log: EngineLog;
+  private readonly recent: { database: string; line: string }[] = [];
+  private closed = false;
+
+  private constructor(private readonly opts: EngineOptions & { pluginDir: string }) {
+    this.log = new EngineLog(opts.logCapacity ?? 10_000, opts.onLog);
+  }
+
+  static async start(opts: EngineOptions): Promise<Engine> {
+    const pluginDir = path.resolve(opts.pluginDir);
+    const st = await fsp.stat(pluginDir).catch(() => undefined);
+    if (!st?.isDirectory())
+      throw new PyportError("E_NOT_FOUND", `plugin directory ${pluginDir} does not exist`, {
+        hint: "Pass the directory that holds your plugins (.py files or packages).",
+      });
+    const engine = new Engine({ ...opts, pluginDir });
+    for (const cfg of await engine.loadState()) engine.add(cfg);
+    return engine;
+  }
+
+  private get statePath(): string | undefined {
+    return this.opts.stateDir && path.join(this.opts.stateDir, STATE_FILE);
+  }
+
+  private async loadState(): Promise<TriggerConfig[]> {
+    const file = this.statePath;
+    if (!file) return [];
+    let text: string;
+    try {
+      text = await fsp.readFile(file, "utf8");
+    } catch (err) {
+      if (hasErrno(err, "ENOENT")) return [];
+      throw err;
+    }
+    try {
+      return (JSON.parse(text) as { triggers: TriggerConfig[] }).triggers;
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      throw new PyportError("E_CONFIG", `${file} is not valid JSON: ${err.message}`, {
+        hint: "Fix or remove the file (it holds the engine's trigger definitions).",
+      });
+    }
+  }
+
+  private async saveState(): Promise<void> {
+    const file = this.statePath;
+    if (!file) return;
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    const triggers = [...this.triggers.values()].map((t) => t.config);
+    await writeFileAtomic(file, JSON.stringify({ version: 1, triggers }, null, 2) + "\n");
+  }
+
+  private add(cfg: TriggerConfig): TriggerRuntime {
+    const t = new TriggerRuntime(
+      { ...cfg },
+      {
+        pluginDir: this.opts.pluginDir,
+        python: this.opts.runtime,
+        enginePath: path.dirname(pythonAsset("engine/pyport_engine.py")),
+        hostFunctions: (name) => this.hostFunctionsFor(name),
+        log: (trigger, level, message) => this.log.add(trigger, level, message),
+        deliver: (writes) => this.deliver(writes),
+        onDisabled: (name) => void this.disableTrigger(name),
+      },
+    );
+    this.triggers.set(cfg.name, t);
+    return t;
+  }
+
+  private hostFunctionsFor(trigger: string): HostFunctions {
+    const host = this.opts.host ?? {};
+    return {
+      log: (level: LogEntry["level"], message: string) => this.log.add(trigger, level, message),
+      cache_put: (scope: string, key: string, data: Uint8Array, ttl: number | null) =>
+        this.cache.put(scope, key, data, ttl),
+      cache_get: (scope: string, key: string) => this.cache.get(scope, key),
+      cache_delete: (scope: string, key: string) => this.cache.delete(scope, key),
+      write: (database: string, lines: string[]) => this.deliver(lines.map((l) => [database, l])),
+      query: (sql: string, params: Record<string, unknown>, database: string | null) => {
+        if (!host.query)
+          throw new PyportError(
+            "E_USAGE",
+            "query() is not available: the engine's host has no query function",
+            {
+              hint: "Start the engine with host: { query(sql, params, database) { … } } (pyport engine serve --host-module).",
+            },
+          );
+        return host.query(sql, params, database);
+      },
+      fn: (name: string, args: unknown[], kwargs: Record<string, unknown>) => {
+        const fn = host.functions?.[name];
+        if (typeof fn !== "function" || !Object.hasOwn(host.functions!, name))
+          throw new PyportError("E_NOT_FOUND", `no host function ${JSON.stringify(name)}`);
+        return fn(...args, ...(Object.keys(kwargs).length ? [kwargs] : []));
+      },
+    };
+  }
+
+  private async deliver(writes: [string, string][]): Promise<void> {
+    const byDb = new Map<string, string[]>();
+    for (const [db, line] of writes) {
+      const lines = byDb.get(db);
+      if (lines) lines.push(line);
+      else byDb.set(db, [line]);
+    }
+    for (const [database, lines] of byDb) {
+      if (this.opts.host?.write) await this.opts.host.write(database, lines);
+      else {
+        for (const line of lines.slice(-RECENT_WRITES)) this.recent.push({ database, line });
+        if (this.recent.length > RECENT_WRITES)
+          this.recent.splice(0, this.recent.length - RECENT_WRITES);
+      }
+    }
+  }
+
+  /** Lines plugins wrote, when the engine has no host `write` (the last 10 000). */
+  recentWrites(): { database: string; line: string }[] {
+    return [...this.recent];
+  }
+
+  private get(name: string): TriggerRuntime {
+    const t = this.triggers.get(name);
+    if (!t) throw new PyportError("E_NOT_FOUND", `no trigger named ${JSON.stringify(name)}`);
+    return t;
+  }
+
+  async createTrigger(cfg: TriggerConfig): Promise<TriggerInfo> {
+    this.checkOpen();
+    checkTrigger(cfg);
+    if (this.triggers.has(cfg.name))
+      throw new PyportError("E_EXISTS", `a trigger named ${JSON.stringify(cfg.name)} exists`, {
+        hint: "Delete it first, update it, or choose another name.",
+      });
+    const plugin = path.join(this.opts.pluginDir, cfg.plugin);
+    const st = await fsp.stat(plugin).catch(() => undefined);
+    const ok = st?.isFile()
+      ? plugin.endsWith(".py")
+      : st?.isDirectory() &&
+        (await fsp.stat(path.join(plugin, "__init__.py")).catch(() => undefined));
+    if (!ok)
+      throw new PyportError(
+        "E_NOT_FOUND",
+        `plugin ${cfg.plugin} is not a .py file or a package in ${this.opts.pluginDir}`,
+      );
+    this.add(cfg);
+    await this.saveState();
+    return this.info(cfg.name);
+  }
+
+  async updateTrigger(
+    name: string,
+    changes: Partial<Omit<TriggerConfig, "name">>,
+  ): Promise<TriggerInfo> {
+    const old = this.get(name);
+    const cfg = { ...old.config, ...changes, name };
+    checkTrigger(cfg);
+    await old.close();
+    this.add(cfg);
+    await this.saveState();
+    return this.info(name);
+  }
+
+  enableTrigger(name: string): Promise<TriggerInfo> {
+    return this.updateTrigger(name, { disabled: false });
+  }
+
+  disableTrigger(name: string): Promise<TriggerInfo> {
+    return this.updateTrigger(name, { disabled: true });
+  }
+
+  async deleteTrigger(name: string): Promise<void> {
+    await this.get(name).close();
+    this.triggers.delete(name);
+    this.cache.clearScope(name);
+    await this.saveState();
+  }
+
+  private info(name: string): TriggerInfo {
+    const t = this.get(name);
+    const { durations: _, ...stats } = t.stats;
+    void _;
+    return { ...t.config, stats };
+  }
+
+  listTriggers(): TriggerInfo[] {
+    return [...this.triggers.keys()].map((n) => this.info(n));
+  }
+
+  /** Per-trigger figures for /metrics: counts and the invocation durations (seconds). */
+  metrics(): { name: string; stats: TriggerStats }[] {
+    return [...this.triggers.values()].map((t) => ({ name: t.config.name, stats: t.stats }));
+  }
+
+  logs(q?: LogQuery): LogEntry[] {
+    return this.log.query(q);
+  }
+
+  /**
+   * A write of `tableBatches` (`{ table_name, rows }`, as plugins see them) to `database`: fires
+   * every enabled `table:<name>` trigger whose table is among them and every `all_tables`
+   * trigger. Resolves when those invocations have finished (a full queue drops the batch: logged
+   * and counted).
+   */
+  async write(
+    database: string,
+    tableBatches: { table_name: string; rows: unknown[] }[],
+  ): Promise<WriteResult[]> {
+    this.checkOpen();
+    void database;
+    const runs: Promise<WriteResult>[] = [];
+    for (const t of this.triggers.values()) {
+      const spec = t.spec;
+      const batches =
+        spec.kind === "all_tables"
+          ? tableBatches
+          : spec.kind === "table"
+            ? tableBatches.filter((b) => b.table_name === spec.table)
+            : [];
+      if (!batches.length || !t.enabled) continue;
+      const queued = t.submit({ kind: "writes", payload: batches });
+      if (!queued) {
+        this.log.add(
+          t.config.name,
+          "warn",
+          `a write of ${batches.length} table batch(es) was dropped: the trigger's queue is full`,
+        );
+        runs.push(
+          Promise.resolve({ trigger: t.config.name, ok: false, error: "dropped: queue full" }),
+        );
+        continue;
+      }
+      runs.push(
+        queued.then(
+          () => ({ trigger: t.config.name, ok: true }),
+          (err: Error) => ({ trigger: t.config.name, ok: false, error: err.message }),
+        ),
+      );
+    }
+    return Promise.all(runs);
+  }
+
+  /**
+   * Serves `/api/v3/engine/<path>` for the request trigger of that path (exact match) from any
+   * Node HTTP server; resolves false, writing nothing, when no trigger has the path. A full
+   * queue answers 503; a failed plugin 500 (its traceback goes to the log, not to the client).
+   */
+  async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = new URL(req.url ?? "/", "http://engine.invalid");
+    const prefix = "/api/v3/engine/";
+    if (!url.pathname.startsWith(prefix)) return false;
+    const sub = url.pathname.slice(prefix.length);
+    const t = [...this.triggers.values()].find(
+      (x) => x.spec.kind === "request" && x.spec.path === sub,
+    );
+    if (!t || !t.enabled) return false;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        res
+          .writeHead(413, { "content-type": "application/json" })
+          .end('{"error":"request body over 10 MiB"}');
+        return true;
+      }
+      chunks.push(chunk);
+    }
+    const query: Record<string, string[]> = {};
+    for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      headers[k] = Array.isArray(v) ? v.join(", ") : (v ?? "");
+    const queued = t.submit({
+      kind: "request",
+      payload: {
+        method: req.method ?? "GET",
+        path: sub,
+        query,
+        headers,
+        body: new Uint8Array(Buffer.concat(chunks)),
+      },
+    });
+    if (!queued) {
+      res
+        .writeHead(503, { "content-type": "application/json", "retry-after": "1" })
+        .end('{"error":"the trigger\'s queue is full"}');
+      return true;
+    }
+    let result: Invocation;
+    try {
+      result = await queued;
+    } catch (err) {
+      const type = (err as { pythonType?: string }).pythonType ?? (err as Error).name;
+      res
+        .writeHead(500, { "content-type": "application/json" })
+        .end(JSON.stringify({ error: `the plugin failed (${type}); see the engine's log` }));
+      return true;
+    }
+    const r = result.response!;
+    res.writeHead(r.status, r.headers.flat()).end(Buffer.from(r.body));
+    return true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new PyportError("E_USAGE", "this engine was closed");
+  }
+
+  /** Stops every trigger (running invocations may finish, up to `timeoutMs`); then the process can exit. */
+  async close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.triggers.values()].map((t) => t.close(opts)));
+  }
+}

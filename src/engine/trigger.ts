@@ -1,0 +1,322 @@
+/**
+ * One trigger at run time: its own Python workers (a plugin never runs in the host, and never
+ * shares a process with another trigger's plugin), a bounded queue, the error behaviour (log,
+ * bounded retries with exponential backoff and jitter, disable after N consecutive failures),
+ * deadlines and a memory limit per invocation, and its schedule's timer.
+ */
+import * as path from "node:path";
+import { CallTimeoutError, PythonError, WorkerCrashedError } from "../host/errors.js";
+import { Python } from "../host/python.js";
+import type { HostFunctions } from "../host/worker.js";
+import { PyportError } from "../errors.js";
+import { nextFire, parseSpec, type TriggerSpec } from "./spec.js";
+
+export interface TriggerConfig {
+  name: string;
+  /** A `.py` file or a directory with `__init__.py`, in the plugin directory. */
+  plugin: string;
+  /** `table:<name>`, `all_tables`, `every:<duration>`, `cron:<6 fields>` or `request:<path>`. */
+  spec: string;
+  /** `dict[str, str]` for the plugin, or InfluxDB's `k=v,k2=v2` form. */
+  args?: Record<string, string> | string;
+  disabled?: boolean;
+  /** The database `write()` goes to (default "default"). */
+  database?: string;
+  /** Run up to `concurrency` invocations at once, each in its own worker process (default: one at a time). */
+  runAsync?: boolean;
+  concurrency?: number;
+  /** Deadline per invocation (default 30 000 ms): the call is interrupted, then its worker killed. */
+  timeoutMs?: number;
+  /** Address-space limit of the trigger's workers. */
+  memoryMb?: number;
+  errorBehavior?: "log" | "retry" | "disable";
+  /** For `retry`: attempts in all (default 3), the first pause (default 200 ms), the longest (default 10 s). */
+  retry?: { maxAttempts?: number; baseMs?: number; maxMs?: number };
+  /** For `disable`: consecutive failures before the trigger is disabled (default 1). */
+  disableAfter?: number;
+  /** Invocations waiting at most (default 1000); more are dropped (a request gets 503). */
+  maxQueue?: number;
+}
+
+export interface TriggerStats {
+  invocations: number;
+  errors: number;
+  dropped: number;
+  queued: number;
+  running: number;
+  consecutiveFailures: number;
+  /** Seconds each finished invocation took (for the latency histogram). */
+  durations: number[];
+}
+
+export type Job =
+  | { kind: "writes"; payload: unknown[] }
+  | { kind: "schedule"; payload: number }
+  | { kind: "request"; payload: Record<string, unknown> };
+
+export interface Invocation {
+  writes: [string, string][];
+  response: { status: number; headers: [string, string][]; body: Uint8Array } | null;
+}
+
+export interface TriggerContext {
+  pluginDir: string;
+  python?: string;
+  enginePath: string;
+  hostFunctions: (trigger: string) => HostFunctions;
+  log: (trigger: string, level: "info" | "warn" | "error", message: string) => void;
+  deliver: (writes: [string, string][]) => Promise<void>;
+  onDisabled: (trigger: string) => void;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Checks a trigger's configuration; returns its parsed spec and args. */
+export function checkTrigger(cfg: TriggerConfig): {
+  spec: TriggerSpec;
+  args: Record<string, string>;
+} {
+  if (!NAME.test(cfg.name ?? ""))
+    throw new PyportError("E_USAGE", `trigger name ${JSON.stringify(cfg.name)} is not valid`, {
+      hint: "Use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit.",
+    });
+  const plugin = cfg.plugin ?? "";
+  if (!plugin || path.isAbsolute(plugin) || plugin.split("/").includes(".."))
+    throw new PyportError(
+      "E_USAGE",
+      `trigger ${cfg.name}: plugin ${JSON.stringify(plugin)} must be a name inside the plugin directory`,
+      {
+        hint: 'Example: plugin: "summarise.py" (a file) or "reporter" (a directory with __init__.py).',
+      },
+    );
+  for (const [key, value] of [
+    ["timeoutMs", cfg.timeoutMs],
+    ["memoryMb", cfg.memoryMb],
+    ["concurrency", cfg.concurrency],
+    ["disableAfter", cfg.disableAfter],
+    ["maxQueue", cfg.maxQueue],
+  ] as const)
+    if (value !== undefined && !(Number.isFinite(value) && value > 0))
+      throw new PyportError(
+        "E_USAGE",
+        `trigger ${cfg.name}: ${key} must be a positive number, got ${value}`,
+      );
+  if (cfg.errorBehavior !== undefined && !["log", "retry", "disable"].includes(cfg.errorBehavior))
+    throw new PyportError(
+      "E_USAGE",
+      `trigger ${cfg.name}: errorBehavior must be log, retry or disable`,
+    );
+  return { spec: parseSpec(cfg.spec), args: parseArgs(cfg.args) };
+}
+
+/** `k=v,k2=v2` (InfluxDB's trigger arguments) or an object → `dict[str, str]`. */
+export function parseArgs(args: TriggerConfig["args"]): Record<string, string> {
+  if (args === undefined) return {};
+  if (typeof args !== "string")
+    return Object.fromEntries(Object.entries(args).map(([k, v]) => [k, String(v)]));
+  const out: Record<string, string> = {};
+  for (const part of args.split(",").filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0)
+      throw new PyportError(
+        "E_USAGE",
+        `trigger argument ${JSON.stringify(part)} is not key=value`,
+        {
+          hint: "Example: window=1h,threshold=90",
+        },
+      );
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+/** A failure as the log shows it: Python's traceback, or how the worker died. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof PythonError)
+    return err.traceback.trimEnd() || `${err.pythonType}: ${err.pythonMessage}`;
+  if (err instanceof WorkerCrashedError) return `the plugin's worker died: ${err.message}`;
+  if (err instanceof CallTimeoutError)
+    return `timed out after ${err.timeoutMs} ms (interrupted; its worker is replaced if it does not stop)`;
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+interface Queued {
+  job: Job;
+  resolve: (r: Invocation) => void;
+  reject: (e: unknown) => void;
+}
+
+export class TriggerRuntime {
+  readonly spec: TriggerSpec;
+  readonly args: Record<string, string>;
+  readonly stats: TriggerStats = {
+    invocations: 0,
+    errors: 0,
+    dropped: 0,
+    queued: 0,
+    running: 0,
+    consecutiveFailures: 0,
+    durations: [],
+  };
+  private python?: Promise<Python>;
+  private readonly queue: Queued[] = [];
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    readonly config: TriggerConfig,
+    private readonly ctx: TriggerContext,
+  ) {
+    ({ spec: this.spec, args: this.args } = checkTrigger(config));
+    this.schedule();
+  }
+
+  get enabled(): boolean {
+    return !this.config.disabled && !this.closed;
+  }
+
+  private get limit(): number {
+    return this.config.runAsync ? (this.config.concurrency ?? 4) : 1;
+  }
+
+  /** Queues an invocation; false (and counted as dropped) when the queue is full or the trigger is off. */
+  submit(job: Job): Promise<Invocation> | false {
+    if (!this.enabled || this.queue.length >= (this.config.maxQueue ?? 1000)) {
+      this.stats.dropped++;
+      return false;
+    }
+    return new Promise<Invocation>((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.stats.queued = this.queue.length;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.stats.running < this.limit && this.queue.length) {
+      const q = this.queue.shift()!;
+      this.stats.queued = this.queue.length;
+      this.stats.running++;
+      void this.runWithPolicy(q.job)
+        .then(q.resolve, q.reject)
+        .finally(() => {
+          this.stats.running--;
+          this.pump();
+        });
+    }
+  }
+
+  private startPython(): Promise<Python> {
+    const started = Python.start({
+      python: this.ctx.python,
+      path: [this.ctx.enginePath],
+      workers: this.limit,
+      memoryLimitMb: this.config.memoryMb,
+      graceMs: 1000,
+      hostFunctions: this.ctx.hostFunctions(this.config.name),
+      onOutput: ({ stream, text }) => {
+        for (const line of text.split("\n").filter(Boolean))
+          this.ctx.log(this.config.name, stream === "stderr" ? "warn" : "info", line);
+      },
+    });
+    started.catch(() => (this.python = undefined)); // the next invocation tries again
+    return started;
+  }
+
+  private async invoke(job: Job): Promise<Invocation> {
+    const py = await (this.python ??= this.startPython());
+    const plugin = path.join(this.ctx.pluginDir, this.config.plugin);
+    return py.call<Invocation>(
+      "pyport_engine:invoke",
+      [
+        this.config.name,
+        plugin,
+        job.kind,
+        job.payload,
+        this.args,
+        this.config.database ?? "default",
+      ],
+      {},
+      { timeoutMs: this.config.timeoutMs ?? 30_000 },
+    );
+  }
+
+  private async runWithPolicy(job: Job): Promise<Invocation> {
+    const retry = this.config.errorBehavior === "retry" ? (this.config.retry ?? {}) : undefined;
+    const attempts = retry ? (retry.maxAttempts ?? 3) : 1;
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      this.stats.invocations++;
+      try {
+        const result = await this.invoke(job);
+        this.stats.durations.push((performance.now() - started) / 1000);
+        if (this.stats.durations.length > 10_000) this.stats.durations.splice(0, 5_000);
+        this.stats.consecutiveFailures = 0;
+        if (result.writes.length) await this.ctx.deliver(result.writes);
+        return result;
+      } catch (err) {
+        this.stats.errors++;
+        this.stats.consecutiveFailures++;
+        const last = attempt >= attempts || this.closed;
+        this.ctx.log(
+          this.config.name,
+          "error",
+          `${job.kind} invocation failed${attempts > 1 ? ` (attempt ${attempt} of ${attempts})` : ""}: ${describeFailure(err)}`,
+        );
+        if (!last) {
+          const base = retry!.baseMs ?? 200;
+          const pause =
+            Math.min(retry!.maxMs ?? 10_000, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        if (
+          this.config.errorBehavior === "disable" &&
+          this.stats.consecutiveFailures >= (this.config.disableAfter ?? 1)
+        ) {
+          this.ctx.log(
+            this.config.name,
+            "error",
+            `disabled after ${this.stats.consecutiveFailures} consecutive failure(s)`,
+          );
+          this.ctx.onDisabled(this.config.name);
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Arms the timer of an `every:` or `cron:` trigger for its next firing. */
+  private schedule(): void {
+    if (this.spec.kind !== "every" && this.spec.kind !== "cron") return;
+    if (!this.enabled) return;
+    const at = nextFire(this.spec, Date.now());
+    if (at === undefined) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const queued = this.submit({ kind: "schedule", payload: at });
+        if (queued)
+          queued.catch(() => undefined); // logged by runWithPolicy
+        else
+          this.ctx.log(
+            this.config.name,
+            "warn",
+            `scheduled call at ${new Date(at).toISOString()} dropped: the queue is full`,
+          );
+        this.schedule();
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  /** Stops the timer, lets running invocations finish, then stops the workers. */
+  async close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const q of this.queue.splice(0))
+      q.reject(new PyportError("E_USAGE", `trigger ${this.config.name} was stopped`));
+    const py = await this.python?.catch(() => undefined);
+    await py?.close({ timeoutMs: opts.timeoutMs ?? 10_000 });
+  }
+}
