@@ -18,6 +18,7 @@ import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 import { hostAddon } from "../util/addon.js";
 import { spawnWorkerProcess, type WorkerProcess } from "./process.js";
+import { describeJsError, runHostCall, type HostFunctions } from "./host-calls.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: {
@@ -43,9 +44,7 @@ export interface WorkerOptions {
   hostFunctions?: HostFunctions;
 }
 
-/** Host functions by name: called with Python's args (then its kwargs as one object, if any). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- called with whatever Python sends
-export type HostFunctions = Record<string, (...args: any[]) => unknown>;
+export type { HostFunctions } from "./host-calls.js";
 
 /** An unanswered call. Streams get `item` for each value, then `resolve(undefined)` when done. */
 export interface Pending {
@@ -312,14 +311,9 @@ export class Worker {
     } // else: a reply to a call whose caller gave up on it
   };
 
-  /**
-   * Python called a host function (`pyport_host.call(name, *args, **kwargs)`): runs it with the
-   * args (and the kwargs as one more argument, when there are any) and answers with its value or
-   * its error. The Python caller waits for the answer; other calls to this worker wait too.
-   */
-  private onHostCall(id: number, [name, args, kwargs]: [string, unknown[], object]): void {
-    const functions = this.opts.hostFunctions ?? {};
-    const answer = (kind: number, value: unknown) => {
+  /** Python called a host function: host-calls.ts runs it and answers through the outbox. */
+  private onHostCall(id: number, call: [string, unknown[], object]): void {
+    runHostCall(this.opts.hostFunctions ?? {}, call, (kind, value) => {
       if (this.exited) return;
       try {
         this.outbox.frame(kind, id, value);
@@ -328,21 +322,7 @@ export class Worker {
         this.outbox.frame(KIND.toPython.hostErr, id, describeJsError(err));
       }
       this.posted();
-    };
-    if (!Object.hasOwn(functions, name) || typeof functions[name] !== "function") {
-      const known = Object.keys(functions).join(", ") || "none";
-      answer(KIND.toPython.hostErr, {
-        name: "LookupError",
-        message: `no host function ${JSON.stringify(name)} (registered: ${known})`,
-        stack: "",
-      });
-      return;
-    }
-    const extra = Object.keys(kwargs).length ? [kwargs] : [];
-    new Promise((resolve) => resolve(functions[name](...args, ...extra))).then(
-      (v) => answer(KIND.toPython.hostOk, v === undefined ? null : v),
-      (err: unknown) => answer(KIND.toPython.hostErr, describeJsError(err)),
-    );
+    });
   }
 
   /** The id for this worker's next call: its own numbering, one after the other (the worker relies on ids growing). */
@@ -498,10 +478,4 @@ export class Worker {
     await this.done;
     clearTimeout(timer);
   }
-}
-
-/** A JS error as Python's HostError gets it. */
-function describeJsError(err: unknown): { name: string; message: string; stack: string } {
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack ?? "" };
-  return { name: "Error", message: String(err), stack: "" };
 }
