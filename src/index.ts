@@ -56,3 +56,12 @@ export { cycloneDx } from "./audit/sbom.js";
 export { formatAudit } from "./audit/report.js";
 export { getPolicy, POLICY_NAMES, type Policy } from "./audit/policy.js";
 export * from "./host/index.js";
+export {
+  Engine,
+  engineHandler,
+  prometheusMetrics,
+  type EngineHost,
+  type EngineOptions,
+  type TriggerConfig,
+  type TriggerInfo,
+} from "./engine/index.js";

@@ -12,7 +12,8 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Engine } from "../src/engine/engine.js";
 import { nextFire, parseSpec } from "../src/engine/spec.js";
-import { sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import { CLI, run, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import { spawn } from "node:child_process";
 
 useTestCache();
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -308,5 +309,131 @@ describe("hostile plugins affect only their own invocation", () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe("pyport engine test|serve", () => {
+  test("engine test runs a plugin once and prints its logs and writes; a failure exits 1 with the traceback", async (t) => {
+    if (!python) return t.skip("no CPython with a shared libpython found");
+    const dir = tmpDir("engine-cli");
+    fs.writeFileSync(path.join(dir, "rows.json"), JSON.stringify([{ value: 2 }, { value: 5 }]));
+    const ok = run(process.execPath, [
+      CLI,
+      "engine",
+      "test",
+      path.join(EXAMPLES, "summarise.py"),
+      "--table",
+      "cpu",
+      "--rows",
+      path.join(dir, "rows.json"),
+      "--runtime",
+      python!,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^INFO {2}summarised 1 table batch\(es\)$/m);
+    assert.match(
+      ok.stdout,
+      /^WRITE default: write_summary,table=cpu rows=2i,sum=7\.0,min=2\.0,max=5\.0$/m,
+    );
+    const bad = run(process.execPath, [
+      CLI,
+      "engine",
+      "test",
+      path.join(FIXTURES, "hostile.py"),
+      "--request",
+      "--args",
+      "how=raise",
+      "--runtime",
+      python!,
+      "--json",
+    ]);
+    assert.equal(bad.code, 1, bad.stderr);
+    const r = JSON.parse(bad.stdout) as { ok: boolean; error: string };
+    assert.equal(r.ok, false);
+    assert.match(r.error, /Traceback[\s\S]*ZeroDivisionError/);
+    const usage = run(process.execPath, [
+      CLI,
+      "engine",
+      "test",
+      path.join(EXAMPLES, "summarise.py"),
+    ]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /choose one of --table/);
+  });
+
+  test("engine serve: loopback, token-guarded admin, request triggers, /health and /metrics", async (t) => {
+    if (!python) return t.skip("no CPython with a shared libpython found");
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "engine",
+        "serve",
+        "--plugin-dir",
+        EXAMPLES,
+        "--port",
+        "0",
+        "--runtime",
+        python!,
+        "--token",
+        "s3cret",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => {
+          out += d;
+          if (out.includes("\n")) resolve(out.split("\n")[0]);
+        });
+        child.on("exit", (code) => reject(new Error(`serve exited (${code})`)));
+      });
+      const base = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)![1];
+      assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: "ok", triggers: 0 });
+      const trigger = { name: "sum", plugin: "summarise.py", spec: "table:cpu" };
+      const admin = `${base}/api/v3/engine-admin`;
+      const post = (url: string, body: unknown, token?: string) =>
+        fetch(url, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        });
+      assert.equal((await post(`${admin}/triggers`, trigger)).status, 401);
+      assert.equal((await post(`${admin}/triggers`, trigger, "wrong")).status, 401);
+      assert.equal((await post(`${admin}/triggers`, trigger, "s3cret")).status, 201);
+      assert.equal((await post(`${admin}/triggers`, trigger, "s3cret")).status, 409);
+      assert.equal(
+        (
+          await post(
+            `${admin}/triggers`,
+            { name: "stats", plugin: "stats_http.py", spec: "request:stats" },
+            "s3cret",
+          )
+        ).status,
+        201,
+      );
+      const w = await post(
+        `${admin}/write`,
+        { database: "db", tables: [{ table_name: "cpu", rows: [{ value: 3 }] }] },
+        "s3cret",
+      );
+      assert.deepEqual(await w.json(), [{ trigger: "sum", ok: true }]);
+      const stats = await fetch(`${base}/api/v3/engine/stats?x=2&x=4`);
+      assert.equal(((await stats.json()) as { mean: number }).mean, 3);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^pyport_engine_invocations_total\{trigger="sum"\} 1$/m);
+      assert.match(metrics, /^pyport_engine_invocation_seconds_count\{trigger="stats"\} 1$/m);
+      const logs = await fetch(`${admin}/logs?trigger=sum`, {
+        headers: { authorization: "Bearer s3cret" },
+      });
+      assert.match(JSON.stringify(await logs.json()), /summarised 1 table batch/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, "SIGTERM stops the server and its workers cleanly");
   });
 });

@@ -16,6 +16,8 @@ Commands:
   python list      list the CPython interpreters pyport finds on this machine
   cache dir|list|prune
                    where pyport caches runtimes and downloads, and cleaning it
+  engine serve|test
+                   run InfluxDB 3-style Python plugins on writes, schedules and requests
 
 Run 'pyport <command> --help' for a command's options.
 Exit codes: 0 ok, 1 checks failed, 2 usage or input error, 70 internal error.`;
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cache.js")).cacheCommand(rest);
     case "python":
       return (await import("./python.js")).pythonCommand(rest);
+    case "engine":
+      return (await import("./engine.js")).engineCommand(rest);
     default:
       process.stderr.write(`pyport: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}\n`);
       return EXIT_USAGE;

@@ -14,9 +14,12 @@ import { writeFileAtomic } from "../util/fs.js";
 import { EngineLog, PluginCache, type LogEntry, type LogQuery } from "./store.js";
 import {
   checkTrigger,
+  describeFailure,
   TriggerRuntime,
   type Invocation,
+  type Job,
   type TriggerConfig,
+  type TriggerContext,
   type TriggerStats,
 } from "./trigger.js";
 
@@ -49,6 +52,32 @@ export interface TriggerInfo extends TriggerConfig {
   stats: Omit<TriggerStats, "durations">;
 }
 
+export interface EngineTest {
+  plugin: string;
+  kind: "writes" | "schedule" | "request";
+  tableBatches?: { table_name: string; rows: unknown[] }[];
+  time?: Date;
+  request?: {
+    method?: string;
+    path?: string;
+    query?: Record<string, string[]>;
+    headers?: Record<string, string>;
+    body?: Uint8Array;
+  };
+  args?: TriggerConfig["args"];
+  timeoutMs?: number;
+  memoryMb?: number;
+}
+
+export interface EngineTestResult {
+  ok: boolean;
+  logs: LogEntry[];
+  writes: { database: string; line: string }[];
+  response?: Invocation["response"];
+  /** The failure: Python's traceback, or how the worker died. */
+  error?: string;
+}
+
 export interface WriteResult {
   trigger: string;
   ok: boolean;
@@ -65,6 +94,7 @@ export class Engine {
   private readonly log: EngineLog;
   private readonly recent: { database: string; line: string }[] = [];
   private closed = false;
+  private tests = 0;
 
   private constructor(private readonly opts: EngineOptions & { pluginDir: string }) {
     this.log = new EngineLog(opts.logCapacity ?? 10_000, opts.onLog);
@@ -114,8 +144,8 @@ export class Engine {
     await writeFileAtomic(file, JSON.stringify({ version: 1, triggers }, null, 2) + "\n");
   }
 
-  private add(cfg: TriggerConfig): TriggerRuntime {
-    const t = new TriggerRuntime(
+  private runtimeFor(cfg: TriggerConfig, overrides: Partial<TriggerContext> = {}): TriggerRuntime {
+    return new TriggerRuntime(
       { ...cfg },
       {
         pluginDir: this.opts.pluginDir,
@@ -125,10 +155,77 @@ export class Engine {
         log: (trigger, level, message) => this.log.add(trigger, level, message),
         deliver: (writes) => this.deliver(writes),
         onDisabled: (name) => void this.disableTrigger(name),
+        ...overrides,
       },
     );
+  }
+
+  private add(cfg: TriggerConfig): TriggerRuntime {
+    const t = this.runtimeFor(cfg);
     this.triggers.set(cfg.name, t);
     return t;
+  }
+
+  /**
+   * Runs `plugin` once, in a fresh worker, as a trigger of that kind would (nothing persists, no
+   * trigger is created): its logs, its writes (not delivered to the host), its response or its
+   * error with the traceback.
+   */
+  async test(opts: EngineTest): Promise<EngineTestResult> {
+    this.checkOpen();
+    const name = `test-${++this.tests}`;
+    const writes: { database: string; line: string }[] = [];
+    const logs: LogEntry[] = [];
+    const log = (trigger: string, level: LogEntry["level"], message: string) =>
+      void logs.push({ time: new Date(), trigger, level, message });
+    const t = this.runtimeFor(
+      {
+        name,
+        plugin: opts.plugin,
+        spec: "all_tables",
+        args: opts.args,
+        timeoutMs: opts.timeoutMs,
+        memoryMb: opts.memoryMb,
+      },
+      {
+        log,
+        deliver: async (w) =>
+          void writes.push(...w.map(([database, line]) => ({ database, line }))),
+        hostFunctions: (n) => ({
+          ...this.hostFunctionsFor(n),
+          log: (level: LogEntry["level"], message: string) => log(n, level, message),
+          write: (database: string, lines: string[]) =>
+            void writes.push(...lines.map((line) => ({ database, line }))),
+        }),
+        onDisabled: () => undefined,
+      },
+    );
+    try {
+      const req = opts.request ?? {};
+      const job: Job =
+        opts.kind === "writes"
+          ? { kind: "writes", payload: opts.tableBatches ?? [] }
+          : opts.kind === "schedule"
+            ? { kind: "schedule", payload: (opts.time ?? new Date()).getTime() }
+            : {
+                kind: "request",
+                payload: {
+                  method: req.method ?? "GET",
+                  path: req.path ?? "test",
+                  query: req.query ?? {},
+                  headers: req.headers ?? {},
+                  body: req.body ?? new Uint8Array(0),
+                },
+              };
+      const run = t.submit(job);
+      if (!run) throw new PyportError("E_INTERNAL", "the test invocation was not queued");
+      const result = await run;
+      return { ok: true, logs, writes, response: result.response ?? undefined };
+    } catch (err) {
+      return { ok: false, logs, writes, error: describeFailure(err) };
+    } finally {
+      await t.close();
+    }
   }
 
   private hostFunctionsFor(trigger: string): HostFunctions {

@@ -5,7 +5,10 @@ export {
   type EngineOptions,
   type TriggerInfo,
   type WriteResult,
+  type EngineTest,
+  type EngineTestResult,
 } from "./engine.js";
+export { engineHandler, prometheusMetrics } from "./server.js";
 export type { TriggerConfig } from "./trigger.js";
 export type { LogEntry, LogQuery } from "./store.js";
 export { parseSpec, parseDuration, nextFire, type TriggerSpec } from "./spec.js";
