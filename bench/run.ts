@@ -3,6 +3,7 @@ import { auditBench } from "./audit.js";
 import { buildBench } from "./build.js";
 import { hostCallsBench } from "./host-calls.js";
 import { hostColdstartBench } from "./host-coldstart.js";
+import { engineBench } from "./engine.js";
 import { onefileBench } from "./onefile.js";
 import { runtimeStartupBench } from "./runtime-startup.js";
 
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   onefile: onefileBench,
   "host-calls": hostCallsBench,
   "host-coldstart": hostColdstartBench,
+  engine: engineBench,
 };
 const wanted = process.argv.slice(2);
 for (const [name, fn] of Object.entries(benches)) {

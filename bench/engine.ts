@@ -1,0 +1,274 @@
+/**
+ * `npm run bench engine`: the plugin engine, side by side in one run on 127.0.0.1, with one load
+ * generator (wrk: apt-get install wrk) for every server:
+ * - request-trigger throughput and p50/p99 latency for a trivial handler, against the same
+ *   handler as a Flask app under gunicorn (2 sync workers) and as a FastAPI app under uvicorn
+ *   with uvloop and httptools (uvicorn[standard]) — both installed from the machine's package
+ *   index into a venv of the same CPython — and a bare Node `http` server (the front's limit);
+ * - table-trigger rows/s for a plugin summing a field over 1,000-row batches;
+ * - a trivial invocation's overhead (engine.test-free: sequential table writes of one row);
+ * - cold start of an idle plugin (first invocation of a new trigger);
+ * - p99 of a healthy request trigger while another trigger's plugin crashes in a loop.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Engine } from "../src/engine/engine.js";
+import { engineHandler } from "../src/engine/server.js";
+import { discoverPythons } from "../src/python/discover.js";
+
+const DURATION = process.env.PYPORT_BENCH_SECONDS ?? "8";
+
+interface Load {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+/** wrk against `url`: requests/s and latency percentiles (its --latency table). Async: the
+ * servers under test may live in this process. */
+async function wrk(url: string, connections = 32): Promise<Load> {
+  const child = spawn("wrk", ["-t2", `-c${connections}`, `-d${DURATION}s`, "--latency", url]);
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  if (code !== 0) throw new Error(`wrk failed (${code}): ${out}`);
+  const ms = (s: string) => {
+    const m = /([\d.]+)(us|ms|s)/.exec(s)!;
+    return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
+  const p50 = ms(/\n\s+50%\s+(\S+)/.exec(out)![1]);
+  const p99 = ms(/\n\s+99%\s+(\S+)/.exec(out)![1]);
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p50ms: p50, p99ms: p99, errors };
+}
+
+function show(name: string, l: Load, ref?: Load): void {
+  console.log(
+    `${name.padEnd(44)} ${l.rps.toFixed(0).padStart(7)} req/s  p50 ${l.p50ms.toFixed(2)} ms  p99 ${l.p99ms.toFixed(2)} ms` +
+      (ref ? `  (${(l.rps / ref.rps).toFixed(2)}× its throughput)` : "") +
+      (l.errors ? `  ${l.errors} errors` : ""),
+  );
+}
+
+async function waitFor(url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`${url} never answered`);
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A venv of `python` with the peers, from the machine's package index; undefined if pip fails. */
+function peerVenv(python: string, dir: string): string | undefined {
+  const venv = path.join(dir, "venv");
+  if (spawnSync(python, ["-m", "venv", venv]).status !== 0) return undefined;
+  const pip = spawnSync(
+    path.join(venv, "bin", "pip"),
+    ["install", "-q", "flask", "gunicorn", "fastapi", "uvicorn[standard]"],
+    {
+      encoding: "utf8",
+    },
+  );
+  if (pip.status !== 0) {
+    console.log(
+      `peers skipped: pip could not install flask, gunicorn, fastapi, uvicorn[standard]:\n${pip.stderr.slice(-600)}`,
+    );
+    return undefined;
+  }
+  return venv;
+}
+
+export async function engineBench(): Promise<void> {
+  console.log(
+    "\n== engine: request triggers vs Flask/gunicorn and FastAPI/uvicorn; table triggers; isolation ==",
+  );
+  if (spawnSync("wrk", ["--version"]).error)
+    return console.log("skipped: wrk is not installed (apt-get install wrk)");
+  const found = (await discoverPythons()).find((p) => p.probe.major === 3 && p.probe.minor === 11);
+  if (!found)
+    return console.log("skipped: no CPython 3.11 here (the package index has the peers for 3.11)");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyport-bench-engine-"));
+  const children: ChildProcess[] = [];
+  try {
+    const plugins = path.join(dir, "plugins");
+    fs.mkdirSync(plugins);
+    fs.writeFileSync(
+      path.join(plugins, "trivial.py"),
+      'def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    return "hi"\n',
+    );
+    fs.writeFileSync(
+      path.join(plugins, "sum.py"),
+      "def process_writes(influxdb3_local, table_batches, args=None):\n    for b in table_batches:\n        s = 0.0\n        for r in b['rows']:\n            s += r['value']\n        influxdb3_local.write(LineBuilder('sums').float64_field('sum', s))\n",
+    );
+    fs.writeFileSync(
+      path.join(plugins, "crash.py"),
+      "import os\ndef process_writes(influxdb3_local, table_batches, args=None):\n    os._exit(3)\n",
+    );
+    fs.writeFileSync(
+      path.join(dir, "flask_app.py"),
+      'from flask import Flask\napp = Flask(__name__)\n@app.route("/hi")\ndef hi():\n    return "hi"\n',
+    );
+    fs.writeFileSync(
+      path.join(dir, "fastapi_app.py"),
+      'from fastapi import FastAPI\nfrom fastapi.responses import PlainTextResponse\napp = FastAPI()\n@app.get("/hi", response_class=PlainTextResponse)\ndef hi():\n    return "hi"\n',
+    );
+
+    const bare = http.createServer((_, res) => res.end("hi"));
+    await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
+    const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/`;
+
+    let written = 0;
+    const engine = await Engine.start({
+      pluginDir: plugins,
+      runtime: found.path,
+      host: { write: (_, lines) => void (written += lines.length) },
+    });
+    await engine.createTrigger({ name: "trivial", plugin: "trivial.py", spec: "request:hi" });
+    await engine.createTrigger({
+      name: "trivial2",
+      plugin: "trivial.py",
+      spec: "request:hi2",
+      runAsync: true,
+      concurrency: 2,
+    });
+    const front = http.createServer(engineHandler(engine, "bench-token"));
+    await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
+    const engineBase = `http://127.0.0.1:${(front.address() as AddressInfo).port}/api/v3/engine`;
+    await fetch(`${engineBase}/hi`);
+    await fetch(`${engineBase}/hi2`);
+
+    const venv = peerVenv(found.path, dir);
+    let flask: Load | undefined;
+    let fastapi: Load | undefined;
+    if (venv) {
+      const gport = await freePort();
+      children.push(
+        spawn(
+          path.join(venv, "bin", "gunicorn"),
+          ["-w", "2", "-b", `127.0.0.1:${gport}`, "flask_app:app"],
+          { cwd: dir, stdio: "ignore" },
+        ),
+      );
+      const uport = await freePort();
+      children.push(
+        spawn(
+          path.join(venv, "bin", "uvicorn"),
+          [
+            "fastapi_app:app",
+            "--port",
+            String(uport),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+          ],
+          {
+            cwd: dir,
+            stdio: "ignore",
+          },
+        ),
+      );
+      await waitFor(`http://127.0.0.1:${gport}/hi`);
+      await waitFor(`http://127.0.0.1:${uport}/hi`);
+      flask = await wrk(`http://127.0.0.1:${gport}/hi`);
+      fastapi = await wrk(`http://127.0.0.1:${uport}/hi`);
+    }
+    const node = await wrk(bareUrl);
+    const one = await wrk(`${engineBase}/hi`);
+    const two = await wrk(`${engineBase}/hi2`);
+    show("bare Node http (the front's limit)", node);
+    if (flask) show("Flask under gunicorn, 2 sync workers", flask);
+    if (fastapi) show("FastAPI under uvicorn (uvloop, httptools)", fastapi);
+    show("pyport engine, 1 worker", one, flask);
+    show("pyport engine, runAsync 2 workers", two, flask);
+    if (fastapi)
+      console.log(
+        `  vs FastAPI/uvicorn: 1 worker ${(one.rps / fastapi.rps).toFixed(2)}×, 2 workers ${(two.rps / fastapi.rps).toFixed(2)}× throughput; p99 ${one.p99ms.toFixed(2)} / ${two.p99ms.toFixed(2)} vs ${fastapi.p99ms.toFixed(2)} ms`,
+      );
+
+    // Table triggers: 1,000-row batches summed.
+    await engine.createTrigger({ name: "sum", plugin: "sum.py", spec: "table:m" });
+    const rows = Array.from({ length: 1000 }, (_, i) => ({
+      host: "a",
+      value: i * 0.5,
+      time: 1_700_000_000_000_000_000n + BigInt(i),
+    }));
+    await engine.write("db", [{ table_name: "m", rows }]);
+    let t = performance.now();
+    const batches = 200;
+    for (let i = 0; i < batches; i++) await engine.write("db", [{ table_name: "m", rows }]);
+    const secs = (performance.now() - t) / 1000;
+    console.log(
+      `table trigger summing a field: ${((batches * 1000) / secs).toFixed(0)} rows/s (${batches} batches of 1,000, one after another)`,
+    );
+
+    // A trivial invocation's overhead: sequential one-row writes.
+    const tiny = [{ table_name: "m", rows: [{ value: 1 }] }];
+    for (let i = 0; i < 200; i++) await engine.write("db", tiny);
+    t = performance.now();
+    for (let i = 0; i < 2000; i++) await engine.write("db", tiny);
+    console.log(
+      `trivial invocation (one-row write, sequential): ${((performance.now() - t) / 2000).toFixed(3)} ms each`,
+    );
+
+    // Cold start of an idle plugin: a new trigger's first invocation (worker start + import).
+    const colds: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await engine.createTrigger({ name: `cold${i}`, plugin: "sum.py", spec: `table:cold${i}` });
+      t = performance.now();
+      await engine.write("db", [{ table_name: `cold${i}`, rows: [{ value: 1 }] }]);
+      colds.push(performance.now() - t);
+    }
+    colds.sort((a, b) => a - b);
+    console.log(
+      `cold start of an idle plugin (first invocation of a new trigger): median ${colds[2].toFixed(1)} ms of 5`,
+    );
+
+    // Isolation: the healthy trigger's p99 while another plugin crashes in a loop.
+    await engine.createTrigger({ name: "crash", plugin: "crash.py", spec: "table:crash" });
+    let crashing = true;
+    let crashes = 0;
+    const storm = (async () => {
+      while (crashing) {
+        await engine.write("db", [{ table_name: "crash", rows: [] }]);
+        crashes++;
+      }
+    })();
+    const disturbed = await wrk(`${engineBase}/hi`);
+    crashing = false;
+    await storm;
+    const quiet = await wrk(`${engineBase}/hi`);
+    show("engine, 1 worker, undisturbed", quiet);
+    show(`engine, 1 worker, while a plugin crashed ${crashes}×`, disturbed);
+    console.log(
+      `  healthy trigger's p99 under the crash loop: ${(disturbed.p99ms / quiet.p99ms).toFixed(2)}× its undisturbed p99`,
+    );
+    console.log(`(${written} lines written by plugins during the bench)`);
+    front.close();
+    bare.close();
+    await engine.close();
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
