@@ -90,6 +90,27 @@ describe("the engine with real plugins", () => {
       { table_name: "mem", rows: [{ value: 1 }] },
     ]);
     assert.deepEqual(r, [{ trigger: "sum", ok: true }]);
+    await engine.createTrigger({
+      name: "only-db2",
+      plugin: "summarise.py",
+      spec: "table:cpu",
+      database: "db2",
+    });
+    assert.deepEqual(
+      (await engine.write("db", [{ table_name: "cpu", rows: [] }])).map((x) => x.trigger),
+      ["sum"],
+      "a trigger of another database does not fire",
+    );
+    assert.deepEqual(
+      (await engine.write("db2", [{ table_name: "cpu", rows: [] }])).map((x) => x.trigger),
+      ["sum", "only-db2"],
+    );
+    await engine.deleteTrigger("only-db2");
+    written.length = 0;
+    await engine.write("db", [
+      { table_name: "cpu", rows },
+      { table_name: "mem", rows: [{ value: 1 }] },
+    ]);
     assert.deepEqual(written.at(-1), {
       database: "default",
       lines: ["write_summary,table=cpu rows=1000i,sum=499500.0,min=0.0,max=999.0"],

@@ -359,7 +359,7 @@ export class Engine {
   /**
    * A write of `tableBatches` (`{ table_name, rows }`, as plugins see them) to `database`: fires
    * every enabled `table:<name>` trigger whose table is among them and every `all_tables`
-   * trigger. Resolves when those invocations have finished (a full queue drops the batch: logged
+   * trigger — of that database (a trigger without `database` fires for every database). Resolves when those invocations have finished (a full queue drops the batch: logged
    * and counted).
    */
   async write(
@@ -367,9 +367,9 @@ export class Engine {
     tableBatches: { table_name: string; rows: unknown[] }[],
   ): Promise<WriteResult[]> {
     this.checkOpen();
-    void database;
     const runs: Promise<WriteResult>[] = [];
     for (const t of this.triggers.values()) {
+      if (t.config.database !== undefined && t.config.database !== database) continue;
       const spec = t.spec;
       const batches =
         spec.kind === "all_tables"

@@ -60,7 +60,8 @@ export class PluginCache {
 
   put(scope: string, key: string, data: Uint8Array, ttlSeconds: number | null): void {
     const expires = ttlSeconds == null ? Infinity : Date.now() + ttlSeconds * 1000;
-    this.values.set(PluginCache.key(scope, key), { data, expires });
+    // A copy: a decoded value may be a view into a larger buffer it would keep alive.
+    this.values.set(PluginCache.key(scope, key), { data: new Uint8Array(data), expires });
   }
 
   get(scope: string, key: string): Uint8Array | null {

@@ -20,7 +20,7 @@ export interface TriggerConfig {
   /** `dict[str, str]` for the plugin, or InfluxDB's `k=v,k2=v2` form. */
   args?: Record<string, string> | string;
   disabled?: boolean;
-  /** The database `write()` goes to (default "default"). */
+  /** The database whose writes fire the trigger, and that `write()` goes to; none: every database, writes to "default". */
   database?: string;
   /** Run up to `concurrency` invocations at once, each in its own worker process (default: one at a time). */
   runAsync?: boolean;
