@@ -333,6 +333,38 @@ describe("hostile plugins affect only their own invocation", () => {
   });
 });
 
+test("idle workers stop after idleMs and start again on demand", async (t) => {
+  if (!python) return t.skip("no CPython with a shared libpython found");
+  const dir = tmpDir("idle");
+  fs.writeFileSync(
+    path.join(dir, "pid.py"),
+    "import os\ndef process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info(os.getpid())\n",
+  );
+  const engine = await Engine.start({ pluginDir: dir, runtime: python, idleMs: 200 });
+  try {
+    await engine.createTrigger({ name: "pid", plugin: "pid.py", spec: "all_tables" });
+    const pidOf = async () => {
+      await engine.write("db", [{ table_name: "x", rows: [] }]);
+      return Number(engine.logs({ trigger: "pid" }).at(-1)!.message);
+    };
+    const first = await pidOf();
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(first); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(first), false, "the idle worker stopped");
+    const second = await pidOf();
+    assert.notEqual(second, first, "a new worker served the next invocation");
+  } finally {
+    await engine.close();
+  }
+});
+
 describe("pyport engine test|serve", () => {
   test("engine test runs a plugin once and prints its logs and writes; a failure exits 1 with the traceback", async (t) => {
     if (!python) return t.skip("no CPython with a shared libpython found");

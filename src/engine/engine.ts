@@ -46,6 +46,8 @@ export interface EngineOptions {
   /** Log entries kept (default 10 000). */
   logCapacity?: number;
   onLog?: (e: LogEntry) => void;
+  /** A trigger's workers stop after this long without an invocation (default 300 000 ms). */
+  idleMs?: number;
 }
 
 export interface TriggerInfo extends TriggerConfig {
@@ -155,6 +157,7 @@ export class Engine {
         log: (trigger, level, message) => this.log.add(trigger, level, message),
         deliver: (writes) => this.deliver(writes),
         onDisabled: (name) => void this.disableTrigger(name),
+        idleMs: this.opts.idleMs ?? 300_000,
         ...overrides,
       },
     );

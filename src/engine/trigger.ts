@@ -67,6 +67,8 @@ export interface TriggerContext {
   log: (trigger: string, level: "info" | "warn" | "error", message: string) => void;
   deliver: (writes: [string, string][]) => Promise<void>;
   onDisabled: (trigger: string) => void;
+  /** Workers idle this long are stopped; the next invocation starts them again. */
+  idleMs: number;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -161,6 +163,7 @@ export class TriggerRuntime {
   private python?: Promise<Python>;
   private readonly queue: Queued[] = [];
   private timer?: NodeJS.Timeout;
+  private idleTimer?: NodeJS.Timeout;
   private closed = false;
 
   constructor(
@@ -202,8 +205,24 @@ export class TriggerRuntime {
         .finally(() => {
           this.stats.running--;
           this.pump();
+          if (!this.stats.running && !this.queue.length) this.armIdle();
         });
     }
+  }
+
+  /** Stops the workers once they have been idle for `idleMs` (they start again on demand). */
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.stats.running || this.queue.length || !this.python) return;
+      const py = this.python;
+      this.python = undefined;
+      void py.then(
+        (p) => p.close(),
+        () => undefined,
+      );
+    }, this.ctx.idleMs);
+    this.idleTimer.unref();
   }
 
   private startPython(): Promise<Python> {
@@ -314,6 +333,7 @@ export class TriggerRuntime {
   async close(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.idleTimer);
     for (const q of this.queue.splice(0))
       q.reject(new PyportError("E_USAGE", `trigger ${this.config.name} was stopped`));
     const py = await this.python?.catch(() => undefined);
