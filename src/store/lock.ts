@@ -79,8 +79,10 @@ async function tryNative(
 
 /** One try without the addon: a `sh` child that holds the lock with flock(1) until released. */
 async function tryWithFlockTool(file: string, shared: boolean): Promise<HeldLock | null | "retry"> {
+  // Exit 127: no flock(1) (without this check its "command not found" would look like a held
+  // lock, waited on until the timeout); 2: the lock file cannot be opened; 75: someone holds it.
   const script =
-    'exec 9<>"$1" || exit 2; flock -n ' +
+    'command -v flock >/dev/null || exit 127; exec 9<>"$1" || exit 2; flock -n ' +
     (shared ? "-s" : "-x") +
     ' 9 || exit 75; stat -L -c "%d %i" /dev/fd/9 || exit 2; exec cat >/dev/null';
   const child: ChildProcessByStdio<Writable, Readable, null> = spawn(
@@ -107,6 +109,10 @@ async function tryWithFlockTool(file: string, shared: boolean): Promise<HeldLock
     });
   if (first.line === undefined) {
     if (first.code === 75) return null;
+    if (first.code === 2)
+      throw new PyportError("E_TOOL", `cannot open the lock file ${file}`, {
+        hint: "Check that the cache directory is writable (PYPORT_CACHE chooses another).",
+      });
     throw new PyportError("E_TOOL", `cannot lock ${file}: flock(1) is not available`, {
       hint: "Install util-linux's flock, or rebuild pyport with a C compiler (npm run build).",
     });
