@@ -21,6 +21,7 @@ export type ErrorCode =
   | "E_TOOL"
   | "E_BUILD"
   | "E_AUDIT"
+  | "E_PIP"
   | "E_INTERNAL";
 
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
@@ -36,6 +37,7 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
   "E_PYTHON",
   "E_TOOL",
   "E_BUILD",
+  "E_PIP",
 ]);
 
 /** Errors that mean "the checks ran and failed" (exit 1), not bad input (2) or a bug (70). */

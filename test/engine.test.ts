@@ -58,6 +58,7 @@ describe("the engine with real plugins", () => {
     engine = await Engine.start({
       pluginDir: EXAMPLES,
       runtime: python,
+      virtualEnv: path.join(tmpDir("engine-venv"), "venv"), // the examples directory stays clean
       host: {
         write: (database, lines) => void written.push({ database, lines }),
         query: (sql, params) => [{ sql, x: params.x }],

@@ -99,9 +99,13 @@ export async function engineCommand(argv: string[]): Promise<number> {
           hint: "Example: --table cpu --rows rows.json",
         },
       );
+    const pluginDir = path.dirname(path.resolve(plugin));
+    const venv = path.join(pluginDir, ".venv");
     const engine = await Engine.start({
-      pluginDir: path.dirname(path.resolve(plugin)),
+      pluginDir,
       runtime: values.runtime,
+      // The plugin directory's venv when there is one; test makes none.
+      virtualEnv: fs.existsSync(path.join(venv, "pyvenv.cfg")) ? venv : false,
       host,
     });
     try {

@@ -11,6 +11,9 @@ import { hasErrno, PyportError } from "../errors.js";
 import type { HostFunctions } from "../host/worker.js";
 import { pythonAsset } from "../util/assets.js";
 import { writeFileAtomic } from "../util/fs.js";
+import { Environments } from "./environments.js";
+import { serveRequest } from "./request.js";
+import type { InstallRequest, PipOutput } from "./venv.js";
 import { EngineLog, PluginCache, type LogEntry, type LogQuery } from "./store.js";
 import {
   checkTrigger,
@@ -40,6 +43,12 @@ export interface EngineOptions {
   pluginDir: string;
   /** A pyport runtime or bundle directory, or an interpreter path; default: the runtime pyport manages. */
   runtime?: string;
+  /**
+   * The engine's virtualenv, layered on `runtime` (default `<pluginDir>/.venv`, made on first
+   * use; rebuilt from its record when made for another runtime); false: plugins run on the
+   * runtime itself. Plugins with their own requirements.txt get venvs in `.venvs/` beside it.
+   */
+  virtualEnv?: string | false;
   /** Where trigger definitions persist (`triggers.json`); default: not persisted. */
   stateDir?: string;
   host?: EngineHost;
@@ -88,18 +97,21 @@ export interface WriteResult {
 
 const STATE_FILE = "triggers.json";
 const RECENT_WRITES = 10_000;
-const MAX_BODY = 10 * 1024 * 1024;
 
 export class Engine {
   private readonly triggers = new Map<string, TriggerRuntime>();
   private readonly cache = new PluginCache();
   private readonly log: EngineLog;
+  private readonly envs: Environments;
   private readonly recent: { database: string; line: string }[] = [];
   private closed = false;
   private tests = 0;
 
   private constructor(private readonly opts: EngineOptions & { pluginDir: string }) {
     this.log = new EngineLog(opts.logCapacity ?? 10_000, opts.onLog);
+    this.envs = new Environments(opts.pluginDir, opts.runtime, opts.virtualEnv, (level, message) =>
+      this.log.add("engine", level, message),
+    );
   }
 
   static async start(opts: EngineOptions): Promise<Engine> {
@@ -151,7 +163,7 @@ export class Engine {
       { ...cfg },
       {
         pluginDir: this.opts.pluginDir,
-        python: this.opts.runtime,
+        environment: (plugin) => this.envs.environment(plugin),
         enginePath: path.dirname(pythonAsset("engine/pyport_engine.py")),
         hostFunctions: (name) => this.hostFunctionsFor(name),
         log: (trigger, level, message) => this.log.add(trigger, level, message),
@@ -408,61 +420,29 @@ export class Engine {
    * Node HTTP server; resolves false, writing nothing, when no trigger has the path. A full
    * queue answers 503; a failed plugin 500 (its traceback goes to the log, not to the client).
    */
-  async handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const url = new URL(req.url ?? "/", "http://engine.invalid");
-    const prefix = "/api/v3/engine/";
-    if (!url.pathname.startsWith(prefix)) return false;
-    const sub = url.pathname.slice(prefix.length);
-    const t = [...this.triggers.values()].find(
-      (x) => x.spec.kind === "request" && x.spec.path === sub,
+  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    return serveRequest(
+      (sub) =>
+        [...this.triggers.values()].find((t) => t.spec.kind === "request" && t.spec.path === sub),
+      req,
+      res,
     );
-    if (!t || !t.enabled) return false;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_BODY) {
-        res
-          .writeHead(413, { "content-type": "application/json" })
-          .end('{"error":"request body over 10 MiB"}');
-        return true;
-      }
-      chunks.push(chunk);
-    }
-    const query: Record<string, string[]> = {};
-    for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      headers[k] = Array.isArray(v) ? v.join(", ") : (v ?? "");
-    const queued = t.submit({
-      kind: "request",
-      payload: {
-        method: req.method ?? "GET",
-        path: sub,
-        query,
-        headers,
-        body: new Uint8Array(Buffer.concat(chunks)),
-      },
-    });
-    if (!queued) {
-      res
-        .writeHead(503, { "content-type": "application/json", "retry-after": "1" })
-        .end('{"error":"the trigger\'s queue is full"}');
-      return true;
-    }
-    let result: Invocation;
-    try {
-      result = await queued;
-    } catch (err) {
-      const type = (err as { pythonType?: string }).pythonType ?? (err as Error).name;
-      res
-        .writeHead(500, { "content-type": "application/json" })
-        .end(JSON.stringify({ error: `the plugin failed (${type}); see the engine's log` }));
-      return true;
-    }
-    const r = result.response!;
-    res.writeHead(r.status, r.headers.flat()).end(Buffer.from(r.body));
-    return true;
+  }
+
+  /**
+   * `pip install` into the engine's virtualenv with the runtime's pip and the user's pip
+   * configuration, pip's output streamed to `onOutput`. Rejects with a `PipFailure` (its
+   * `exitCode` is pip's) when pip fails. Triggers on that venv restart their workers before
+   * their next invocation, so new packages import.
+   */
+  async install(req: InstallRequest, onOutput?: PipOutput): Promise<void> {
+    this.checkOpen();
+    await this.envs.install(req, onOutput);
+    this.log.add(
+      "engine",
+      "info",
+      `installed ${[...(req.packages ?? []), ...(req.requirementsFile ? [`-r ${req.requirementsFile}`] : [])].join(" ")}`,
+    );
   }
 
   private checkOpen(): void {

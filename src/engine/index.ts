@@ -10,5 +10,6 @@ export {
 } from "./engine.js";
 export { engineHandler, prometheusMetrics } from "./server.js";
 export type { TriggerConfig } from "./trigger.js";
+export { PipFailure, type InstallRequest, type PipOutput } from "./venv.js";
 export type { LogEntry, LogQuery } from "./store.js";
 export { parseSpec, parseDuration, nextFire, type TriggerSpec } from "./spec.js";

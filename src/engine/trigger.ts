@@ -9,6 +9,7 @@ import { CallTimeoutError, PythonError, WorkerCrashedError } from "../host/error
 import { Python } from "../host/python.js";
 import type { HostFunctions } from "../host/worker.js";
 import { PyportError } from "../errors.js";
+import type { PluginEnvironment } from "./environments.js";
 import { nextFire, parseSpec, type TriggerSpec } from "./spec.js";
 
 export interface TriggerConfig {
@@ -61,7 +62,8 @@ export interface Invocation {
 
 export interface TriggerContext {
   pluginDir: string;
-  python?: string;
+  /** The interpreter `plugin` runs on, its environment made or brought up to date. */
+  environment: (plugin: string) => Promise<PluginEnvironment>;
   enginePath: string;
   hostFunctions: (trigger: string) => HostFunctions;
   log: (trigger: string, level: "info" | "warn" | "error", message: string) => void;
@@ -161,6 +163,8 @@ export class TriggerRuntime {
     durations: [],
   };
   private python?: Promise<Python>;
+  /** The environment the current workers run in. */
+  private env?: PluginEnvironment;
   private readonly queue: Queued[] = [];
   private timer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
@@ -215,19 +219,24 @@ export class TriggerRuntime {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       if (this.stats.running || this.queue.length || !this.python) return;
-      const py = this.python;
-      this.python = undefined;
-      void py.then(
-        (p) => p.close(),
-        () => undefined,
-      );
+      this.stopWorkers();
     }, this.ctx.idleMs);
     this.idleTimer.unref();
   }
 
-  private startPython(): Promise<Python> {
+  /** Lets the workers finish what they run, then stops them; the next invocation starts new ones. */
+  private stopWorkers(): void {
+    const py = this.python;
+    this.python = undefined;
+    void py?.then(
+      (p) => p.close(),
+      () => undefined,
+    );
+  }
+
+  private startPython(python: string): Promise<Python> {
     const started = Python.start({
-      python: this.ctx.python,
+      python,
       path: [this.ctx.enginePath],
       workers: this.limit,
       memoryLimitMb: this.config.memoryMb,
@@ -243,7 +252,11 @@ export class TriggerRuntime {
   }
 
   private async invoke(job: Job): Promise<Invocation> {
-    const py = await (this.python ??= this.startPython());
+    const env = await this.ctx.environment(this.config.plugin);
+    if (this.env && (env.python !== this.env.python || env.generation !== this.env.generation))
+      this.stopWorkers(); // packages changed: new workers import them
+    this.env = env;
+    const py = await (this.python ??= this.startPython(env.python));
     const plugin = path.join(this.ctx.pluginDir, this.config.plugin);
     return py.call<Invocation>(
       "pyport_engine:invoke",

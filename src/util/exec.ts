@@ -12,6 +12,8 @@ export interface ExecOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** Receives the output as it comes, a chunk at a time (it is collected all the same). */
+  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
 }
 
 /** Runs a program without a shell and collects its output. Never rejects on a non-zero exit. */
@@ -29,8 +31,14 @@ export function execFile(
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.stdout.on("data", (b: Buffer) => {
+      out.push(b);
+      options.onOutput?.("stdout", b.toString("utf8"));
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      err.push(b);
+      options.onOutput?.("stderr", b.toString("utf8"));
+    });
     child.on("error", reject);
     child.on("close", (code, signal) =>
       resolve({
