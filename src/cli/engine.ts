@@ -7,6 +7,7 @@ import { parse } from "./args.js";
 
 export const ENGINE_USAGE = `Usage: pyport engine serve --plugin-dir D [--host 127.0.0.1] [--port 8181]
                            [--token T] [--state-dir D] [--runtime R] [--host-module M.mjs]
+                           [--virtual-env-location D]
        pyport engine test PLUGIN (--table T --rows FILE.json | --schedule [TIME] |
                           --request [--method M] [--query k=v]... [--body FILE])
                           [--args k=v,...] [--runtime R] [--host-module M.mjs] [--json]
@@ -29,7 +30,11 @@ test    runs PLUGIN (a .py file or a plugin directory) once in a fresh worker an
           --schedule [TIME]            process_scheduled_call at TIME (ISO 8601; default now)
           --request                    process_request (--method, --query k=v, --body FILE)
 --runtime R   a pyport runtime or bundle directory, or an interpreter (default: pyport's own).
-Example: pyport engine test examples/plugins/summarise.py --table cpu --rows rows.json`;
+--virtual-env-location D   the engine's virtualenv (default PLUGIN-DIR/.venv, made on first use).
+Example: pyport engine test examples/plugins/summarise.py --table cpu --rows rows.json
+
+A running server is managed with 'pyport engine trigger|install|logs' (see
+'pyport engine trigger --help').`;
 
 interface HostModule {
   query?: (sql: string, params: Record<string, unknown>, database: string | null) => unknown[];
@@ -47,6 +52,8 @@ async function hostModule(file: string | undefined): Promise<HostModule | undefi
 }
 
 export async function engineCommand(argv: string[]): Promise<number> {
+  if (["trigger", "install", "logs"].includes(argv[0]))
+    return (await import("./engine-client.js")).engineClientCommand(argv);
   const { values, positionals } = parse(
     argv,
     {
@@ -57,6 +64,7 @@ export async function engineCommand(argv: string[]): Promise<number> {
       "state-dir": { type: "string" },
       runtime: { type: "string" },
       "host-module": { type: "string" },
+      "virtual-env-location": { type: "string" },
       table: { type: "string" },
       rows: { type: "string" },
       schedule: { type: "boolean" },
@@ -181,6 +189,7 @@ export async function engineCommand(argv: string[]): Promise<number> {
       pluginDir: values["plugin-dir"],
       runtime: values.runtime,
       stateDir: values["state-dir"],
+      virtualEnv: values["virtual-env-location"],
       host,
       onLog: (e) =>
         process.stderr.write(`${e.time.toISOString()} ${e.trigger} ${e.level}: ${e.message}\n`),
@@ -206,6 +215,6 @@ export async function engineCommand(argv: string[]): Promise<number> {
     return 0;
   }
   throw new PyportError("E_USAGE", `unknown engine command ${JSON.stringify(sub)}`, {
-    hint: "Use: pyport engine serve|test",
+    hint: "Use: pyport engine serve|test|trigger|install|logs",
   });
 }

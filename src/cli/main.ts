@@ -16,7 +16,7 @@ Commands:
   python list      list the CPython interpreters pyport finds on this machine
   cache dir|list|prune
                    where pyport caches runtimes and downloads, and cleaning it
-  engine serve|test
+  engine serve|test|trigger|install|logs
                    run InfluxDB 3-style Python plugins on writes, schedules and requests
 
 Run 'pyport <command> --help' for a command's options.

@@ -192,7 +192,7 @@ export class Engine {
     const writes: { database: string; line: string }[] = [];
     const logs: LogEntry[] = [];
     const log = (trigger: string, level: LogEntry["level"], message: string) =>
-      void logs.push({ time: new Date(), trigger, level, message });
+      void logs.push({ seq: logs.length + 1, time: new Date(), trigger, level, message });
     const t = this.runtimeFor(
       {
         name,

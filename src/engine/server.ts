@@ -8,13 +8,19 @@
  *   /api/v3/engine-admin/…       admin, with `Authorization: Bearer <token>`:
  *     GET triggers · POST triggers (a trigger's JSON) · DELETE triggers/<name>
  *     POST triggers/<name>/enable|disable · POST write {database, tables: [{table_name, rows}]}
- *     GET logs?trigger=&level=&limit=
+ *     GET logs?trigger=&level=&limit=&after=<seq>
+ *     POST install {packages?: [...], requirements?: "<requirements.txt text>"}: pip's output as
+ *       NDJSON lines {stream, text}, then {exitCode, error?}
  */
 import { timingSafeEqual } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PyportError } from "../errors.js";
 import type { Engine } from "./engine.js";
 import type { LogEntry } from "./store.js";
+import { PipFailure } from "./venv.js";
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const MAX_ADMIN_BODY = 64 * 1024 * 1024;
@@ -93,6 +99,45 @@ export function prometheusMetrics(engine: Engine): string {
   return out.join("\n") + "\n";
 }
 
+interface InstallBody {
+  packages?: string[];
+  requirements?: string;
+}
+
+/** pip's output streamed as NDJSON lines, then `{exitCode}` (pip's, when it failed). */
+async function install(engine: Engine, body: InstallBody, res: ServerResponse): Promise<void> {
+  const packages = body?.packages ?? [];
+  if (!Array.isArray(packages) || packages.some((p) => typeof p !== "string"))
+    throw new PyportError("E_USAGE", 'install needs {"packages": ["name", ...]}');
+  if (body.requirements !== undefined && typeof body.requirements !== "string")
+    throw new PyportError(
+      "E_USAGE",
+      'install\'s "requirements" is the text of a requirements file',
+    );
+  let dir: string | undefined;
+  let requirementsFile: string | undefined;
+  if (body.requirements !== undefined) {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), "pyport-install-"));
+    requirementsFile = path.join(dir, "requirements.txt");
+    await fsp.writeFile(requirementsFile, body.requirements);
+  }
+  res.writeHead(200, { "content-type": "application/x-ndjson" });
+  const line = (v: unknown) => res.write(JSON.stringify(v) + "\n");
+  try {
+    await engine.install({ packages, requirementsFile }, (stream, text) => line({ stream, text }));
+    line({ exitCode: 0 });
+  } catch (err) {
+    line({
+      exitCode: err instanceof PipFailure ? err.exitCode : 1,
+      error: (err as Error).message,
+      hint: (err as PyportError).hint,
+    });
+  } finally {
+    res.end();
+    if (dir) await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** The request handler for `engine`, its admin endpoints guarded by `token`. */
 export function engineHandler(engine: Engine, token: string) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -156,6 +201,7 @@ export function engineHandler(engine: Engine, token: string) {
       }
       if (parts[0] === "logs" && req.method === "GET") {
         const limit = url.searchParams.get("limit");
+        const after = url.searchParams.get("after");
         return json(
           res,
           200,
@@ -163,9 +209,12 @@ export function engineHandler(engine: Engine, token: string) {
             trigger: url.searchParams.get("trigger") ?? undefined,
             level: (url.searchParams.get("level") as LogEntry["level"] | null) ?? undefined,
             limit: limit ? Number(limit) : undefined,
+            after: after ? Number(after) : undefined,
           }),
         );
       }
+      if (parts[0] === "install" && req.method === "POST")
+        return await install(engine, (await readJson(req)) as InstallBody, res);
       return json(res, 404, { error: `no admin endpoint ${req.method} ${url.pathname}` });
     } catch (err) {
       if (res.headersSent) return void res.end();

@@ -4,6 +4,8 @@
  */
 
 export interface LogEntry {
+  /** Increases by one per entry the engine logs (for following the log: `after`). */
+  seq: number;
   time: Date;
   trigger: string;
   level: "info" | "warn" | "error";
@@ -14,6 +16,8 @@ export interface LogQuery {
   trigger?: string;
   level?: LogEntry["level"];
   since?: Date;
+  /** Only entries with a greater `seq`. */
+  after?: number;
   limit?: number;
 }
 
@@ -23,6 +27,7 @@ export class EngineLog {
   private entries: LogEntry[] = [];
   /** Entries dropped because the ring was full (the oldest go first). */
   dropped = 0;
+  private seq = 0;
 
   constructor(
     private readonly capacity: number,
@@ -30,7 +35,7 @@ export class EngineLog {
   ) {}
 
   add(trigger: string, level: LogEntry["level"], message: string): void {
-    const e = { time: new Date(), trigger, level, message };
+    const e = { seq: ++this.seq, time: new Date(), trigger, level, message };
     this.entries.push(e);
     if (this.entries.length > this.capacity) {
       this.entries.splice(0, this.entries.length - this.capacity);
@@ -45,7 +50,8 @@ export class EngineLog {
       (e) =>
         (q.trigger === undefined || e.trigger === q.trigger) &&
         (q.level === undefined || LEVELS[e.level] >= LEVELS[q.level]) &&
-        (q.since === undefined || e.time >= q.since),
+        (q.since === undefined || e.time >= q.since) &&
+        (q.after === undefined || e.seq > q.after),
     );
     return q.limit === undefined ? out : out.slice(-q.limit);
   }
