@@ -100,8 +100,11 @@ builtins.LineBuilder = LineBuilder
 # -- the API object --------------------------------------------------------------------------
 
 
-def _line(line):
-    return line.build() if hasattr(line, "build") else str(line)
+def _lines(line):
+    """A LineBuilder, a string, or anything with build() (plugins batch several lines this
+    way) -> its line-protocol lines."""
+    text = line.build() if hasattr(line, "build") else str(line)
+    return [l for l in text.split("\n") if l]
 
 
 class _Cache:
@@ -164,16 +167,17 @@ class InfluxDBLocal:
         self._log("error", args)
 
     def write(self, line):
-        self._writes.append([self._database, _line(line)])
+        self._writes.extend([self._database, l] for l in _lines(line))
 
     def write_to_db(self, db_name, line):
-        self._writes.append([str(db_name), _line(line)])
+        self._writes.extend([str(db_name), l] for l in _lines(line))
 
-    def write_sync(self, line):
-        pyport_host.call("write", self._database, [_line(line)])
+    # no_sync (InfluxDB: acknowledge before the WAL is flushed) is the host's business here.
+    def write_sync(self, line, no_sync=False):
+        pyport_host.call("write", self._database, _lines(line))
 
     def write_sync_to_db(self, db_name, line, no_sync=False):
-        pyport_host.call("write", str(db_name), [_line(line)])
+        pyport_host.call("write", str(db_name), _lines(line))
 
     def query(self, query, args=None, database=None):
         return pyport_host.call("query", query, args or {}, database)

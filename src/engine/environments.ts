@@ -12,6 +12,8 @@ import { PluginVenv, type InstallRequest, type PipOutput } from "./venv.js";
 
 export interface PluginEnvironment {
   python: string;
+  /** The virtualenv's directory (exported to plugins as VIRTUAL_ENV, as InfluxDB does). */
+  venv?: string;
   /** Changes whenever packages were installed into this environment. */
   generation: number;
 }
@@ -70,7 +72,11 @@ export class Environments {
     }
     if (!st?.isFile()) {
       if (!this.shared) return { python: await this.basePython(), generation: 0 };
-      return { python: await this.shared.ready(), generation: this.sharedGeneration };
+      return {
+        python: await this.shared.ready(),
+        venv: this.shared.dir,
+        generation: this.sharedGeneration,
+      };
     }
     let own = this.own.get(plugin);
     if (!own) {
@@ -86,7 +92,7 @@ export class Environments {
       if (await own.venv.syncRequirements(requirements)) own.generation++;
       own.stamp = stamp;
     }
-    return { python: own.venv.python, generation: own.generation };
+    return { python: own.venv.python, venv: own.venv.dir, generation: own.generation };
   }
 
   /** pip install into the engine's venv; triggers on it restart their workers afterwards. */

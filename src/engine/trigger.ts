@@ -234,9 +234,15 @@ export class TriggerRuntime {
     );
   }
 
-  private startPython(python: string): Promise<Python> {
+  private startPython(env: PluginEnvironment): Promise<Python> {
     const started = Python.start({
-      python,
+      python: env.python,
+      // As InfluxDB's engine: plugins find their files through PLUGIN_DIR (or VIRTUAL_ENV's parent).
+      env: {
+        ...process.env,
+        PLUGIN_DIR: this.ctx.pluginDir,
+        ...(env.venv ? { VIRTUAL_ENV: env.venv } : {}),
+      },
       path: [this.ctx.enginePath],
       workers: this.limit,
       memoryLimitMb: this.config.memoryMb,
@@ -256,7 +262,7 @@ export class TriggerRuntime {
     if (this.env && (env.python !== this.env.python || env.generation !== this.env.generation))
       this.stopWorkers(); // packages changed: new workers import them
     this.env = env;
-    const py = await (this.python ??= this.startPython(env.python));
+    const py = await (this.python ??= this.startPython(env));
     const plugin = path.join(this.ctx.pluginDir, this.config.plugin);
     return py.call<Invocation>(
       "pyport_engine:invoke",
