@@ -20,23 +20,47 @@ import pyport_host
 # -- LineBuilder -----------------------------------------------------------------------------
 
 
-def _escape(text, chars):
-    text = str(text).replace("\\", "\\\\")
-    for c in chars:
-        text = text.replace(c, "\\" + c)
-    return text
+# Escaped names and tag values repeat from line to line: kept, up to a bound, once escaped.
+_ESCAPED = ({}, {})  # measurement names; tag keys, tag values and field keys
+_ESCAPED_MAX = 100_000
+
+
+def _escape_measurement(text):
+    done = _ESCAPED[0].get(text)
+    if done is None:
+        done = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+        if len(_ESCAPED[0]) < _ESCAPED_MAX:
+            _ESCAPED[0][text] = done
+    return done
+
+
+def _escape_key(text):
+    done = _ESCAPED[1].get(text)
+    if done is None:
+        done = text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+        if len(_ESCAPED[1]) < _ESCAPED_MAX:
+            _ESCAPED[1][text] = done
+    return done
 
 
 def _key(kind, key):
-    if not isinstance(key, str) or not key:
-        raise ValueError("%s key must be a non-empty string, got %r" % (kind, key))
-    if "\n" in key or "\r" in key:
-        raise ValueError("%s key %r contains a newline" % (kind, key))
+    if key.__class__ is not str or not key or "\n" in key or "\r" in key:
+        if not isinstance(key, str) or not key:
+            raise ValueError("%s key must be a non-empty string, got %r" % (kind, key))
+        if "\n" in key or "\r" in key:
+            raise ValueError("%s key %r contains a newline" % (kind, key))
     return key
+
+
+_INT64 = (-(2**63), 2**63)
+_UINT64 = 2**64
+_INF = (float("inf"), float("-inf"))
 
 
 class LineBuilder:
     """One line of InfluxDB line protocol: a measurement, tags, typed fields and a time."""
+
+    __slots__ = ("measurement", "tags", "fields", "_time_ns")
 
     def __init__(self, measurement):
         self.measurement = _key("measurement", measurement)
@@ -51,48 +75,62 @@ class LineBuilder:
         self.tags[_key("tag", key)] = value
         return self
 
-    def _field(self, key, text):
-        self.fields[_key("field", key)] = text
-        return self
-
     def int64_field(self, key, value):
         value = int(value)
-        if not -(2**63) <= value < 2**63:
+        if not _INT64[0] <= value < _INT64[1]:
             raise ValueError("int64 field %r out of range: %d" % (key, value))
-        return self._field(key, "%di" % value)
+        self.fields[_key("field", key)] = "%di" % value
+        return self
 
     def uint64_field(self, key, value):
         value = int(value)
-        if not 0 <= value < 2**64:
+        if not 0 <= value < _UINT64:
             raise ValueError("uint64 field %r out of range: %d" % (key, value))
-        return self._field(key, "%du" % value)
+        self.fields[_key("field", key)] = "%du" % value
+        return self
 
     def float64_field(self, key, value):
         value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
+        if value != value or value in _INF:
             raise ValueError("float64 field %r must be finite, got %r" % (key, value))
-        return self._field(key, repr(value))
+        self.fields[_key("field", key)] = repr(value)
+        return self
 
     def string_field(self, key, value):
-        return self._field(key, '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"'))
+        value = str(value)
+        if "\\" in value or '"' in value:
+            value = value.replace("\\", "\\\\").replace('"', '\\"')
+        self.fields[_key("field", key)] = '"' + value + '"'
+        return self
 
     def bool_field(self, key, value):
-        return self._field(key, "true" if value else "false")
+        self.fields[_key("field", key)] = "true" if value else "false"
+        return self
 
     def time_ns(self, t):
         self._time_ns = int(t)
         return self
 
     def build(self):
-        if not self.fields:
+        fields = self.fields
+        if not fields:
             raise ValueError("line for %r has no field: at least one is required" % (self.measurement,))
-        line = _escape(self.measurement, ", ")
+        parts = [_escape_measurement(self.measurement)]
         for k, v in self.tags.items():
-            line += "," + _escape(k, ",= ") + "=" + _escape(v, ",= ")
-        line += " " + ",".join(_escape(k, ",= ") + "=" + v for k, v in self.fields.items())
+            parts.append(",")
+            parts.append(_escape_key(k))
+            parts.append("=")
+            parts.append(_escape_key(v))
+        sep = " "
+        for k, v in fields.items():
+            parts.append(sep)
+            parts.append(_escape_key(k))
+            parts.append("=")
+            parts.append(v)
+            sep = ","
         if self._time_ns is not None:
-            line += " %d" % self._time_ns
-        return line
+            parts.append(" %d" % self._time_ns)
+        return "".join(parts)
 
 
 builtins.LineBuilder = LineBuilder
@@ -101,10 +139,12 @@ builtins.LineBuilder = LineBuilder
 
 
 def _lines(line):
-    """A LineBuilder, a string, or anything with build() (plugins batch several lines this
-    way) -> its line-protocol lines."""
+    """A LineBuilder (one line), a string, or anything with build() (plugins batch several lines
+    this way) -> its line-protocol lines."""
+    if line.__class__ is LineBuilder:
+        return (line.build(),)
     text = line.build() if hasattr(line, "build") else str(line)
-    return [l for l in text.split("\n") if l]
+    return [l for l in text.split("\n") if l] if "\n" in text else (text,)
 
 
 class _Cache:
@@ -149,7 +189,7 @@ class InfluxDBLocal:
     def __init__(self, trigger, database, request=None):
         self._trigger = trigger
         self._database = database
-        self._writes = []
+        self._writes = {}  # database -> lines, delivered when the call returns
         self.cache = _Cache(trigger)
         self.host = _HostFunctions()
         self.request = request
@@ -167,10 +207,16 @@ class InfluxDBLocal:
         self._log("error", args)
 
     def write(self, line):
-        self._writes.extend([self._database, l] for l in _lines(line))
+        lines = self._writes.get(self._database)
+        if lines is None:
+            lines = self._writes[self._database] = []
+        if line.__class__ is LineBuilder:
+            lines.append(line.build())
+        else:
+            lines.extend(_lines(line))
 
     def write_to_db(self, db_name, line):
-        self._writes.extend([str(db_name), l] for l in _lines(line))
+        self._writes.setdefault(str(db_name), []).extend(_lines(line))
 
     # no_sync (InfluxDB: acknowledge before the WAL is flushed) is the host's business here.
     def write_sync(self, line, no_sync=False):
@@ -287,7 +333,7 @@ _ENTRY = {"writes": "process_writes", "schedule": "process_scheduled_call", "req
 
 
 def invoke(trigger, plugin, kind, payload, args, database):
-    """Runs the plugin's entry point for `kind`; returns {"writes": [[db, line]...], "response"}."""
+    """Runs the plugin's entry point for `kind`; returns {"writes": [(db, [line, ...]), ...], "response"}."""
     module = _load(plugin)
     entry = getattr(module, _ENTRY[kind], None)
     if entry is None:
@@ -298,11 +344,11 @@ def invoke(trigger, plugin, kind, payload, args, database):
     api = InfluxDBLocal(trigger, database, request)
     if kind == "writes":
         entry(api, payload, args)
-        return {"writes": api._writes, "response": None}
+        return {"writes": list(api._writes.items()), "response": None}
     if kind == "schedule":
         call_time = datetime.datetime.fromtimestamp(payload / 1000, datetime.timezone.utc)
         entry(api, call_time, args)
-        return {"writes": api._writes, "response": None}
+        return {"writes": list(api._writes.items()), "response": None}
     query = {k: v[0] for k, v in request.query.items() if v}
     result = entry(api, query, payload["headers"], payload["body"], args)
-    return {"writes": api._writes, "response": response_of(result)}
+    return {"writes": list(api._writes.items()), "response": response_of(result)}

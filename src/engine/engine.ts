@@ -205,12 +205,14 @@ export class Engine {
       {
         log,
         deliver: async (w) =>
-          void writes.push(...w.map(([database, line]) => ({ database, line }))),
+          void w.forEach(([database, lines]) =>
+            lines.forEach((line) => writes.push({ database, line })),
+          ),
         hostFunctions: (n) => ({
           ...this.hostFunctionsFor(n),
           log: (level: LogEntry["level"], message: string) => log(n, level, message),
           write: (database: string, lines: string[]) =>
-            void writes.push(...lines.map((line) => ({ database, line }))),
+            void lines.forEach((line) => writes.push({ database, line })),
         }),
         onDisabled: () => undefined,
       },
@@ -251,7 +253,7 @@ export class Engine {
         this.cache.put(scope, key, data, ttl),
       cache_get: (scope: string, key: string) => this.cache.get(scope, key),
       cache_delete: (scope: string, key: string) => this.cache.delete(scope, key),
-      write: (database: string, lines: string[]) => this.deliver(lines.map((l) => [database, l])),
+      write: (database: string, lines: string[]) => this.deliver([[database, lines]]),
       query: (sql: string, params: Record<string, unknown>, database: string | null) => {
         if (!host.query)
           throw new PyportError(
@@ -272,14 +274,9 @@ export class Engine {
     };
   }
 
-  private async deliver(writes: [string, string][]): Promise<void> {
-    const byDb = new Map<string, string[]>();
-    for (const [db, line] of writes) {
-      const lines = byDb.get(db);
-      if (lines) lines.push(line);
-      else byDb.set(db, [line]);
-    }
-    for (const [database, lines] of byDb) {
+  private async deliver(writes: [string, string[]][]): Promise<void> {
+    for (const [database, lines] of writes) {
+      if (!lines.length) continue;
       if (this.opts.host?.write) await this.opts.host.write(database, lines);
       else {
         for (const line of lines.slice(-RECENT_WRITES)) this.recent.push({ database, line });

@@ -56,7 +56,8 @@ export type Job =
   | { kind: "request"; payload: Record<string, unknown> };
 
 export interface Invocation {
-  writes: [string, string][];
+  /** Lines written with write()/write_to_db(), per database. */
+  writes: [string, string[]][];
   response: { status: number; headers: [string, string][]; body: Uint8Array } | null;
 }
 
@@ -67,7 +68,7 @@ export interface TriggerContext {
   enginePath: string;
   hostFunctions: (trigger: string) => HostFunctions;
   log: (trigger: string, level: "info" | "warn" | "error", message: string) => void;
-  deliver: (writes: [string, string][]) => Promise<void>;
+  deliver: (writes: [string, string[]][]) => Promise<void>;
   onDisabled: (trigger: string) => void;
   /** Workers idle this long are stopped; the next invocation starts them again. */
   idleMs: number;
