@@ -8,6 +8,7 @@
  * - table-trigger rows/s for a plugin summing a field over 1,000-row batches;
  * - a trivial invocation's overhead (engine.test-free: sequential table writes of one row);
  * - cold start of an idle plugin (first invocation of a new trigger);
+ * - memory of ten idle plugins (RSS, and PSS with shared pages split among processes);
  * - p99 of a healthy request trigger while another trigger's plugin crashes in a loop.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -94,6 +95,38 @@ function peerVenv(python: string, dir: string): string | undefined {
     return undefined;
   }
   return venv;
+}
+
+/** RSS and PSS (KiB) of this process and every process below it, from /proc. */
+function treeMemory(): { rss: number; pss: number; self: number; processes: number } {
+  const parent = new Map<number, number>();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const mine = [process.pid];
+  for (let i = 0; i < mine.length; i++)
+    for (const [pid, ppid] of parent) if (ppid === mine[i]) mine.push(pid);
+  const field = (pid: number, file: string, name: string) => {
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
+      return Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  };
+  let rss = 0;
+  let pss = 0;
+  for (const pid of mine) {
+    rss += field(pid, "status", "VmRSS");
+    pss += field(pid, "smaps_rollup", "Pss");
+  }
+  return { rss, pss, self: field(process.pid, "status", "VmRSS"), processes: mine.length };
 }
 
 export async function engineBench(): Promise<void> {
@@ -231,17 +264,36 @@ export async function engineBench(): Promise<void> {
       `trivial invocation (one-row write, sequential): ${((performance.now() - t) / 2000).toFixed(3)} ms each`,
     );
 
-    // Cold start of an idle plugin: a new trigger's first invocation (worker start + import).
+    // Cold start of an idle plugin: a new trigger's first invocation, after a pause (an idle
+    // engine has its spare worker ready), and with a memory limit (no spare: a worker starts).
+    const coldStart = async (name: string, memoryMb?: number) => {
+      await new Promise((r) => setTimeout(r, 300));
+      await engine.createTrigger({ name, plugin: "sum.py", spec: `table:${name}`, memoryMb });
+      const started = performance.now();
+      await engine.write("db", [{ table_name: name, rows: [{ value: 1 }] }]);
+      return performance.now() - started;
+    };
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
     const colds: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await engine.createTrigger({ name: `cold${i}`, plugin: "sum.py", spec: `table:cold${i}` });
-      t = performance.now();
-      await engine.write("db", [{ table_name: `cold${i}`, rows: [{ value: 1 }] }]);
-      colds.push(performance.now() - t);
-    }
-    colds.sort((a, b) => a - b);
+    const limited: number[] = [];
+    for (let i = 0; i < 5; i++) colds.push(await coldStart(`cold${i}`));
+    for (let i = 0; i < 5; i++) limited.push(await coldStart(`coldmem${i}`, 512));
     console.log(
-      `cold start of an idle plugin (first invocation of a new trigger): median ${colds[2].toFixed(1)} ms of 5`,
+      `cold start of an idle plugin (first invocation of a new trigger): median ${median(colds).toFixed(1)} ms of 5; ` +
+        `with memoryMb (a worker starts): ${median(limited).toFixed(1)} ms`,
+    );
+
+    // Memory: ten more triggers, each invoked once and then idle (their workers stay up).
+    const before = treeMemory();
+    for (let i = 0; i < 10; i++) {
+      await engine.createTrigger({ name: `idle${i}`, plugin: "sum.py", spec: `table:idle${i}` });
+      await engine.write("db", [{ table_name: `idle${i}`, rows: [{ value: 1 }] }]);
+    }
+    const withIdle = treeMemory();
+    console.log(
+      `10 idle plugins (a worker each): +${((withIdle.rss - before.rss) / 1024).toFixed(0)} MiB RSS, ` +
+        `+${((withIdle.pss - before.pss) / 1024).toFixed(0)} MiB PSS (shared pages split); ` +
+        `${withIdle.processes - before.processes} processes more; the engine's own process ${(withIdle.self / 1024).toFixed(0)} MiB RSS`,
     );
 
     // Isolation: the healthy trigger's p99 while another plugin crashes in a loop.

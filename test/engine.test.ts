@@ -185,6 +185,8 @@ describe("hostile plugins affect only their own invocation", () => {
     for (const f of ["hostile.py", "bulk.py"])
       fs.copyFileSync(path.join(FIXTURES, f), path.join(dir, f));
     fs.copyFileSync(path.join(EXAMPLES, "summarise.py"), path.join(dir, "summarise.py"));
+    // Workers see the environment of their start (a spare starts ahead of need).
+    process.env.PYPORT_FLAKY_FILE = path.join(dir, "flaky-count");
     engine = await Engine.start({
       pluginDir: dir,
       runtime: python,
@@ -227,7 +229,6 @@ describe("hostile plugins affect only their own invocation", () => {
 
   test("retry is bounded, with backoff; disable waits for N consecutive failures", async (t) => {
     if (!engine) return t.skip("no CPython with a shared libpython found");
-    process.env.PYPORT_FLAKY_FILE = path.join(dir, "flaky-count");
     await engine.createTrigger({
       name: "flaky",
       plugin: "hostile.py",

@@ -12,6 +12,7 @@ import type { HostFunctions } from "../host/worker.js";
 import { pythonAsset } from "../util/assets.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { Environments } from "./environments.js";
+import { WorkerStarter } from "./spare.js";
 import { serveRequest } from "./request.js";
 import type { InstallRequest, PipOutput } from "./venv.js";
 import { EngineLog, PluginCache, type LogEntry, type LogQuery } from "./store.js";
@@ -103,6 +104,7 @@ export class Engine {
   private readonly cache = new PluginCache();
   private readonly log: EngineLog;
   private readonly envs: Environments;
+  private readonly starter: WorkerStarter;
   private readonly recent: { database: string; line: string }[] = [];
   private closed = false;
   private tests = 0;
@@ -112,6 +114,18 @@ export class Engine {
     this.envs = new Environments(opts.pluginDir, opts.runtime, opts.virtualEnv, (level, message) =>
       this.log.add("engine", level, message),
     );
+    this.starter = new WorkerStarter((env) => ({
+      python: env.python,
+      // As InfluxDB's engine: plugins find their files through PLUGIN_DIR (or VIRTUAL_ENV's parent).
+      env: {
+        ...process.env,
+        PLUGIN_DIR: opts.pluginDir,
+        ...(env.venv ? { VIRTUAL_ENV: env.venv } : {}),
+      },
+      path: [path.dirname(pythonAsset("engine/pyport_engine.py"))],
+      preload: ["pyport_engine"],
+      graceMs: 1000,
+    }));
   }
 
   static async start(opts: EngineOptions): Promise<Engine> {
@@ -164,7 +178,7 @@ export class Engine {
       {
         pluginDir: this.opts.pluginDir,
         environment: (plugin) => this.envs.environment(plugin),
-        enginePath: path.dirname(pythonAsset("engine/pyport_engine.py")),
+        startWorkers: (req) => this.starter.start(req),
         hostFunctions: (name) => this.hostFunctionsFor(name),
         log: (trigger, level, message) => this.log.add(trigger, level, message),
         deliver: (writes) => this.deliver(writes),
@@ -449,6 +463,9 @@ export class Engine {
   /** Stops every trigger (running invocations may finish, up to `timeoutMs`); then the process can exit. */
   async close(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.triggers.values()].map((t) => t.close(opts)));
+    await Promise.all([
+      ...[...this.triggers.values()].map((t) => t.close(opts)),
+      this.starter.close(),
+    ]);
   }
 }

@@ -6,10 +6,11 @@
  */
 import * as path from "node:path";
 import { CallTimeoutError, PythonError, WorkerCrashedError } from "../host/errors.js";
-import { Python } from "../host/python.js";
+import type { Python } from "../host/python.js";
 import type { HostFunctions } from "../host/worker.js";
 import { PyportError } from "../errors.js";
 import type { PluginEnvironment } from "./environments.js";
+import type { WorkerRequest } from "./spare.js";
 import { nextFire, parseSpec, type TriggerSpec } from "./spec.js";
 
 export interface TriggerConfig {
@@ -65,7 +66,8 @@ export interface TriggerContext {
   pluginDir: string;
   /** The interpreter `plugin` runs on, its environment made or brought up to date. */
   environment: (plugin: string) => Promise<PluginEnvironment>;
-  enginePath: string;
+  /** Starts the trigger's workers (spare.ts). */
+  startWorkers: (req: WorkerRequest) => Promise<Python>;
   hostFunctions: (trigger: string) => HostFunctions;
   log: (trigger: string, level: "info" | "warn" | "error", message: string) => void;
   deliver: (writes: [string, string[]][]) => Promise<void>;
@@ -74,6 +76,7 @@ export interface TriggerContext {
   idleMs: number;
 }
 
+const CRASH_LOOP = 3;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Checks a trigger's configuration; returns its parsed spec and args. */
@@ -170,6 +173,8 @@ export class TriggerRuntime {
   private timer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
   private closed = false;
+  /** Invocations in a row whose worker died (crash-loop back-off). */
+  private crashes = 0;
 
   constructor(
     readonly config: TriggerConfig,
@@ -236,22 +241,16 @@ export class TriggerRuntime {
   }
 
   private startPython(env: PluginEnvironment): Promise<Python> {
-    const started = Python.start({
-      python: env.python,
-      // As InfluxDB's engine: plugins find their files through PLUGIN_DIR (or VIRTUAL_ENV's parent).
-      env: {
-        ...process.env,
-        PLUGIN_DIR: this.ctx.pluginDir,
-        ...(env.venv ? { VIRTUAL_ENV: env.venv } : {}),
-      },
-      path: [this.ctx.enginePath],
+    const started = this.ctx.startWorkers({
+      env,
       workers: this.limit,
-      memoryLimitMb: this.config.memoryMb,
-      graceMs: 1000,
-      hostFunctions: this.ctx.hostFunctions(this.config.name),
-      onOutput: ({ stream, text }) => {
-        for (const line of text.split("\n").filter(Boolean))
-          this.ctx.log(this.config.name, stream === "stderr" ? "warn" : "info", line);
+      memoryMb: this.config.memoryMb,
+      binding: {
+        hostFunctions: this.ctx.hostFunctions(this.config.name),
+        onOutput: ({ stream, text }) => {
+          for (const line of text.split("\n").filter(Boolean))
+            this.ctx.log(this.config.name, stream === "stderr" ? "warn" : "info", line);
+        },
       },
     });
     started.catch(() => (this.python = undefined)); // the next invocation tries again
@@ -284,16 +283,19 @@ export class TriggerRuntime {
     const retry = this.config.errorBehavior === "retry" ? (this.config.retry ?? {}) : undefined;
     const attempts = retry ? (retry.maxAttempts ?? 3) : 1;
     for (let attempt = 1; ; attempt++) {
+      await this.crashBackoff();
       const started = performance.now();
       this.stats.invocations++;
       try {
         const result = await this.invoke(job);
+        this.crashes = 0;
         this.stats.durations.push((performance.now() - started) / 1000);
         if (this.stats.durations.length > 10_000) this.stats.durations.splice(0, 5_000);
         this.stats.consecutiveFailures = 0;
         if (result.writes.length) await this.ctx.deliver(result.writes);
         return result;
       } catch (err) {
+        this.crashes = err instanceof WorkerCrashedError ? this.crashes + 1 : 0;
         this.stats.errors++;
         this.stats.consecutiveFailures++;
         const last = attempt >= attempts || this.closed;
@@ -323,6 +325,23 @@ export class TriggerRuntime {
         throw err;
       }
     }
+  }
+
+  /**
+   * A worker that keeps dying costs a process start per invocation, CPU taken from every other
+   * trigger. After 3 deaths in a row the next invocation waits, 100 ms doubling up to 5 s
+   * (its queue fills meanwhile, and overflow is dropped as usual), until one ends otherwise.
+   */
+  private async crashBackoff(): Promise<void> {
+    if (this.crashes < CRASH_LOOP) return;
+    const pause = Math.min(5_000, 100 * 2 ** (this.crashes - CRASH_LOOP));
+    if (this.crashes === CRASH_LOOP || pause === 5_000)
+      this.ctx.log(
+        this.config.name,
+        "warn",
+        `the plugin's worker died ${this.crashes} times in a row; invocations now wait up to ${pause} ms before a new worker starts`,
+      );
+    await new Promise((r) => setTimeout(r, pause));
   }
 
   /** Arms the timer of an `every:` or `cron:` trigger for its next firing. */
