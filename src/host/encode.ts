@@ -37,6 +37,10 @@ const M = {
 } as const;
 
 const MAX_DEPTH = 200;
+/** Strings up to this long are tried as ASCII first. */
+const SHORT_STR = 32;
+const TWO_POW_64 = 1n << 64n;
+const SCRATCH = new DataView(new ArrayBuffer(8));
 const INT32 = 2 ** 31;
 /** Byte arrays at least this long become parts of their own (never copied) when they go inline. */
 const OWN_PART = 16384;
@@ -247,8 +251,19 @@ export class FrameWriter {
 
   private bigint(v: bigint): void {
     if (v >= -2147483648n && v < 2147483648n) return this.int(Number(v));
+    const a = v < 0n ? -v : v;
+    if (a < TWO_POW_64) {
+      // One native store, then 15-bit digits from two u32 halves (nanosecond timestamps).
+      SCRATCH.setBigUint64(0, a, true);
+      const lo = SCRATCH.getUint32(0, true);
+      const hi = SCRATCH.getUint32(4, true);
+      const mid = (lo >>> 30) | ((hi & 0x0fffffff) << 2);
+      const digits = [lo & 0x7fff, (lo >>> 15) & 0x7fff, mid & 0x7fff, mid >>> 15, hi >>> 28];
+      while (digits[digits.length - 1] === 0) digits.pop();
+      return this.long(v < 0n, digits);
+    }
     const digits: number[] = [];
-    for (let a = v < 0n ? -v : v; a > 0n; a >>= 15n) digits.push(Number(a & 32767n));
+    for (let b = a; b > 0n; b >>= 15n) digits.push(Number(b & 32767n));
     this.long(v < 0n, digits);
   }
 
@@ -325,6 +340,23 @@ export class FrameWriter {
   /** u32 byte length, then the UTF-8 of `s`. */
   private str(s: string): void {
     this.room(4 + s.length * 3);
+    if (s.length <= SHORT_STR) {
+      // Short ASCII (dict keys, tag values): byte by byte beats a call into Buffer.write.
+      const buf = this.buf;
+      const at = this.pos + 4;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[at + i] = c;
+      }
+      if (i === s.length) {
+        buf.writeUInt32LE(i, this.pos);
+        this.pos += 4 + i;
+        this.length += 4 + i;
+        return;
+      }
+    }
     const n = this.buf.write(s, this.pos + 4, "utf8");
     this.buf.writeUInt32LE(n, this.pos);
     this.pos += 4 + n;
