@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import pickle
+import stat
 import sys
 
 import pyport_host
@@ -237,8 +238,8 @@ _serial = [0]
 
 def _signature(path):
     """Changes when any .py file of the plugin changes, appears or goes."""
-    if os.path.isfile(path):
-        st = os.stat(path)
+    st = os.stat(path)
+    if stat.S_ISREG(st.st_mode):
         return (st.st_mtime_ns, st.st_size, st.st_ino)
     sig = []
     for root, dirs, files in os.walk(path):
@@ -299,10 +300,16 @@ def _content_type(value):
     return None
 
 
+_SIMPLE = {str: "text/html; charset=utf-8", bytes: "application/octet-stream", dict: "application/json", list: "application/json"}
+
+
 def response_of(result):
     """A request plugin's return value as {status, headers: [[k, v]], body: bytes}, the way
     InfluxDB and Flask read it: a Flask-style response, a (body[, status][, headers]) tuple,
     str (HTML), bytes, dict/list (JSON), None (204), or any other iterable of str/bytes chunks."""
+    simple = _SIMPLE.get(result.__class__)
+    if simple is not None:  # the common answers, without probing for a response object
+        return {"status": 200, "headers": [["Content-Type", simple]], "body": _body(result)}
     status, headers = 200, []
     if hasattr(result, "__flask_response__") or (hasattr(result, "get_data") and hasattr(result, "status_code")):
         hs = getattr(result, "headers", {}) or {}

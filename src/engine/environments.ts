@@ -63,14 +63,12 @@ export class Environments {
    * changed: one stat of the plugin's requirements.txt.
    */
   async environment(plugin: string): Promise<PluginEnvironment> {
-    const requirements = path.join(this.pluginDir, plugin, "requirements.txt");
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.statSync(requirements);
-    } catch {
-      st = undefined;
-    }
-    if (!st?.isFile()) {
+    // Only a plugin directory can have a requirements.txt (no stat, no exception, for a file).
+    const requirements = plugin.endsWith(".py")
+      ? undefined
+      : path.join(this.pluginDir, plugin, "requirements.txt");
+    const st = requirements ? fs.statSync(requirements, { throwIfNoEntry: false }) : undefined;
+    if (!requirements || !st?.isFile()) {
       if (!this.shared) return { python: await this.basePython(), generation: 0 };
       return {
         python: await this.shared.ready(),

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Invocation, TriggerRuntime } from "./trigger.js";
 
 const MAX_BODY = 10 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
 
 export async function serveRequest(
   find: (path: string) => TriggerRuntime | undefined,
@@ -21,17 +22,22 @@ export async function serveRequest(
   const t = find(sub);
   if (!t || !t.enabled) return false;
   const chunks: Buffer[] = [];
+  // A request without a body (no length, or 0, and not chunked) is not read: nothing would come.
+  const hasBody =
+    req.headers["transfer-encoding"] !== undefined ||
+    (req.headers["content-length"] ?? "0") !== "0";
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) {
-      res
-        .writeHead(413, { "content-type": "application/json" })
-        .end('{"error":"request body over 10 MiB"}');
-      return true;
+  if (hasBody)
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        res
+          .writeHead(413, { "content-type": "application/json" })
+          .end('{"error":"request body over 10 MiB"}');
+        return true;
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
-  }
   const query: Record<string, string[]> = {};
   for (const [k, v] of url.searchParams) (query[k] ??= []).push(v);
   const headers: Record<string, string> = {};
@@ -44,7 +50,7 @@ export async function serveRequest(
       path: sub,
       query,
       headers,
-      body: new Uint8Array(Buffer.concat(chunks)),
+      body: chunks.length ? new Uint8Array(Buffer.concat(chunks)) : EMPTY,
     },
   });
   if (!queued) {

@@ -157,6 +157,8 @@ interface Queued {
 export class TriggerRuntime {
   readonly spec: TriggerSpec;
   readonly args: Record<string, string>;
+  /** The plugin's full path. */
+  private readonly pluginPath: string;
   readonly stats: TriggerStats = {
     invocations: 0,
     errors: 0,
@@ -181,6 +183,7 @@ export class TriggerRuntime {
     private readonly ctx: TriggerContext,
   ) {
     ({ spec: this.spec, args: this.args } = checkTrigger(config));
+    this.pluginPath = path.join(ctx.pluginDir, config.plugin);
     this.schedule();
   }
 
@@ -263,12 +266,11 @@ export class TriggerRuntime {
       this.stopWorkers(); // packages changed: new workers import them
     this.env = env;
     const py = await (this.python ??= this.startPython(env));
-    const plugin = path.join(this.ctx.pluginDir, this.config.plugin);
     return py.call<Invocation>(
       "pyport_engine:invoke",
       [
         this.config.name,
-        plugin,
+        this.pluginPath,
         job.kind,
         job.payload,
         this.args,
