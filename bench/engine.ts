@@ -32,8 +32,8 @@ interface Load {
 
 /** wrk against `url`: requests/s and latency percentiles (its --latency table). Async: the
  * servers under test may live in this process. */
-async function wrk(url: string, connections = 32): Promise<Load> {
-  const child = spawn("wrk", ["-t2", `-c${connections}`, `-d${DURATION}s`, "--latency", url]);
+async function wrk(url: string, connections = 32, seconds = DURATION): Promise<Load> {
+  const child = spawn("wrk", ["-t2", `-c${connections}`, `-d${seconds}s`, "--latency", url]);
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
   const code = await new Promise<number | null>((r) => child.on("exit", r));
@@ -47,6 +47,12 @@ async function wrk(url: string, connections = 32): Promise<Load> {
   const p99 = ms(/\n\s+99%\s+(\S+)/.exec(out)![1]);
   const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   return { rps, p50ms: p50, p99ms: p99, errors };
+}
+
+/** One second of load first (JITs, caches and lazy imports warm up alike on every server). */
+async function warmThenWrk(url: string): Promise<Load> {
+  await wrk(url, 32, "1");
+  return wrk(url);
 }
 
 function show(name: string, l: Load, ref?: Load): void {
@@ -223,12 +229,12 @@ export async function engineBench(): Promise<void> {
       );
       await waitFor(`http://127.0.0.1:${gport}/hi`);
       await waitFor(`http://127.0.0.1:${uport}/hi`);
-      flask = await wrk(`http://127.0.0.1:${gport}/hi`);
-      fastapi = await wrk(`http://127.0.0.1:${uport}/hi`);
+      flask = await warmThenWrk(`http://127.0.0.1:${gport}/hi`);
+      fastapi = await warmThenWrk(`http://127.0.0.1:${uport}/hi`);
     }
-    const node = await wrk(bareUrl);
-    const one = await wrk(`${engineBase}/hi`);
-    const two = await wrk(`${engineBase}/hi2`);
+    const node = await warmThenWrk(bareUrl);
+    const one = await warmThenWrk(`${engineBase}/hi`);
+    const two = await warmThenWrk(`${engineBase}/hi2`);
     show("bare Node http (the front's limit)", node);
     if (flask) show("Flask under gunicorn, 2 sync workers", flask);
     if (fastapi) show("FastAPI under uvicorn (uvloop, httptools)", fastapi);

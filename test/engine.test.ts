@@ -278,6 +278,29 @@ describe("hostile plugins affect only their own invocation", () => {
     );
   });
 
+  test("a crash loop backs off and runs the trigger's new workers at nice 10", async (t) => {
+    if (!engine) return t.skip("no CPython with a shared libpython found");
+    await engine.createTrigger({
+      name: "crashy",
+      plugin: "hostile.py",
+      spec: "table:crashy",
+      args: { how: "crash4", file: path.join(dir, "crash-count") },
+    });
+    const results: boolean[] = [];
+    const started = Date.now();
+    for (let i = 0; i < 5; i++)
+      results.push((await engine.write("db", [{ table_name: "crashy", rows: [] }]))[0].ok);
+    assert.deepEqual(results, [false, false, false, false, true]);
+    assert.ok(Date.now() - started >= 300, "the 4th and 5th calls waited 100 and 200 ms first");
+    const log = engine
+      .logs({ trigger: "crashy" })
+      .map((e) => e.message)
+      .join("\n");
+    assert.match(log, /died 3 times in a row; invocations now wait up to 100 ms/);
+    assert.match(log, /^nice 10$/m);
+    await engine.deleteTrigger("crashy");
+  });
+
   test("huge log volume and a plugin writing 1 000 000 lines", async (t) => {
     if (!engine) return t.skip("no CPython with a shared libpython found");
     await engine.createTrigger({

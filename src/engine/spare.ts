@@ -4,8 +4,8 @@
  * plugin's first invocation pays for importing the plugin, not for starting Python. The spare is
  * bound to its trigger when taken — host functions and output go through a binding set then —
  * and a new spare starts in the background. It is kept only for the environment (interpreter
- * and package generation) it was started in, and never for a trigger with a memory limit (the
- * limit is set when a worker starts).
+ * and package generation) it was started in, and never for a trigger with a memory limit or a
+ * nice value (both are set when a worker starts).
  */
 import { Python, type StartOptions } from "../host/python.js";
 import type { HostFunctions } from "../host/worker.js";
@@ -20,6 +20,8 @@ export interface WorkerRequest {
   env: PluginEnvironment;
   workers: number;
   memoryMb?: number;
+  /** A nice value (a crash-looping trigger's workers yield the CPU to the others). */
+  nice?: number;
   binding: WorkerBinding;
 }
 
@@ -43,7 +45,7 @@ export class WorkerStarter {
     return `${env.python}\0${env.generation}`;
   }
 
-  private launch(env: PluginEnvironment, workers: number, memoryMb?: number): Spare {
+  private launch(env: PluginEnvironment, workers: number, memoryMb?: number, nice?: number): Spare {
     let bound: WorkerBinding | undefined;
     const hostFunctions: HostFunctions = {};
     for (const name of ENGINE_FUNCTIONS)
@@ -55,6 +57,7 @@ export class WorkerStarter {
       ...this.options(env),
       workers,
       memoryLimitMb: memoryMb,
+      nice,
       hostFunctions,
       onOutput: (o) => bound?.onOutput(o),
     });
@@ -64,8 +67,11 @@ export class WorkerStarter {
   /** Workers for a trigger: the spare when it fits, else started now. Refills the spare. */
   start(req: WorkerRequest): Promise<Python> {
     const fits =
-      req.workers === 1 && !req.memoryMb && this.spare?.key === WorkerStarter.key(req.env);
-    const taken = fits ? this.spare! : this.launch(req.env, req.workers, req.memoryMb);
+      req.workers === 1 &&
+      !req.memoryMb &&
+      !req.nice &&
+      this.spare?.key === WorkerStarter.key(req.env);
+    const taken = fits ? this.spare! : this.launch(req.env, req.workers, req.memoryMb, req.nice);
     if (fits) this.spare = undefined;
     taken.bind(req.binding);
     if (!this.closed && (!this.spare || this.spare.key !== WorkerStarter.key(req.env))) {

@@ -177,6 +177,8 @@ export class TriggerRuntime {
   private closed = false;
   /** Invocations in a row whose worker died (crash-loop back-off). */
   private crashes = 0;
+  /** Set when a worker died: the workers run at nice 10 until they next stop for idleness. */
+  private demoted = false;
 
   constructor(
     readonly config: TriggerConfig,
@@ -229,6 +231,7 @@ export class TriggerRuntime {
     this.idleTimer = setTimeout(() => {
       if (this.stats.running || this.queue.length || !this.python) return;
       this.stopWorkers();
+      this.demoted = false;
     }, this.ctx.idleMs);
     this.idleTimer.unref();
   }
@@ -248,6 +251,7 @@ export class TriggerRuntime {
       env,
       workers: this.limit,
       memoryMb: this.config.memoryMb,
+      nice: this.demoted ? 10 : undefined,
       binding: {
         hostFunctions: this.ctx.hostFunctions(this.config.name),
         onOutput: ({ stream, text }) => {
@@ -298,6 +302,11 @@ export class TriggerRuntime {
         return result;
       } catch (err) {
         this.crashes = err instanceof WorkerCrashedError ? this.crashes + 1 : 0;
+        if (this.crashes && !this.demoted) {
+          // Its replacements start at nice 10: the CPU goes to healthy triggers first.
+          this.demoted = true;
+          this.stopWorkers();
+        }
         this.stats.errors++;
         this.stats.consecutiveFailures++;
         const last = attempt >= attempts || this.closed;
@@ -333,6 +342,7 @@ export class TriggerRuntime {
    * A worker that keeps dying costs a process start per invocation, CPU taken from every other
    * trigger. After 3 deaths in a row the next invocation waits, 100 ms doubling up to 5 s
    * (its queue fills meanwhile, and overflow is dropped as usual), until one ends otherwise.
+   * (From its first death on, a trigger's new workers start at nice 10: see runWithPolicy.)
    */
   private async crashBackoff(): Promise<void> {
     if (this.crashes < CRASH_LOOP) return;

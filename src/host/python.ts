@@ -48,6 +48,8 @@ export interface StartOptions {
    * caller waits for the answer (from a coroutine too: it blocks that worker's event loop).
    */
   hostFunctions?: HostFunctions;
+  /** A nice value for the workers (1–19: less CPU when others want it), set as each starts. */
+  nice?: number;
 }
 
 export interface CallOptions {
@@ -257,6 +259,7 @@ export class Python {
       spinUs: opts.spinUs ?? DEFAULT_SPIN_US,
       onOutput: opts.onOutput,
       hostFunctions: opts.hostFunctions,
+      nice: opts.nice,
     };
   }
 

@@ -7,6 +7,7 @@
  * When the process exits, every unanswered call is rejected with WorkerCrashedError at once.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { bucketDir, BUCKETS } from "../store/buckets.js";
 import { pythonAsset } from "../util/assets.js";
@@ -42,6 +43,8 @@ export interface WorkerOptions {
   onOutput?: OutputHandler;
   /** Functions Python may call (`pyport_host.call(name, …)`); see StartOptions.hostFunctions. */
   hostFunctions?: HostFunctions;
+  /** The worker processes' nice value (see StartOptions.nice). */
+  nice?: number;
 }
 
 export type { HostFunctions } from "./host-calls.js";
@@ -124,14 +127,19 @@ function launch(opts: WorkerOptions): Launched {
   const arena = openArenaFiles();
   if (arena) args.push("--arena", "5,6");
   try {
-    return {
-      proc: spawnWorkerProcess(opts.python, args, {
-        cwd: opts.cwd,
-        env: opts.env ?? process.env,
-        inherit: arena ?? [],
-      }),
-      arena,
-    };
+    const proc = spawnWorkerProcess(opts.python, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      inherit: arena ?? [],
+    });
+    if (opts.nice && proc.pid !== undefined) {
+      try {
+        os.setPriority(proc.pid, opts.nice);
+      } catch {
+        // it exited already: onExit reports that
+      }
+    }
+    return { proc, arena };
   } catch (err) {
     arena?.forEach((fd) => fs.closeSync(fd));
     throw err;
