@@ -80,7 +80,7 @@ describe("plugin environments", () => {
         /Traceback[\s\S]*ModuleNotFoundError: No module named 'six'/,
       );
       const output: string[] = [];
-      await engine.install({ packages: ["six"] }, (_stream, text) => void output.push(text));
+      await engine.install(["six"], (_stream, text) => void output.push(text));
       assert.match(output.join(""), /Successfully installed six-/);
       const r = await web.get("six");
       assert.equal(r.status, 200, r.body);

@@ -446,14 +446,20 @@ export class Engine {
    * `exitCode` is pip's) when pip fails. Triggers on that venv restart their workers before
    * their next invocation, so new packages import.
    */
-  async install(req: InstallRequest, onOutput?: PipOutput): Promise<void> {
+  async install(what: string[] | string | InstallRequest, onOutput?: PipOutput): Promise<void> {
     this.checkOpen();
+    // A list is packages, a string a requirements file.
+    const req: InstallRequest = Array.isArray(what)
+      ? { packages: what }
+      : typeof what === "string"
+        ? { requirementsFile: what }
+        : what;
     await this.envs.install(req, onOutput);
-    this.log.add(
-      "engine",
-      "info",
-      `installed ${[...(req.packages ?? []), ...(req.requirementsFile ? [`-r ${req.requirementsFile}`] : [])].join(" ")}`,
-    );
+    const given = [
+      ...(req.packages ?? []),
+      ...(req.requirementsFile ? [`-r ${req.requirementsFile}`] : []),
+    ];
+    this.log.add("engine", "info", `installed ${given.join(" ")}`);
   }
 
   private checkOpen(): void {

@@ -48,7 +48,7 @@ export interface StartOptions {
    * caller waits for the answer (from a coroutine too: it blocks that worker's event loop).
    */
   hostFunctions?: HostFunctions;
-  /** A nice value for the workers (1–19: less CPU when others want it), set as each starts. */
+  /** The workers' nice value (1–19: they yield the CPU to others), set as each starts. */
   nice?: number;
 }
 
@@ -247,19 +247,14 @@ export class Python {
   }
 
   private static workerOptions(python: string, opts: StartOptions, index: number) {
+    // cwd, env, memoryLimitMb, concurrency, onOutput, hostFunctions and nice pass as given.
     return {
+      ...opts,
       python,
       index,
-      cwd: opts.cwd,
-      env: opts.env,
       path: (opts.path ?? []).map((p) => path.resolve(p)),
       preload: opts.preload ?? [],
-      memoryLimitMb: opts.memoryLimitMb,
-      concurrency: opts.concurrency,
       spinUs: opts.spinUs ?? DEFAULT_SPIN_US,
-      onOutput: opts.onOutput,
-      hostFunctions: opts.hostFunctions,
-      nice: opts.nice,
     };
   }
 
