@@ -7,13 +7,21 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, describe, test } from "node:test";
-import { CLI, pyportAsync, run, sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import {
+  CLI,
+  pyportAsync,
+  run,
+  sharedPython,
+  tmpDir,
+  useTestCache,
+  PLUGIN_EXAMPLES,
+  PLUGIN_FIXTURES,
+} from "./helpers.js";
 
 useTestCache();
 process.env.PIP_RETRIES ??= "0"; // an unreachable default index fails at once, not after 5 retries
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const EXAMPLES = path.join(ROOT, "examples/plugins");
-const FIXTURES = path.join(ROOT, "test/fixtures/plugins");
+const EXAMPLES = PLUGIN_EXAMPLES;
+const FIXTURES = PLUGIN_FIXTURES;
 
 let python: string | undefined;
 before(async () => {

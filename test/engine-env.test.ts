@@ -13,12 +13,18 @@ import * as path from "node:path";
 import { before, describe, test } from "node:test";
 import { Engine } from "../src/engine/engine.js";
 import { PipFailure } from "../src/engine/venv.js";
-import { sharedPython, sharedPythons, skipPart, tmpDir, useTestCache } from "./helpers.js";
+import {
+  sharedPython,
+  sharedPythons,
+  skipPart,
+  tmpDir,
+  useTestCache,
+  PLUGIN_EXAMPLES,
+} from "./helpers.js";
 
 useTestCache();
 process.env.PIP_RETRIES ??= "0"; // an unreachable default index fails at once, not after 5 retries
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const EXAMPLES = path.join(ROOT, "examples/plugins");
+const EXAMPLES = PLUGIN_EXAMPLES;
 
 /** Serves `engine`'s request triggers; returns a fetch for them and a stop function. */
 async function serve(engine: Engine) {

@@ -12,12 +12,11 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Engine } from "../src/engine/engine.js";
 import { nextFire, parseSpec } from "../src/engine/spec.js";
-import { sharedPython, tmpDir, useTestCache } from "./helpers.js";
+import { sharedPython, tmpDir, useTestCache, PLUGIN_EXAMPLES, PLUGIN_FIXTURES } from "./helpers.js";
 
 useTestCache();
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const EXAMPLES = path.join(ROOT, "examples/plugins");
-const FIXTURES = path.join(ROOT, "test/fixtures/plugins");
+const EXAMPLES = PLUGIN_EXAMPLES;
+const FIXTURES = PLUGIN_FIXTURES;
 
 let python: string | undefined;
 before(async () => {

@@ -121,6 +121,12 @@ export const CLI = path.resolve(
   "../src/cli/main.js",
 );
 
+/** The repository's root (tests run from dist/test). */
+export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+/** The example plugins, and the hostile ones the engine tests use. */
+export const PLUGIN_EXAMPLES = path.join(REPO, "examples/plugins");
+export const PLUGIN_FIXTURES = path.join(REPO, "test/fixtures/plugins");
+
 export function pyport(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return run(process.execPath, [CLI, ...args], { env });
 }
