@@ -266,6 +266,7 @@ export class TriggerRuntime {
 
   private async invoke(job: Job): Promise<Invocation> {
     const env = await this.ctx.environment(this.config.plugin);
+    if (this.closed) throw new PyportError("E_USAGE", `trigger ${this.config.name} was stopped`);
     if (this.env && (env.python !== this.env.python || env.generation !== this.env.generation))
       this.stopWorkers(); // packages changed: new workers import them
     this.env = env;
@@ -290,6 +291,8 @@ export class TriggerRuntime {
     const attempts = retry ? (retry.maxAttempts ?? 3) : 1;
     for (let attempt = 1; ; attempt++) {
       await this.crashBackoff();
+      // Stopped during a back-off or retry pause: no new worker may start after close().
+      if (this.closed) throw new PyportError("E_USAGE", `trigger ${this.config.name} was stopped`);
       const started = performance.now();
       this.stats.invocations++;
       try {
