@@ -51,34 +51,28 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** The per-trigger counters and gauges of /metrics: name, type, help, TriggerStats field. */
+const SERIES = [
+  [
+    "pyport_engine_invocations_total",
+    "counter",
+    "Plugin invocations (retries included).",
+    "invocations",
+  ],
+  ["pyport_engine_errors_total", "counter", "Failed invocations.", "errors"],
+  ["pyport_engine_dropped_total", "counter", "Invocations dropped by a full queue.", "dropped"],
+  ["pyport_engine_queue_depth", "gauge", "Invocations waiting.", "queued"],
+] as const;
+
 /** Prometheus text exposition of the engine's per-trigger figures. */
 export function prometheusMetrics(engine: Engine): string {
-  const out: string[] = [
-    "# HELP pyport_engine_invocations_total Plugin invocations (retries included).",
-    "# TYPE pyport_engine_invocations_total counter",
-  ];
   const rows = engine.metrics();
   const label = (name: string) => `trigger="${name.replace(/["\\\n]/g, "_")}"`;
-  for (const { name, stats } of rows)
-    out.push(`pyport_engine_invocations_total{${label(name)}} ${stats.invocations}`);
-  out.push(
-    "# HELP pyport_engine_errors_total Failed invocations.",
-    "# TYPE pyport_engine_errors_total counter",
-  );
-  for (const { name, stats } of rows)
-    out.push(`pyport_engine_errors_total{${label(name)}} ${stats.errors}`);
-  out.push(
-    "# HELP pyport_engine_dropped_total Invocations dropped by a full queue.",
-    "# TYPE pyport_engine_dropped_total counter",
-  );
-  for (const { name, stats } of rows)
-    out.push(`pyport_engine_dropped_total{${label(name)}} ${stats.dropped}`);
-  out.push(
-    "# HELP pyport_engine_queue_depth Invocations waiting.",
-    "# TYPE pyport_engine_queue_depth gauge",
-  );
-  for (const { name, stats } of rows)
-    out.push(`pyport_engine_queue_depth{${label(name)}} ${stats.queued}`);
+  const out: string[] = [];
+  for (const [metric, type, help, stat] of SERIES) {
+    out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} ${type}`);
+    for (const { name, stats } of rows) out.push(`${metric}{${label(name)}} ${stats[stat]}`);
+  }
   out.push(
     "# HELP pyport_engine_invocation_seconds Time of successful invocations (the last 10 000).",
     "# TYPE pyport_engine_invocation_seconds histogram",

@@ -9,7 +9,7 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import { hasErrno, PyportError } from "../errors.js";
+import { PyportError } from "../errors.js";
 import { withLock } from "../store/lock.js";
 import { execFile, failureExcerpt, pythonEnv } from "../util/exec.js";
 import { ifExists, replaceDir, siblingTemp, writeFileAtomic } from "../util/fs.js";
@@ -274,15 +274,5 @@ export class PipFailure extends PyportError {
     hint?: string,
   ) {
     super("E_PIP", message, { hint });
-  }
-}
-
-/** True when `dir` holds a file (for a plugin package's requirements.txt). */
-export async function isFile(file: string): Promise<boolean> {
-  try {
-    return (await fsp.stat(file)).isFile();
-  } catch (err) {
-    if (hasErrno(err, "ENOENT") || hasErrno(err, "ENOTDIR")) return false;
-    throw err;
   }
 }
