@@ -22,6 +22,8 @@ export type ErrorCode =
   | "E_BUILD"
   | "E_AUDIT"
   | "E_PIP"
+  | "E_REGISTRY"
+  | "E_SERVICE"
   | "E_INTERNAL";
 
 const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
@@ -38,6 +40,8 @@ const USER_ERRORS: ReadonlySet<ErrorCode> = new Set([
   "E_TOOL",
   "E_BUILD",
   "E_PIP",
+  "E_REGISTRY",
+  "E_SERVICE",
 ]);
 
 /** Errors that mean "the checks ran and failed" (exit 1), not bad input (2) or a bug (70). */

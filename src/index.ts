@@ -65,3 +65,12 @@ export {
   type TriggerConfig,
   type TriggerInfo,
 } from "./engine/index.js";
+export { push, type PushEvent, type PushOptions, type PushResult } from "./oci/push.js";
+export {
+  parseReference,
+  storedCredentials,
+  type Credentials,
+  type ImageReference,
+} from "./oci/registry.js";
+export { writeImage, type ImageInput, type ImageResult } from "./oci/image.js";
+export type { ServiceSpec, HealthCheck, RestartPolicy } from "./bundle/service-spec.js";

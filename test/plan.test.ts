@@ -18,6 +18,7 @@ function config(over: Partial<BuildConfig> = {}): BuildConfig {
     bytecode: { optimize: 0, pycOnly: false },
     resources: "filesystem",
     pipArgs: ["--only-binary", ":all:"],
+    services: [],
     isolated: true,
     keepPip: false,
     ...over,

@@ -15,22 +15,26 @@ import { walkTree } from "../util/fs.js";
 
 const DEFAULT_EPOCH = 946684800; // 2000-01-01T00:00:00Z
 
-function archiveEpoch(): number {
+/** The mtime of every archive entry: SOURCE_DATE_EPOCH, else 2000-01-01. */
+export function archiveEpoch(): number {
   const e = process.env.SOURCE_DATE_EPOCH;
   return e && /^\d+$/.test(e) ? Number(e) : DEFAULT_EPOCH;
 }
 
-interface Entry {
+/** One archive member; a file's bytes come from `data` when set, else from the file `full`. */
+export interface TarEntry {
   name: string;
   kind: "file" | "dir" | "symlink";
   mode: number;
   size: number;
   link?: string;
   full: string;
+  data?: Buffer;
 }
+type Entry = TarEntry;
 
 /** The entries of `root` as `prefix/…` (or its bare contents with prefix ""), sorted by name. */
-async function collect(root: string, prefix: string): Promise<Entry[]> {
+export async function collectTree(root: string, prefix: string): Promise<Entry[]> {
   const out: Entry[] = [];
   if (prefix) out.push({ name: `${prefix}/`, kind: "dir", mode: 0o755, size: 0, full: root });
   for await (const { rel, full, dirent } of walkTree(root)) {
@@ -86,8 +90,9 @@ function paxRecord(key: string, value: string): string {
 
 const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 
-async function* tarStream(root: string, prefix: string, mtime: number): AsyncGenerator<Buffer> {
-  for (const e of await collect(root, prefix)) {
+/** The tar stream of `entries` (in the order given), each with `mtime`, uid/gid 0. */
+export async function* tarChunks(entries: Iterable<Entry>, mtime: number): AsyncGenerator<Buffer> {
+  for (const e of entries) {
     const typeflag = e.kind === "dir" ? "5" : e.kind === "symlink" ? "2" : "0";
     const records: string[] = [];
     if (Buffer.byteLength(e.name) > 100) records.push(paxRecord("path", e.name));
@@ -111,7 +116,10 @@ async function* tarStream(root: string, prefix: string, mtime: number): AsyncGen
       typeflag,
       e.kind === "file" ? e.size : 0,
     );
-    if (e.kind === "file") {
+    if (e.kind === "file" && e.data) {
+      yield e.data;
+      yield pad(e.size);
+    } else if (e.kind === "file") {
       const handle = await fsp.open(e.full, "r");
       try {
         for await (const chunk of handle.createReadStream({ autoClose: false }))
@@ -126,17 +134,21 @@ async function* tarStream(root: string, prefix: string, mtime: number): AsyncGen
 }
 
 /**
- * Writes `root` as `prefix/…` (or, with prefix "", as its bare contents) into `dest` (.tar.gz or
- * .tar.zst), reproducibly. `zstdLevel` defaults to 19.
+ * Writes `root` as `prefix/…` (or, with prefix "", as its bare contents) into `dest` (.tar.gz,
+ * .tar.zst or a plain .tar), reproducibly. `zstdLevel` defaults to 19.
  */
 export async function writeTarArchive(
   root: string,
   prefix: string,
   dest: string,
-  compression: "gzip" | "zstd",
+  compression: "gzip" | "zstd" | "none",
   zstdLevel = 19,
 ): Promise<void> {
-  const source = Readable.from(tarStream(root, prefix, archiveEpoch()));
+  const source = Readable.from(tarChunks(await collectTree(root, prefix), archiveEpoch()));
+  if (compression === "none") {
+    await pipeline(source, fs.createWriteStream(dest, { mode: 0o644 }));
+    return;
+  }
   if (compression === "gzip") {
     await pipeline(
       source,

@@ -13,6 +13,8 @@ import { writeTarArchive } from "../archive/tar-write.js";
 import { audit, type AuditReport } from "../audit/audit.js";
 import { cycloneDx } from "../audit/sbom.js";
 import { hasErrno, PyportError } from "../errors.js";
+import type { Component } from "../audit/components.js";
+import type { ImageResult } from "../oci/image.js";
 import { onefileStub, writeOnefile } from "../onefile/onefile.js";
 import { createRuntime } from "../runtime/create.js";
 import { fixShebangs } from "../runtime/fixups.js";
@@ -36,6 +38,7 @@ import {
   sourceOf,
   TEMP_TAG,
 } from "./install.js";
+import { writeImageOutputs } from "./image-output.js";
 import { writeLicenses } from "./licenses.js";
 import { checkOutputs, isWithin, recordOutputs } from "./outputs.js";
 import {
@@ -45,6 +48,7 @@ import {
   type BuildOverrides,
   type BundlePlan,
 } from "./plan.js";
+import { serviceCommand } from "./service-spec.js";
 import { applyGlobs, dropLocalDirectUrls, refreshRecords, sizeByPackage } from "./prune.js";
 
 export { onefileEntry } from "./plan.js";
@@ -57,9 +61,19 @@ export interface BuildOptions extends BuildOverrides {
 export interface BuildOutput {
   format: Format;
   path: string;
-  /** File sha256 for archives; for `dir`, sha256 over the sorted (path, mode, content sha256) list. */
+  /**
+   * File sha256 for archives; for `dir`, sha256 over the sorted (path, mode, content sha256)
+   * list; for `oci`, the image manifest's sha256 (the image digest).
+   */
   sha256: string;
   bytes: number;
+  /** OCI outputs: the image digest, its tag in the layout, its layers and the SBOM artifact. */
+  image?: {
+    digest: string;
+    ref: string;
+    layers: ImageResult["layers"];
+    sbom: { digest: string; artifactType: string };
+  };
 }
 
 export interface BuildResult {
@@ -181,7 +195,19 @@ export async function applyPlan(
       ...manifest,
       kind: "bundle",
       grafted: [...manifest.grafted, ...grafted],
-      app: { name: plan.name, version: plan.version, entryPoints },
+      app: {
+        name: plan.name,
+        version: plan.version,
+        entryPoints,
+        services: plan.services.map((svc) => ({
+          ...svc,
+          command: serviceCommand(
+            svc,
+            entryPoints.map((e) => e.name),
+            plan.name,
+          ),
+        })),
+      },
     };
     await fsp.writeFile(
       path.join(bundle, MANIFEST_FILE),
@@ -193,19 +219,28 @@ export async function applyPlan(
       JSON.stringify(cycloneDx(plan.name, components), null, 2) + "\n",
     );
     const report = plan.audit ? await stepAudit(plan, bundle, reporter) : undefined;
-    const outputs = await stepOutputs(plan, { bundle, tmp, manifest, entryPoints, reporter });
+    const outputs = await stepOutputs(plan, {
+      bundle,
+      site,
+      tmp,
+      manifest,
+      entryPoints,
+      components,
+      reporter,
+    });
     const sizes = await sizeByPackage(bundle, site);
     // Everything succeeded: check again (the tree may have changed meanwhile), then move the
     // outputs into place (each an atomic rename) and record what pyport wrote.
     await checkOutputs(outputGuard(plan, plannedOutputs(plan, manifest.python.machine)));
     for (const o of outputs) {
       if (o.format === "dir") await replaceDir(bundle, o.path);
+      else if (o.format === "oci") await replaceDir(path.join(tmp, path.basename(o.path)), o.path);
       else await fsp.rename(path.join(tmp, path.basename(o.path)), o.path);
     }
     await recordOutputs(
       out,
       outputs
-        .filter((o) => o.format !== "dir")
+        .filter((o) => o.format !== "dir" && o.format !== "oci")
         .map((o) => ({ name: path.basename(o.path), sha256: o.sha256 })),
     );
     succeeded = true;
@@ -336,16 +371,39 @@ async function stepOutputs(
   plan: BundlePlan,
   ctx: {
     bundle: string;
+    site: string;
     tmp: string;
     manifest: RuntimeManifest;
     entryPoints: EntryPoint[];
+    components: Component[];
     reporter?: Reporter;
   },
 ): Promise<BuildOutput[]> {
   const { bundle, tmp, reporter } = ctx;
   const outputs: BuildOutput[] = [];
-  for (const o of plannedOutputs(plan, ctx.manifest.python.machine)) {
+  const machine = ctx.manifest.python.machine;
+  const image = plan.image ? await writeImageOutputs(plan, { ...ctx, machine }) : undefined;
+  for (const o of plannedOutputs(plan, machine)) {
     const file = path.join(tmp, o.name);
+    if (image && (o.format === "oci" || o.format === "oci-archive")) {
+      const { manifest, ref, layers, sbom } = image.image;
+      const source = o.format === "oci" ? image.layout : image.archive!;
+      await fsp.rename(source, file);
+      const size = o.format === "oci" ? await dirDigest(file) : undefined;
+      outputs.push({
+        format: o.format,
+        path: path.join(plan.out, o.name),
+        sha256: o.format === "oci" ? manifest.digest.slice(7) : await sha256File(file),
+        bytes: size ? size.bytes : (await fsp.stat(file)).size,
+        image: {
+          digest: manifest.digest,
+          ref,
+          layers,
+          sbom: { digest: sbom.digest, artifactType: sbom.artifactType! },
+        },
+      });
+      continue;
+    }
     if (o.format === "dir") {
       outputs.push({
         format: "dir",

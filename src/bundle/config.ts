@@ -9,8 +9,10 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { PyportError } from "../errors.js";
 import type { LibcMode } from "../runtime/closure.js";
 import { PROFILES, type Profile } from "../runtime/profile.js";
+import { closest, ConfigReader } from "./config-reader.js";
+import { readServices, type ServiceSpec } from "./service-spec.js";
 
-export const FORMATS = ["dir", "tar.gz", "tar.zst", "onefile"] as const;
+export const FORMATS = ["dir", "tar.gz", "tar.zst", "onefile", "oci", "oci-archive"] as const;
 const RESOURCES = ["filesystem", "zip-stdlib"] as const;
 export type Format = (typeof FORMATS)[number];
 
@@ -53,6 +55,12 @@ export interface BuildConfig {
    * undefined when they are only known after the install (setup.py, `dynamic`, pyport.toml).
    */
   declaredScripts?: string[];
+  /** `[tool.pyport.service]` / `[tool.pyport.services.<name>]`: how the app runs as a service. */
+  services: ServiceSpec[];
+  /** `[project.urls]` Source, Repository or Homepage: the image's source label. */
+  sourceUrl?: string;
+  /** An OCI layout or archive the image is built on (needed with libc = "system"). */
+  baseImage?: string;
 }
 
 /** PEP 508 project names: letters, digits, `.`, `_`, `-`; starting and ending alphanumeric. */
@@ -77,6 +85,17 @@ function staticScripts(
   return names;
 }
 
+/** The project's source URL from `[project.urls]` (Source, Repository, then Homepage). */
+function sourceUrl(urls: unknown): string | undefined {
+  if (!urls || typeof urls !== "object") return undefined;
+  const byKey = new Map(Object.entries(urls).map(([k, v]) => [k.toLowerCase(), v as unknown]));
+  for (const k of ["source", "repository", "homepage"]) {
+    const v = byKey.get(k);
+    if (typeof v === "string") return v;
+  }
+  return undefined;
+}
+
 const TOOL_KEYS = [
   "python",
   "archive",
@@ -94,122 +113,11 @@ const TOOL_KEYS = [
   "keep-pip",
   "entry",
   "onefile-level",
+  "service",
+  "services",
+  "base-image",
 ] as const;
 const BYTECODE_KEYS = ["optimize", "pyc-only", "stdlib-sources"] as const;
-
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i][j] = Math.min(
-        d[i - 1][j] + 1,
-        d[i][j - 1] + 1,
-        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-  return d[a.length][b.length];
-}
-
-function closest(word: string, options: readonly string[]): string | undefined {
-  const best = [...options].sort((x, y) => distance(word, x) - distance(word, y))[0];
-  return best !== undefined && distance(word, best) <= Math.max(2, Math.floor(word.length / 3))
-    ? best
-    : undefined;
-}
-
-/** 1-based line of `key` inside table `[table]` (or at top level when table is ""); 0 when unknown. */
-function lineOfKey(text: string, table: string, key: string): number {
-  const lines = text.split("\n");
-  let current = "";
-  for (let i = 0; i < lines.length; i++) {
-    const t = lines[i].trim();
-    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(t);
-    if (header) {
-      current = header[1].replace(/\s*\.\s*/g, ".");
-      continue;
-    }
-    const m = /^("?)([A-Za-z0-9_.-]+)\1\s*=/.exec(t);
-    if (!m) continue;
-    const full = current ? `${current}.${m[2]}` : m[2];
-    if (full === (table ? `${table}.${key}` : key)) return i + 1;
-  }
-  return 0;
-}
-
-class ConfigReader {
-  constructor(
-    readonly file: string,
-    readonly text: string,
-    readonly table: string,
-  ) {}
-
-  fail(key: string, message: string, hint: string): never {
-    // A key inside an inline table (`bytecode = { optimize = 3 }`) is on its parent's line.
-    let line = 0;
-    for (let k = key; !line && k; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "")
-      line = lineOfKey(this.text, this.table, k);
-    const where = `${this.file}${line ? `:${line}` : ""}`;
-    throw new PyportError(
-      "E_CONFIG",
-      `${where}: ${this.table ? `${this.table}.` : ""}${key}: ${message}`,
-      { hint },
-    );
-  }
-
-  string(obj: Record<string, unknown>, key: string): string | undefined {
-    const v = obj[key];
-    if (v === undefined) return undefined;
-    if (typeof v !== "string" || v === "")
-      this.fail(
-        key,
-        `expected a non-empty string, got ${JSON.stringify(v)}`,
-        `Example: ${key} = "value"`,
-      );
-    return v;
-  }
-
-  strings(obj: Record<string, unknown>, key: string): string[] | undefined {
-    const v = obj[key];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
-      this.fail(
-        key,
-        `expected an array of strings, got ${JSON.stringify(v)}`,
-        `Example: ${key} = ["a", "b"]`,
-      );
-    return v as string[];
-  }
-
-  oneOf<T extends string>(
-    obj: Record<string, unknown>,
-    key: string,
-    allowed: readonly T[],
-  ): T | undefined {
-    const v = this.string(obj, key);
-    if (v === undefined) return undefined;
-    if (!(allowed as readonly string[]).includes(v)) {
-      const near = closest(v, allowed);
-      this.fail(
-        key,
-        `${JSON.stringify(v)} is not valid`,
-        `${near ? `Did you mean "${near}"? ` : ""}Use one of: ${allowed.join(", ")}.`,
-      );
-    }
-    return v as T;
-  }
-
-  knownKeys(obj: Record<string, unknown>, allowed: readonly string[], sub = ""): void {
-    for (const key of Object.keys(obj)) {
-      if (allowed.includes(key)) continue;
-      const near = closest(key, allowed);
-      this.fail(
-        sub ? `${sub}.${key}` : key,
-        "unknown key",
-        `${near ? `Did you mean "${near}"? ` : ""}Valid keys: ${allowed.join(", ")}.`,
-      );
-    }
-  }
-}
 
 function readToml(file: string): { text: string; data: Record<string, unknown> } {
   const text = fs.readFileSync(file, "utf8");
@@ -369,6 +277,15 @@ export function loadConfig(projectDir: string): BuildConfig {
     entry: r.string(tool, "entry"),
     onefileLevel: onefileLevel as number | undefined,
     declaredScripts: staticScripts(project, table !== ""),
+    services: readServices(tool, {
+      file,
+      text,
+      table,
+      project: name,
+      scripts: staticScripts(project, table !== ""),
+    }),
+    baseImage: r.string(tool, "base-image"),
+    sourceUrl: sourceUrl(project.urls),
   };
   if (cfg.python && cfg.archive)
     r.fail(

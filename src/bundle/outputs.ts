@@ -12,6 +12,7 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno, PyportError } from "../errors.js";
+import { PROJECT_ANNOTATION } from "../oci/image.js";
 import { readManifest } from "../runtime/manifest.js";
 import { sha256File, writeFileAtomic } from "../util/fs.js";
 
@@ -56,8 +57,20 @@ async function readRecord(out: string): Promise<OutputRecord> {
   return { version: 1, files: {} }; // unreadable: nothing counts as pyport's
 }
 
-/** Whether the directory `dir` is a bundle pyport built for the project `name` (a damaged manifest: no). */
+/**
+ * Whether the directory `dir` is a bundle pyport built for the project `name` (a damaged
+ * manifest: no), or an OCI image layout pyport wrote for it.
+ */
 async function isOurBundle(dir: string, name: string): Promise<boolean> {
+  const index = await fsp.readFile(path.join(dir, "index.json"), "utf8").catch(() => undefined);
+  if (index !== undefined) {
+    try {
+      const i = JSON.parse(index) as { annotations?: Record<string, string> };
+      return i.annotations?.[PROJECT_ANNOTATION] === name;
+    } catch {
+      return false;
+    }
+  }
   try {
     const m = (await readManifest(dir, { optional: true })) as
       { kind?: string; app?: { name?: string } } | undefined;

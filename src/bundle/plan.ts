@@ -10,6 +10,13 @@ import { DEFAULT_ONEFILE_LEVEL } from "../onefile/onefile.js";
 import type { LibcMode } from "../runtime/closure.js";
 import type { Profile } from "../runtime/profile.js";
 import type { BuildConfig, Format } from "./config.js";
+import type { ServiceSpec } from "./service-spec.js";
+
+const OUTPUT_SUFFIX: Partial<Record<Format, string>> = {
+  onefile: "",
+  oci: ".oci",
+  "oci-archive": ".oci.tar",
+};
 
 /** What the caller (CLI flags, library options) overrides in the project's configuration. */
 export interface BuildOverrides {
@@ -23,6 +30,8 @@ export interface BuildOverrides {
   entry?: string;
   audit?: boolean;
   force?: boolean;
+  /** An OCI layout (`DIR` or `DIR:REF`) the image is built on. */
+  baseImage?: string;
 }
 
 export interface PlannedOutput {
@@ -51,6 +60,11 @@ export interface BundlePlan {
   /** Set when a onefile is among the outputs. */
   onefile?: { entry?: string; declaredScripts?: string[]; level: number };
   formats: Format[];
+  /** The services of the project (recorded in the manifest; the first one is the image's). */
+  services: ServiceSpec[];
+  sourceUrl?: string;
+  /** Set when an OCI image is among the outputs. */
+  image?: { base?: string };
   /** The outputs for the machine the plan was made for (the runtime's may differ: plannedOutputs). */
   outputs: PlannedOutput[];
   /** Tools the plan needs before it starts: zstd (tar.zst, onefile), the onefile stub. */
@@ -66,7 +80,7 @@ export function plannedOutputs(
   return plan.formats.map((format) =>
     format === "dir"
       ? { format, name: plan.name, dir: true }
-      : { format, name: format === "onefile" ? base : `${base}.${format}`, dir: false },
+      : { format, name: base + (OUTPUT_SUFFIX[format] ?? `.${format}`), dir: format === "oci" },
   );
 }
 
@@ -111,6 +125,12 @@ export function planBundle(
         }
       : undefined,
     formats,
+    services: cfg.services,
+    sourceUrl: cfg.sourceUrl,
+    image:
+      formats.includes("oci") || formats.includes("oci-archive")
+        ? { base: overrides.baseImage ?? cfg.baseImage }
+        : undefined,
     outputs: [],
     needs: {
       zstd: formats.includes("tar.zst") || formats.includes("onefile"),
@@ -118,6 +138,14 @@ export function planBundle(
     },
   };
   plan.outputs = plannedOutputs(plan, runtime.machine);
+  if (plan.image && plan.libc === "system" && !plan.image.base)
+    throw new PyportError(
+      "E_USAGE",
+      `an OCI image of ${plan.name} with libc = "system" needs a base image that provides glibc`,
+      {
+        hint: "Build with --libc bundled (a FROM-scratch image that needs nothing), or give a base: --base-image DIR[:REF] (an OCI layout, e.g. from skopeo copy docker://debian:12-slim oci:DIR:12).",
+      },
+    );
   if (plan.onefile?.declaredScripts)
     // Declared statically: a wrong entry fails now, before any work.
     onefileEntry(

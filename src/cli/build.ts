@@ -6,8 +6,9 @@ import { PROFILES } from "../runtime/profile.js";
 import { oneOf, parse } from "./args.js";
 import { cliReporter, mib } from "./output.js";
 
-const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR] [--format dir,tar.gz,tar.zst,onefile]
-                    [--entry NAME] [--python P]
+const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR]
+                    [--format dir,tar.gz,tar.zst,onefile,oci,oci-archive]
+                    [--entry NAME] [--python P] [--base-image DIR[:REF]]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
                     [--force]
                     [--find-links D] [--index-url U] [--no-index] [--only-binary SPEC]
@@ -22,9 +23,16 @@ when pyport wrote it; outputs never replace, contain or sit inside the project (
 
 Options (flags override [tool.pyport]):
   --out DIR            where outputs go (default: PROJECT_DIR/dist)
-  --format LIST        comma-separated: dir, tar.gz, tar.zst, onefile (default: dir)
+  --format LIST        comma-separated: dir, tar.gz, tar.zst, onefile, oci, oci-archive
+                       (default: dir)
                        onefile: one executable <name>-<version>-linux-<arch>; the first run
                        verifies it and unpacks into the cache, later runs just exec
+                       oci: an OCI image layout <name>-<version>-linux-<arch>.oci (tagged
+                       with the version; oci-archive: the same as one .oci.tar). With
+                       --libc bundled it is FROM scratch; layers: runtime, packages, your
+                       code; the SBOM is attached as a referrer. Push it: pyport push
+  --base-image L       the OCI layout (DIR or DIR:REF) or archive an image with
+                       --libc system is built on (it must provide glibc)
   --entry NAME         the console script a onefile runs (default: the only one, or the
                        one named like the project)
   --python P           X.Y or an interpreter path (default: [tool.pyport] python, else the
@@ -43,7 +51,9 @@ Options (flags override [tool.pyport]):
 [tool.pyport] keys: python, archive, sha256, libc, profile, formats, include, exclude,
 bytecode = { optimize = 0|1|2, pyc-only = bool, stdlib-sources = bool }, resources =
 "filesystem"|"zip-stdlib", pip-args, requirements, isolated, keep-pip, entry,
-onefile-level = 1..19 (zstd level of the onefile payload; default 19).
+onefile-level = 1..19 (zstd level of the onefile payload; default 19), base-image,
+[tool.pyport.service] (or [tool.pyport.services.NAME]): how \`pyport run\` and the image run
+it — see \`pyport run --help\`.
 stdlib-sources = true keeps the standard library's .py files (stdlib tracebacks then show
 source lines; ~2.3 MB more in a tar.gz); pyc-only = true ships your project and its
 dependencies without sources too.
@@ -67,6 +77,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       quiet: { type: "boolean" },
       entry: { type: "string" },
+      "base-image": { type: "string" },
     },
     BUILD_USAGE,
   );
@@ -111,6 +122,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     profile,
     pipArgs,
     entry: values.entry,
+    baseImage: values["base-image"],
     audit: !values["no-audit"],
     force: values.force,
     reporter,
@@ -143,6 +155,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
       `  ${o.format.padEnd(7)} ${o.path}  ${mib(o.bytes)}  sha256 ${o.sha256.slice(0, 16)}…\n`,
     );
   const onefile = r.outputs.find((o) => o.format === "onefile");
+  for (const o of r.outputs.filter((x) => x.image))
+    process.stdout.write(
+      `image ${o.image!.digest} (tag ${o.image!.ref}; layers ${o.image!.layers.map((l) => `${l.group} ${mib(l.size)}`).join(", ")}); push it: pyport push ${o.path} REGISTRY/REPO:TAG\n`,
+    );
   if (onefile)
     process.stdout.write(
       `run the onefile: ${onefile.path} (PYPORT_ONEFILE_COMMAND=info ${onefile.path} describes it)\n`,

@@ -16,6 +16,8 @@ Commands:
   python list      list the CPython interpreters pyport finds on this machine
   cache dir|list|prune
                    where pyport caches runtimes and downloads, and cleaning it
+  run              run a bundle's or project's service in the foreground, supervised
+  push             push an OCI image (build --format oci) to a registry
   engine serve|test|trigger|install|logs
                    run InfluxDB 3-style Python plugins on writes, schedules and requests
 
@@ -45,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cache.js")).cacheCommand(rest);
     case "python":
       return (await import("./python.js")).pythonCommand(rest);
+    case "push":
+      return (await import("./push.js")).pushCommand(rest);
     case "engine":
       return (await import("./engine.js")).engineCommand(rest);
     default:
