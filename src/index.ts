@@ -74,3 +74,10 @@ export {
 } from "./oci/registry.js";
 export { writeImage, type ImageInput, type ImageResult } from "./oci/image.js";
 export type { ServiceSpec, HealthCheck, RestartPolicy } from "./bundle/service-spec.js";
+export {
+  Supervisor,
+  exitStatus,
+  type RunnableService,
+  type SupervisorOptions,
+} from "./service/supervisor.js";
+export { bundleFor, bundleServices, selectServices } from "./service/run.js";

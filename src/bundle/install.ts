@@ -77,22 +77,34 @@ const SKIP_ANYWHERE = new Set([".git", ".hg", ".svn", "__pycache__"]);
 /** Build output and environments, skipped only at the project's top level (a package may be named `build`). */
 const SKIP_AT_TOP = new Set(["build", "dist", ".venv", "venv", "node_modules", ".tox", ".nox"]);
 
-/** Copies the project source for installing, without VCS data, build output or `out` itself. */
+/**
+ * Copies the project source for installing, without VCS data, build output or `out` itself.
+ * Top-level entries are copied one by one: the build's temp dir may lie inside the project
+ * (beside its dist/), and a copy of the whole project would then contain itself.
+ */
 export async function copyProject(from: string, to: string, out: string): Promise<void> {
-  await fsp.cp(from, to, {
-    recursive: true,
-    filter: (src) => {
-      const name = path.basename(src);
-      const top = path.dirname(path.resolve(src)) === path.resolve(from);
-      return (
-        path.resolve(src) !== out &&
-        !SKIP_ANYWHERE.has(name) &&
-        !(top && SKIP_AT_TOP.has(name)) &&
-        !name.endsWith(".egg-info") &&
-        !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`)
-      );
-    },
-  });
+  const root = path.resolve(from);
+  const keep = (src: string) => {
+    const name = path.basename(src);
+    const top = path.dirname(path.resolve(src)) === root;
+    return (
+      path.resolve(src) !== out &&
+      !SKIP_ANYWHERE.has(name) &&
+      !(top && SKIP_AT_TOP.has(name)) &&
+      !name.endsWith(".egg-info") &&
+      !name.startsWith(`.${path.basename(out)}.${TEMP_TAG}`)
+    );
+  };
+  await fsp.mkdir(to, { recursive: true });
+  for (const name of await fsp.readdir(root)) {
+    const src = path.join(root, name);
+    if (keep(src))
+      await fsp.cp(src, path.join(to, name), {
+        recursive: true,
+        filter: keep,
+        verbatimSymlinks: true,
+      });
+  }
 }
 
 /**

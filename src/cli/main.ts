@@ -47,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cache.js")).cacheCommand(rest);
     case "python":
       return (await import("./python.js")).pythonCommand(rest);
+    case "run":
+      return (await import("./run.js")).runCommand(rest);
     case "push":
       return (await import("./push.js")).pushCommand(rest);
     case "engine":
