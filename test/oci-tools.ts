@@ -1,0 +1,78 @@
+/** Test helpers for images: the Debian tools (skopeo, umoci, runc, docker-registry) and a registry on loopback. */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { isRoot, run, tmpDir } from "./helpers.js";
+
+export function hasTool(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+/** Why images cannot be run here (runc needs root and the tools), or undefined when they can. */
+export function whyNoRunc(): string | undefined {
+  if (!isRoot) return "runc needs root";
+  for (const t of ["umoci", "runc"])
+    if (!hasTool(t)) return `${t} is not installed (apt-get install umoci runc)`;
+  return undefined;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A docker-registry (distribution 2.x) on 127.0.0.1, storing into a temp dir. */
+export async function startRegistry(): Promise<{ address: string; stop: () => void }> {
+  const dir = tmpDir("registry");
+  const port = await freePort();
+  const config = path.join(dir, "config.yml");
+  fs.writeFileSync(
+    config,
+    `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\nlog:\n  level: warn\n`,
+  );
+  const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  const stop = () => child.kill("SIGKILL");
+  process.on("exit", stop);
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return { address: `127.0.0.1:${port}`, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stop();
+  throw new Error("docker-registry did not start within 10 s");
+}
+
+/**
+ * Unpacks `layout:ref` with umoci into a runc bundle; `process` edits the OCI runtime config's
+ * process (args…); `hostNetwork` drops the network namespace so the container's ports are the
+ * host's (reached on 127.0.0.1).
+ */
+export function unpackForRunc(
+  image: string,
+  opts: { args?: string[]; hostNetwork?: boolean } = {},
+): string {
+  const dir = path.join(tmpDir("runc"), "bundle");
+  const r = run("umoci", ["unpack", "--image", image, dir]);
+  if (r.code !== 0) throw new Error(`umoci unpack failed: ${r.stderr}`);
+  const file = path.join(dir, "config.json");
+  const config = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    process: { terminal: boolean; args: string[] };
+    linux: { namespaces: { type: string }[] };
+  };
+  config.process.terminal = false;
+  if (opts.args) config.process.args = opts.args;
+  if (opts.hostNetwork)
+    config.linux.namespaces = config.linux.namespaces.filter((n) => n.type !== "network");
+  fs.writeFileSync(file, JSON.stringify(config));
+  return dir;
+}
