@@ -29,7 +29,7 @@ function lineOfKey(text: string, table: string, key: string): number {
     const t = lines[i].trim();
     const header = /^\[\s*([^\]]+?)\s*\]$/.exec(t);
     if (header) {
-      current = header[1].replace(/\s*\.\s*/g, ".");
+      current = header[1].replace(/\s*\.\s*/g, ".").replace(/"/g, "");
       // A key given as a table of its own: `[tool.pyport.services.web]`.
       if (current === (table ? `${table}.${key}` : key)) return i + 1;
       continue;

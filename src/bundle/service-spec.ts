@@ -183,7 +183,7 @@ function readService(r: ConfigReader, t: Table, name: string, scripts?: string[]
     entry,
     command,
     args: r.strings(t, "args") ?? [],
-    env: env as Record<string, string>,
+    env: { ...(env as Record<string, string>) },
     ports: readPorts(r, t),
     health: readHealth(r, t),
     stopSignal: signal as NodeJS.Signals,
