@@ -291,6 +291,66 @@ describe("OCI images", { timeout: 900_000 }, () => {
     }
   });
 
+  test("libc = system: an image on a base image (an OCI archive holding only glibc) runs in runc", async (t) => {
+    if (!python) return skipPart(t, "no CPython with a shared libpython found");
+    const why = whyNoRunc() ?? (hasSkopeo ? undefined : "skopeo is not installed");
+    if (why) return skipPart(t, why);
+    // The base: glibc's loader and libraries from this machine, in an image made by umoci.
+    const work = tmpDir("oci-base");
+    const layout = path.join(work, "base");
+    const rootfs = path.join(work, "unpacked");
+    for (const args of [
+      ["init", "--layout", layout],
+      ["new", "--image", `${layout}:glibc`],
+      ["unpack", "--image", `${layout}:glibc`, rootfs],
+    ])
+      assert.equal(run("umoci", args).code, 0, args.join(" "));
+    const ldd = run("ldd", ["/bin/true"]).stdout;
+    for (const lib of ldd.matchAll(/(\/\S+\.so[.\d]*)/g)) {
+      const dest = path.join(rootfs, "rootfs", lib[1]);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.copyFileSync(lib[1], dest);
+    }
+    for (const l of ["libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1"]) {
+      const libc = ldd.match(/=> (\S+)\/libc\.so\.6/)![1];
+      if (fs.existsSync(path.join(libc, l)))
+        fs.copyFileSync(path.join(libc, l), path.join(rootfs, "rootfs", libc, l));
+    }
+    assert.equal(run("umoci", ["repack", "--image", `${layout}:glibc`, rootfs]).code, 0);
+    const archiveFile = path.join(work, "base.oci.tar");
+    const c = run("skopeo", ["copy", `oci:${layout}:glibc`, `oci-archive:${archiveFile}:glibc`]);
+    assert.equal(c.code, 0, c.stderr);
+
+    const r = pyport([
+      "build",
+      copyExample("hello"),
+      "--out",
+      tmpDir("oci-sys-out"),
+      "--format",
+      "oci",
+      "--libc",
+      "system",
+      "--base-image",
+      `${archiveFile}:glibc`,
+      "--python",
+      python,
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const [image] = (JSON.parse(r.stdout) as { outputs: ImageOutput[] }).outputs;
+    assert.deepEqual(
+      image.image.layers.map((l) => l.group),
+      ["runtime", "app"],
+      "no scratch layer on a base",
+    );
+    const bundle = unpackForRunc(`${image.path}:1.0.0`);
+    const id = `pyport-sys-${process.pid}`;
+    const out = run("runc", ["run", id], { cwd: bundle });
+    run("runc", ["delete", "-f", id]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, /^Hello, world!/);
+  });
+
   test("an image with libc = system needs a base image, and says so before any work", () => {
     const r = pyport([
       "build",
