@@ -1,6 +1,7 @@
 /** `npm run bench`: runs every benchmark in bench/ (or those named on the command line). */
 import { auditBench } from "./audit.js";
 import { buildBench } from "./build.js";
+import { deployBench } from "./deploy.js";
 import { hostCallsBench } from "./host-calls.js";
 import { hostColdstartBench } from "./host-coldstart.js";
 import { engineBench } from "./engine.js";
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   "host-calls": hostCallsBench,
   "host-coldstart": hostColdstartBench,
   engine: engineBench,
+  deploy: deployBench,
 };
 const wanted = process.argv.slice(2);
 for (const [name, fn] of Object.entries(benches)) {
