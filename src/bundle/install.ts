@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { parse as parseToml } from "smol-toml";
 import { resolveNeeded } from "../audit/resolve.js";
 import { readTree } from "../audit/tree.js";
 import { PyportError } from "../errors.js";
@@ -54,10 +55,10 @@ export async function run(
   python: string,
   args: string[],
   what: string,
-  opts: { keepPip?: boolean; cwd?: string } = {},
+  opts: { keepPip?: boolean; cwd?: string; env?: Record<string, string> } = {},
 ): Promise<void> {
   const r = await execFile(python, args, {
-    env: pythonEnv({ keepPip: opts.keepPip }),
+    env: { ...pythonEnv({ keepPip: opts.keepPip }), ...opts.env },
     cwd: opts.cwd,
   });
   if (r.code !== 0)
@@ -66,8 +67,8 @@ export async function run(
     });
 }
 
-export /** The site-packages directory of the bundle's runtime. */
-function sitePackages(bundle: string, m: RuntimeManifest): string {
+/** The site-packages directory of the bundle's runtime. */
+export function sitePackages(bundle: string, m: RuntimeManifest): string {
   const [maj, min] = m.python.version.split(".");
   return path.join(bundle, "lib", `python${maj}.${min}`, "site-packages");
 }
@@ -98,12 +99,7 @@ export async function copyProject(from: string, to: string, out: string): Promis
   await fsp.mkdir(to, { recursive: true });
   for (const name of await fsp.readdir(root)) {
     const src = path.join(root, name);
-    if (keep(src))
-      await fsp.cp(src, path.join(to, name), {
-        recursive: true,
-        filter: keep,
-        verbatimSymlinks: true,
-      });
+    if (keep(src)) await fsp.cp(src, path.join(to, name), { recursive: true, filter: keep });
   }
 }
 
@@ -154,9 +150,61 @@ async function treeKey(dir: string): Promise<string> {
   return hash.digest("hex");
 }
 
+/** The project's `[build-system] requires`, or PEP 517's fallback for projects without one. */
+async function buildRequires(source: string): Promise<string[]> {
+  const text = await fsp.readFile(path.join(source, "pyproject.toml"), "utf8").catch(() => "");
+  try {
+    const requires = (parseToml(text) as { "build-system"?: { requires?: unknown } })[
+      "build-system"
+    ]?.requires;
+    if (Array.isArray(requires) && requires.every((r) => typeof r === "string"))
+      return [...(requires as string[])].sort();
+  } catch {
+    // an unreadable pyproject.toml: pip reports it when it builds
+  }
+  return ["setuptools>=40.8.0"];
+}
+
+/**
+ * The project's build requirements installed once per (requirements, Python, pip options) into
+ * the cache, so a rebuild after a code change does not resolve and install them again (pip's
+ * isolated build does, every time).
+ */
+async function buildEnv(
+  python: string,
+  source: string,
+  m: RuntimeManifest,
+  pipArgs: string[],
+): Promise<string> {
+  const requires = await buildRequires(source);
+  const key = createHash("sha256")
+    .update(JSON.stringify({ requires, python: m.python.version, soabi: m.python.soabi, pipArgs }))
+    .digest("hex")
+    .slice(0, 32);
+  const { dir } = await materialize({
+    bucket: BUCKETS.buildEnvs,
+    key,
+    build: (tmp) =>
+      run(
+        python,
+        ["-I", "-m", "pip", "install", "--disable-pip-version-check", ...pipArgs].concat([
+          "--target",
+          tmp,
+          ...requires,
+        ]),
+        `installing the build requirements (${requires.join(", ")})`,
+        { keepPip: true, cwd: source },
+      ),
+  });
+  await touchEntry(dir);
+  return dir;
+}
+
 /**
  * The project's wheel, built once per (source tree, Python, pip options) into the cache: a warm
- * rebuild of an unchanged project skips the build backend (seconds of isolated-env setup).
+ * rebuild of an unchanged project skips the build backend. A changed project is built without
+ * build isolation against the cached build requirements (buildEnv); should that fail (a backend
+ * that asks for more at build time), pip's isolated build runs instead.
  */
 export async function projectWheel(
   python: string,
@@ -175,27 +223,31 @@ export async function projectWheel(
     )
     .digest("hex")
     .slice(0, 32);
+  const wheelArgs = ["-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", ...pipArgs];
   const { dir } = await materialize({
     bucket: BUCKETS.wheels,
     key,
-    build: (tmp) =>
-      run(
-        python,
-        [
-          "-I",
-          "-m",
-          "pip",
-          "wheel",
-          "--no-deps",
-          "--disable-pip-version-check",
-          ...pipArgs,
-          "-w",
-          tmp,
-          source,
-        ],
-        "building the project's wheel",
-        { keepPip: true, cwd: source },
-      ),
+    build: async (tmp) => {
+      const env = await buildEnv(python, source, m, pipArgs).catch(() => undefined);
+      if (env) {
+        try {
+          // -s, not -I: the backend must see PYTHONPATH (pip's hook subprocesses inherit it).
+          return await run(
+            python,
+            ["-s", ...wheelArgs, "--no-build-isolation", "-w", tmp, source],
+            "building the project's wheel",
+            { keepPip: true, cwd: source, env: { PYTHONPATH: env } },
+          );
+        } catch {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          await fsp.mkdir(tmp, { recursive: true });
+        }
+      }
+      await run(python, ["-I", ...wheelArgs, "-w", tmp, source], "building the project's wheel", {
+        keepPip: true,
+        cwd: source,
+      });
+    },
   });
   await touchEntry(dir);
   const wheel = (await fsp.readdir(dir)).find((f) => f.endsWith(".whl"));
