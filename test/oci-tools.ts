@@ -1,6 +1,8 @@
 /** Test helpers for images: the Debian tools (skopeo, umoci, runc, docker-registry) and a registry on loopback. */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
 import { isRoot, run, tmpDir } from "./helpers.js";
@@ -28,23 +30,44 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A docker-registry (distribution 2.x) on 127.0.0.1, storing into a temp dir. */
-export async function startRegistry(): Promise<{ address: string; stop: () => void }> {
+/**
+ * A docker-registry (distribution 2.x) on 127.0.0.1, storing into a temp dir; with `tls` it
+ * serves HTTPS with that certificate, with `htpasswd` it asks for Basic authentication.
+ */
+export async function startRegistry(
+  opts: { tls?: { cert: string; key: string }; htpasswd?: string } = {},
+): Promise<{ address: string; stop: () => void }> {
   const dir = tmpDir("registry");
   const port = await freePort();
   const config = path.join(dir, "config.yml");
+  const tls = opts.tls
+    ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n`
+    : "";
+  const auth = opts.htpasswd
+    ? `auth:\n  htpasswd:\n    realm: test\n    path: ${opts.htpasswd}\n`
+    : "";
   fs.writeFileSync(
     config,
-    `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\nlog:\n  level: warn\n`,
+    `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n${tls}${auth}log:\n  level: warn\n`,
   );
   const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
   const stop = () => child.kill("SIGKILL");
   process.on("exit", stop);
+  const probe = () =>
+    new Promise<boolean>((resolve) => {
+      const get = opts.tls ? https.get : http.get;
+      const req = get(
+        `${opts.tls ? "https" : "http"}://127.0.0.1:${port}/v2/`,
+        { rejectUnauthorized: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode === 200 || res.statusCode === 401);
+        },
+      );
+      req.on("error", () => resolve(false));
+    });
   for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then(
-      (r) => r.ok,
-      () => false,
-    );
+    const ok = await probe();
     if (ok) return { address: `127.0.0.1:${port}`, stop };
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -126,16 +126,7 @@ export class RegistryClient {
           redirect: "follow",
         });
       } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        throw new PyportError(
-          "E_REGISTRY",
-          `cannot reach ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
-          {
-            hint: this.opts.insecure
-              ? "Check the address and that the registry is running."
-              : "Check the address; a registry that serves plain HTTP needs --insecure.",
-          },
-        );
+        throw this.unreachable(err);
       }
       if (res.status === 401 && attempt === 0) {
         await res.arrayBuffer();
@@ -144,6 +135,14 @@ export class RegistryClient {
       }
       if (init.expect.includes(res.status)) return res;
       const text = (await res.text()).slice(0, 500);
+      if (res.status === 401 && this.authorization)
+        throw new PyportError(
+          "E_REGISTRY",
+          `${this.ref.registry} refused the credentials${this.opts.credentials ? ` of ${this.opts.credentials.username}` : ""} for ${this.ref.repository}`,
+          {
+            hint: "Check the user name and password (or token), and that the account may push to this repository.",
+          },
+        );
       throw new PyportError(
         "E_REGISTRY",
         `${method} ${this.url(p)}: ${res.status} ${res.statusText}${text ? `: ${text.trim()}` : ""}`,
@@ -155,6 +154,27 @@ export class RegistryClient {
         },
       );
     }
+  }
+
+  /** The error for a registry that could not be reached (network, TLS). */
+  private unreachable(err: unknown): PyportError {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const code = cause?.code ?? "";
+    const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code);
+    const plain = /EPROTO|ECONNRESET|wrong version number|packet length/i.test(
+      `${code} ${cause?.message ?? ""}`,
+    );
+    return new PyportError(
+      "E_REGISTRY",
+      `cannot reach ${this.base}: ${tls ? `its TLS certificate is not trusted (${code})` : code || cause?.message || (err as Error).message}`,
+      {
+        hint: tls
+          ? "Trust its CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem pyport push …; or, for a registry that serves plain HTTP, --insecure."
+          : this.opts.insecure
+            ? "Check the address and that the registry is running."
+            : `Check the address and that the registry is running${plain ? "; it may serve plain HTTP, which needs --insecure" : "; a registry that serves plain HTTP needs --insecure"}.`,
+      },
+    );
   }
 
   private async authenticate(challenge: string): Promise<void> {
