@@ -120,12 +120,10 @@ export async function deployBench(): Promise<void> {
       const target = `${registry.address}/bench/hello:1`;
       const first = await push({ image: image.path, target, insecure: true });
       const again = await push({ image: changedImage.path, target, insecure: true });
-      const names = new Map<string, string>(
-        changedImage.image!.layers.map((l) => [l.digest, `${l.group} layer`]),
-      );
-      names.set(changedImage.image!.sbom.digest, "SBOM manifest");
+      const layers = new Map(changedImage.image!.layers.map((l) => [l.digest, l.group]));
+      const newLayers = again.uploaded.filter((d) => layers.has(d)).map((d) => layers.get(d));
       console.log(
-        `push: first ${mb(first.bytesUploaded)} in ${first.uploaded.length} blobs; re-push after the code change ${mb(again.bytesUploaded)} in ${again.uploaded.length} blobs (${again.uploaded.map((d) => names.get(d) ?? "config or SBOM").join(", ")}), ${again.existing.length} already there`,
+        `push: first ${mb(first.bytesUploaded)} in ${first.uploaded.length} blobs; re-push after the code change ${mb(again.bytesUploaded)}: layer(s) ${newLayers.join(", ")} and ${again.uploaded.length - newLayers.length} small JSON blob(s) (the image config, the SBOM); ${again.existing.length} blob(s) already there`,
       );
     } finally {
       registry.stop();
