@@ -93,8 +93,17 @@ def _():
 
 @check("readline")
 def _():
-    import readline
-
+    try:
+        import readline
+    except ImportError:
+        # The default profile leaves out a readline module that links GNU readline (GPL).
+        manifest = os.path.join(sys.prefix, "PYPORT.json")
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                dropped = json.load(f).get("dropped", {})
+            if any(k.startswith("readline module") for k in dropped):
+                return "left out by the profile (GNU readline is GPL-3.0-or-later; --profile full keeps it)"
+        raise
     return getattr(readline, "_READLINE_LIBRARY_VERSION", "") or "imported"
 
 

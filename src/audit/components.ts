@@ -167,15 +167,30 @@ async function distribution(
   );
 }
 
-/** The licence of a Debian copyright file (DEP-5): the License of the `Files: *` paragraph. */
-function debianCopyrightLicense(text: string): string | undefined {
+/**
+ * The licence of a Debian copyright file (DEP-5) for the library `soname`: the License of the
+ * paragraph whose Files patterns name the library's own source directory (`libuuid/*` for
+ * libuuid.so.1 — one copyright file covers a whole source package, util-linux's programs under
+ * GPL and its libraries under BSD or LGPL), else of the `Files: *` paragraph.
+ */
+function debianCopyrightLicense(
+  text: string,
+  soname: string,
+): { license: string; files: string } | undefined {
   if (!/^Format:/m.test(text)) return undefined;
+  const stem = soname.replace(/\.so(\..*)?$/, "");
+  const dirs = new Set([stem, stem.replace(/^lib/, "")]);
+  let fallback: { license: string; files: string } | undefined;
   for (const para of text.split(/\n\s*\n/)) {
-    if (!/^Files:\s*\*\s*$/m.test(para)) continue;
-    const m = /^License:\s*(.+)$/m.exec(para);
-    if (m) return m[1].trim();
+    // Files: may continue on indented lines.
+    const files = /^Files:((?:.*)(?:\n[ \t]+.*)*)/m.exec(para)?.[1].trim().split(/\s+/) ?? [];
+    const license = /^License:\s*(.+)$/m.exec(para)?.[1].trim();
+    if (!license || !files.length) continue;
+    if (files.some((f) => dirs.has(f.split("/")[0]) && f.includes("/")))
+      return { license, files: files.join(" ") };
+    if (files.includes("*")) fallback ??= { license, files: "*" };
   }
-  return undefined;
+  return fallback;
 }
 
 /** `hashes: false` skips the sha256 of each component (SBOM material; tens of MiB to read). */
@@ -222,10 +237,12 @@ export async function collectComponents(
       const text = fs.existsSync(path.join(tree.root, g.license))
         ? fs.readFileSync(path.join(tree.root, g.license), "utf8")
         : "";
-      license = debianCopyrightLicense(text);
-      if (!license && (license = licenseFromText(text.slice(0, 20000))))
+      const dep5 = debianCopyrightLicense(text, g.soname);
+      license = dep5?.license;
+      if (dep5) source = `Debian copyright of ${g.package ?? g.soname} (Files: ${dep5.files})`;
+      else if ((license = licenseFromText(text.slice(0, 20000))))
         source = `wording of the copyright file of ${g.package ?? g.soname}`;
-      else if (!license)
+      else
         source =
           "copyright file is not machine-readable (DEP-5) and its wording was not recognised";
     }

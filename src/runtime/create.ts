@@ -31,7 +31,7 @@ import { copyTree, stageInterpreter } from "./layout.js";
 import { launcherKind, writeLauncher, type LauncherKind } from "./launcher.js";
 import { glibcFloor, providedGlibc } from "./libc.js";
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type RuntimeManifest } from "./manifest.js";
-import { pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
+import { GNU_READLINE, pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
 import { pyportFingerprint } from "./fingerprint.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
 
@@ -156,6 +156,10 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
 
   reporter?.step(`applying the ${ctx.profile} profile`);
   const pruned = await pruneRuntime(root, stdlibRel, ctx.profile);
+  if (pruned.dropped[GNU_READLINE])
+    reporter?.note(
+      "left out the readline module: it links GNU readline (GPL-3.0-or-later), which proprietary software may not ship; input() and the REPL work without line editing (--profile full keeps it)",
+    );
   const terminfoFrom = (await hasModule(stdlib, "_curses")) ? await addTerminfo(root) : undefined;
 
   let realInterpreter = `bin/python${ver}`;

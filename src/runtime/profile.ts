@@ -7,6 +7,9 @@
  *             (pydoc_data), and the deprecated lib2to3, nis and crypt (PEP 594; gone in 3.13):
  *             nis and crypt pull in libnsl, libtirpc, Kerberos and libcrypt, which also raise
  *             the glibc floor.
+ *             And the `readline` module when it links GNU readline (GPL-3.0-or-later: a vendor of
+ *             proprietary software may not ship it with the app); one built on libedit (BSD,
+ *             as python-build-standalone's) stays. `full` keeps it.
  *  - minimal: default, plus ensurepip, the C headers and config dir (no C extension builds),
  *             distutils, and man pages.
  */
@@ -103,11 +106,31 @@ export async function pruneRuntime(
     report.dropped[d.group] = (report.dropped[d.group] ?? 0) + bytes;
     await fsp.rm(d.full, { recursive: true, force: true });
   }
+  const gpl = await dropGnuReadline(stdlib);
+  if (gpl) report.dropped[GNU_READLINE] = gpl;
   if (profile === "minimal") {
     const bytes = await dropBuildSupport(root);
     if (bytes) report.dropped["headers and man pages"] = bytes;
   }
   return report;
+}
+
+/** The size-report group of the readline module dropped for its licence. */
+export const GNU_READLINE = "readline module (links GNU readline, GPL-3.0-or-later)";
+
+/** Removes `lib-dynload/readline*.so` when it needs libreadline; returns the bytes removed. */
+async function dropGnuReadline(stdlib: string): Promise<number> {
+  const dynload = path.join(stdlib, "lib-dynload");
+  let bytes = 0;
+  for (const name of await ifExists(fsp.readdir(dynload), [] as string[])) {
+    if (!/^readline\..*so$/.test(name)) continue;
+    const file = path.join(dynload, name);
+    const { elf } = await readElfFile(file);
+    if (!elf.needed.some((n) => n.startsWith("libreadline"))) continue;
+    bytes += (await fsp.stat(file)).size;
+    await fsp.rm(file);
+  }
+  return bytes;
 }
 
 /**
