@@ -39,6 +39,7 @@ import {
   TEMP_TAG,
 } from "./install.js";
 import { writeImageOutputs } from "./image-output.js";
+import { explainMissing, missingRequirement } from "./pip-diagnose.js";
 import { writeLicenses } from "./licenses.js";
 import { checkOutputs, isWithin, recordOutputs } from "./outputs.js";
 import {
@@ -291,14 +292,37 @@ async function stepInstall(
     "--no-compile",
     ...plan.install.pipArgs,
   ];
+  // pip's "No matching distribution" becomes which Pythons the index has wheels for.
+  const explained = async (p: Promise<void>) => {
+    try {
+      await p;
+    } catch (err) {
+      const missing = err instanceof PyportError ? missingRequirement(err.message) : undefined;
+      if (!missing) throw err;
+      ctx.reporter?.note(
+        `pip found no distribution for ${missing}; asking the index which Pythons it has wheels for`,
+      );
+      const why = await explainMissing(python, missing, {
+        version: ctx.manifest.python.version,
+        machine: ctx.manifest.python.machine,
+        pipArgs: plan.install.pipArgs,
+      });
+      if (!why) throw err;
+      throw new PyportError("E_PIP", why, {
+        hint: "Choose a Python the index has wheels for ([tool.pyport] python or --python), or add a wheel for this one to the index.",
+      });
+    }
+  };
   const { requirements } = plan.install;
   if (requirements) {
     ctx.reporter?.step(`installing ${requirements}`);
-    await run(
-      python,
-      [...pipBase, "-r", path.join(plan.projectDir, requirements)],
-      `pip install -r ${requirements}`,
-      { keepPip: true, cwd: plan.projectDir },
+    await explained(
+      run(
+        python,
+        [...pipBase, "-r", path.join(plan.projectDir, requirements)],
+        `pip install -r ${requirements}`,
+        { keepPip: true, cwd: plan.projectDir },
+      ),
     );
   }
   ctx.reporter?.step(`installing ${plan.name} and its dependencies with the runtime's pip`);
@@ -306,10 +330,12 @@ async function stepInstall(
   const source = path.join(ctx.tmp, "source");
   await copyProject(plan.projectDir, source, plan.out);
   const wheel = await projectWheel(python, source, ctx.manifest, plan.install.pipArgs);
-  await run(python, [...pipBase, wheel], `pip install ${plan.projectDir}`, {
-    keepPip: true,
-    cwd: source,
-  });
+  await explained(
+    run(python, [...pipBase, wheel], `pip install ${plan.projectDir}`, {
+      keepPip: true,
+      cwd: source,
+    }),
+  );
 }
 
 /** pip's removal, the include/exclude globs, bytecode, the zipped stdlib, stdlib sources. */

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { PyportError } from "../errors.js";
 import type { LibcMode } from "../runtime/closure.js";
+import { checkSpecifier } from "../python/specifier.js";
 import { PROFILES, type Profile } from "../runtime/profile.js";
 import { closest, ConfigReader } from "./config-reader.js";
 import { readServices, type ServiceSpec } from "./service-spec.js";
@@ -57,6 +58,8 @@ export interface BuildConfig {
   declaredScripts?: string[];
   /** `[tool.pyport.service]` / `[tool.pyport.services.<name>]`: how the app runs as a service. */
   services: ServiceSpec[];
+  /** `[project] requires-python`: which interpreters may build it when none is configured. */
+  requiresPython?: string;
   /** `[project.urls]` Source, Repository or Homepage: the image's source label. */
   sourceUrl?: string;
   /** An OCI layout or archive the image is built on (needed with libc = "system"). */
@@ -286,7 +289,12 @@ export function loadConfig(projectDir: string): BuildConfig {
     }),
     baseImage: r.string(tool, "base-image"),
     sourceUrl: sourceUrl(project.urls),
+    requiresPython: projectReader.string(project, "requires-python"),
   };
+  if (cfg.requiresPython) {
+    const line = text.split("\n").findIndex((l) => /^\s*requires-python\s*=/.test(l)) + 1;
+    checkSpecifier(cfg.requiresPython, `${file}${line ? `:${line}` : ""}: project.requires-python`);
+  }
   if (cfg.python && cfg.archive)
     r.fail(
       "archive",

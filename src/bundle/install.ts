@@ -12,6 +12,7 @@ import { resolveNeeded } from "../audit/resolve.js";
 import { readTree } from "../audit/tree.js";
 import { PyportError } from "../errors.js";
 import { discoverPythons } from "../python/discover.js";
+import { satisfies } from "../python/specifier.js";
 import { describeGraft, type GraftedLibrary } from "../runtime/closure.js";
 import { findHostLibrary } from "../runtime/host-libs.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
@@ -26,27 +27,40 @@ import type { BundlePlan } from "./plan.js";
 /** The tag in the names of a build's private temp dirs (`.<out>.pyport-build-<pid>-…`). */
 export const TEMP_TAG = "pyport-build";
 
-/** The configured source, else the newest Python 3.8+ on this machine that can install pip. */
+/**
+ * The configured source, else the newest Python 3.8+ on this machine that can install pip and
+ * satisfies the project's requires-python.
+ */
 export async function sourceOf(
   source: BundlePlan["source"],
   reporter?: Reporter,
 ): Promise<RuntimeSource> {
   if (source.archive) return { archive: source.archive, sha256: source.sha256 };
   if (source.python) return { python: source.python };
-  const usable = (await discoverPythons()).filter(
+  const withPip = (await discoverPythons()).filter(
     (p) =>
       p.probe.major === 3 &&
       p.probe.minor >= 8 &&
       p.probe.ensurepip.present &&
       p.probe.ensurepip.wheels,
   );
+  const spec = source.requiresPython;
+  const usable = spec ? withPip.filter((p) => satisfies(p.probe.version, spec)) : withPip;
   usable.sort((a, b) => b.probe.minor - a.probe.minor);
-  if (!usable[0])
-    throw new PyportError("E_NOT_FOUND", "no Python 3.8+ with ensurepip found on this machine", {
-      hint: 'Set [tool.pyport] python = "3.12" (or an interpreter path), or archive = "<python-build-standalone URL>" with sha256.',
-    });
+  if (!usable[0]) {
+    const found = [...new Set(withPip.map((p) => p.probe.version))].join(", ");
+    throw new PyportError(
+      "E_NOT_FOUND",
+      spec && withPip.length
+        ? `no Python on this machine satisfies requires-python ${JSON.stringify(spec)} (found: ${found})`
+        : "no Python 3.8+ with ensurepip found on this machine",
+      {
+        hint: 'Install a matching Python, or set [tool.pyport] python = "3.12" (or an interpreter path), or archive = "<python-build-standalone URL>" with sha256.',
+      },
+    );
+  }
   reporter?.note(
-    `no Python source configured: using Python ${usable[0].probe.version} at ${usable[0].path} (set [tool.pyport] python to choose)`,
+    `no Python source configured: using Python ${usable[0].probe.version} at ${usable[0].path}, the newest${spec ? ` that satisfies requires-python ${JSON.stringify(spec)}` : ""} (set [tool.pyport] python to choose)`,
   );
   return { python: usable[0].path };
 }

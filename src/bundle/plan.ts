@@ -47,8 +47,11 @@ export interface BundlePlan {
   projectDir: string;
   out: string;
   force: boolean;
-  /** The configured Python source; none: the newest suitable Python on the machine. */
-  source: { python?: string; archive?: string; sha256?: string };
+  /**
+   * The configured Python source; none: the newest suitable Python on the machine that
+   * satisfies `requiresPython`.
+   */
+  source: { python?: string; archive?: string; sha256?: string; requiresPython?: string };
   libc: LibcMode;
   profile: Profile;
   install: { requirements?: string; pipArgs: string[] };
@@ -94,7 +97,12 @@ export function planBundle(
   const profile = overrides.profile ?? cfg.profile;
   const source = overrides.python
     ? { python: overrides.python }
-    : { python: cfg.python, archive: cfg.archive, sha256: cfg.sha256 };
+    : {
+        python: cfg.python,
+        archive: cfg.archive,
+        sha256: cfg.sha256,
+        requiresPython: cfg.requiresPython,
+      };
   const plan: BundlePlan = {
     name: cfg.name,
     version: cfg.version,
