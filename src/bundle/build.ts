@@ -29,17 +29,17 @@ import { compileBytecode, dropStdlibSources } from "./bytecode.js";
 import { loadConfig, type Format } from "./config.js";
 import { writeEntryLaunchers, type EntryPoint } from "./entry-points.js";
 import {
-  copyProject,
   graftForWheels,
-  projectWheel,
   removePip,
+  removeSetuptools,
   run,
   sitePackages,
   sourceOf,
   TEMP_TAG,
 } from "./install.js";
 import { writeImageOutputs } from "./image-output.js";
-import { explainMissing, missingRequirement } from "./pip-diagnose.js";
+import { stepInstall } from "./install-step.js";
+import { scriptProject } from "./script.js";
 import { writeLicenses } from "./licenses.js";
 import { checkOutputs, isWithin, recordOutputs } from "./outputs.js";
 import {
@@ -131,6 +131,20 @@ async function dirDigest(dir: string): Promise<{ sha256: string; bytes: number }
 
 /** Builds the project: loads its configuration, plans, checks what the plan needs, applies it. */
 export async function build(opts: BuildOptions): Promise<BuildResult> {
+  if (opts.projectDir.endsWith(".py")) {
+    // A script: built as a small project of its own (script.ts), outputs beside the script.
+    const s = await scriptProject(opts.projectDir, opts.requirements);
+    try {
+      return await build({
+        ...opts,
+        projectDir: s.projectDir,
+        requirements: undefined,
+        out: opts.out ?? s.defaultOut,
+      });
+    } finally {
+      await s.cleanup();
+    }
+  }
   const started = Date.now();
   const plan = planBundle(loadConfig(opts.projectDir), opts, { machine: os.machine() });
   if (plan.needs.onefileStub) onefileStub(); // throws E_TOOL before any work when missing
@@ -276,68 +290,6 @@ async function stepRuntime(
   return manifest;
 }
 
-/** The requirements file, then the project's wheel and its dependencies, with the runtime's pip. */
-async function stepInstall(
-  plan: BundlePlan,
-  ctx: { bundle: string; tmp: string; manifest: RuntimeManifest; reporter?: Reporter },
-): Promise<void> {
-  const python = path.join(ctx.bundle, "bin", "python3");
-  const pipBase = [
-    "-I",
-    "-m",
-    "pip",
-    "install",
-    "--no-warn-script-location",
-    "--disable-pip-version-check",
-    "--no-compile",
-    ...plan.install.pipArgs,
-  ];
-  // pip's "No matching distribution" becomes which Pythons the index has wheels for.
-  const explained = async (p: Promise<void>) => {
-    try {
-      await p;
-    } catch (err) {
-      const missing = err instanceof PyportError ? missingRequirement(err.message) : undefined;
-      if (!missing) throw err;
-      ctx.reporter?.note(
-        `pip found no distribution for ${missing}; asking the index which Pythons it has wheels for`,
-      );
-      const why = await explainMissing(python, missing, {
-        version: ctx.manifest.python.version,
-        machine: ctx.manifest.python.machine,
-        pipArgs: plan.install.pipArgs,
-      });
-      if (!why) throw err;
-      throw new PyportError("E_PIP", why, {
-        hint: "Choose a Python the index has wheels for ([tool.pyport] python or --python), or add a wheel for this one to the index.",
-      });
-    }
-  };
-  const { requirements } = plan.install;
-  if (requirements) {
-    ctx.reporter?.step(`installing ${requirements}`);
-    await explained(
-      run(
-        python,
-        [...pipBase, "-r", path.join(plan.projectDir, requirements)],
-        `pip install -r ${requirements}`,
-        { keepPip: true, cwd: plan.projectDir },
-      ),
-    );
-  }
-  ctx.reporter?.step(`installing ${plan.name} and its dependencies with the runtime's pip`);
-  // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
-  const source = path.join(ctx.tmp, "source");
-  await copyProject(plan.projectDir, source, plan.out);
-  const wheel = await projectWheel(python, source, ctx.manifest, plan.install.pipArgs);
-  await explained(
-    run(python, [...pipBase, wheel], `pip install ${plan.projectDir}`, {
-      keepPip: true,
-      cwd: source,
-    }),
-  );
-}
-
 /** pip's removal, the include/exclude globs, bytecode, the zipped stdlib, stdlib sources. */
 async function stepPruneAndCompile(
   plan: BundlePlan,
@@ -350,6 +302,14 @@ async function stepPruneAndCompile(
     // Without pip nothing is built in the bundle: its C headers and pkg-config files go too.
     await removePip(bundle, site);
     await dropBuildSupport(bundle);
+    const requirements = plan.install.requirements
+      ? await fsp.readFile(path.resolve(plan.projectDir, plan.install.requirements), "utf8")
+      : "";
+    const setuptools = await removeSetuptools(site, requirements);
+    if (setuptools)
+      reporter?.note(
+        `left out setuptools and pkg_resources (${(setuptools / 2 ** 20).toFixed(1)} MiB): only builds need them, and nothing in the bundle requires them`,
+      );
   }
   await applyGlobs(bundle, plan.prune.include, plan.prune.exclude);
   await refreshRecords(site);

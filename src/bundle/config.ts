@@ -58,6 +58,8 @@ export interface BuildConfig {
   declaredScripts?: string[];
   /** `[tool.pyport.service]` / `[tool.pyport.services.<name>]`: how the app runs as a service. */
   services: ServiceSpec[];
+  /** pyport.toml: a script (a top-level .py file) the project's launcher runs as __main__. */
+  script?: string;
   /** `[project] requires-python`: which interpreters may build it when none is configured. */
   requiresPython?: string;
   /** `[project.urls]` Source, Repository or Homepage: the image's source label. */
@@ -189,7 +191,7 @@ export function loadConfig(projectDir: string): BuildConfig {
       'PEP 440: for example "1.0", "2.1.3rc1", "0.4.dev2" or "1.0+local.1".',
     );
 
-  r.knownKeys(tool, table ? TOOL_KEYS : [...TOOL_KEYS, "name", "version"]);
+  r.knownKeys(tool, table ? TOOL_KEYS : [...TOOL_KEYS, "name", "version", "script"]);
   const bytecode = (tool.bytecode ?? {}) as Record<string, unknown>;
   if (typeof bytecode !== "object" || Array.isArray(bytecode))
     r.fail(
@@ -290,7 +292,14 @@ export function loadConfig(projectDir: string): BuildConfig {
     baseImage: r.string(tool, "base-image"),
     sourceUrl: sourceUrl(project.urls),
     requiresPython: projectReader.string(project, "requires-python"),
+    script: table ? undefined : r.string(tool, "script"),
   };
+  if (cfg.script && !/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(cfg.script))
+    r.fail(
+      "script",
+      `${JSON.stringify(cfg.script)} is not a top-level module file`,
+      'Name a .py file in the project directory whose name is an identifier: script = "app.py".',
+    );
   if (cfg.requiresPython) {
     const line = text.split("\n").findIndex((l) => /^\s*requires-python\s*=/.test(l)) + 1;
     checkSpecifier(cfg.requiresPython, `${file}${line ? `:${line}` : ""}: project.requires-python`);

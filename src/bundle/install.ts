@@ -20,7 +20,7 @@ import type { RuntimeSource } from "../runtime/sources.js";
 import { BUCKETS } from "../store/buckets.js";
 import { materialize, touchEntry } from "../store/cache.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
-import { walkFiles } from "../util/fs.js";
+import { treeSize, walkFiles } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import type { BundlePlan } from "./plan.js";
 
@@ -270,6 +270,37 @@ export async function projectWheel(
       hint: "Check the project's [build-system].",
     });
   return path.join(dir, wheel);
+}
+
+/**
+ * Removes setuptools (with pkg_resources and its distutils shim), which ensurepip installs into
+ * older runtimes (3.11: 7.7 MiB) although only builds need it — unless a distribution in the
+ * bundle requires it (Requires-Dist) or the requirements file names it. Returns the bytes removed.
+ */
+export async function removeSetuptools(site: string, requirementsText = ""): Promise<number> {
+  const entries = await fsp.readdir(site);
+  const dist = entries.find((e) => /^setuptools-[^-]+\.dist-info$/.test(e));
+  if (!dist) return 0;
+  if (/^\s*(setuptools|pkg[-_]resources)\b/im.test(requirementsText)) return 0;
+  for (const e of entries) {
+    if (!e.endsWith(".dist-info") || e === dist) continue;
+    const meta = await fsp.readFile(path.join(site, e, "METADATA"), "utf8").catch(() => "");
+    if (/^Requires-Dist:\s*(setuptools|pkg[-_]resources)\b/im.test(meta)) return 0;
+  }
+  let bytes = 0;
+  for (const e of entries) {
+    if (
+      e === dist ||
+      /^(setuptools|pkg_resources|_distutils_hack)$/.test(e) ||
+      e === "distutils-precedence.pth"
+    ) {
+      const full = path.join(site, e);
+      const st = await fsp.lstat(full);
+      bytes += st.isDirectory() ? await treeSize(full) : st.size;
+      await fsp.rm(full, { recursive: true, force: true });
+    }
+  }
+  return bytes;
 }
 
 /** Removes pip and ensurepip from a bundle: an application does not install packages at run time. */

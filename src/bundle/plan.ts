@@ -30,6 +30,8 @@ export interface BuildOverrides {
   entry?: string;
   audit?: boolean;
   force?: boolean;
+  /** A requirements file installed first (relative to the project, or absolute). */
+  requirements?: string;
   /** An OCI layout (`DIR` or `DIR:REF`) the image is built on. */
   baseImage?: string;
 }
@@ -54,7 +56,7 @@ export interface BundlePlan {
   source: { python?: string; archive?: string; sha256?: string; requiresPython?: string };
   libc: LibcMode;
   profile: Profile;
-  install: { requirements?: string; pipArgs: string[] };
+  install: { requirements?: string; pipArgs: string[]; script?: string };
   launchers: { isolated: boolean; optimize: 0 | 1 | 2 };
   prune: { removePip: boolean; include: string[]; exclude: string[] };
   bytecode: { optimize: 0 | 1 | 2; pycOnly: boolean; stdlibSources: boolean };
@@ -113,7 +115,8 @@ export function planBundle(
     libc: overrides.libc ?? cfg.libc,
     profile,
     install: {
-      requirements: cfg.requirements,
+      requirements: overrides.requirements ?? cfg.requirements,
+      script: cfg.script,
       pipArgs: [...cfg.pipArgs, ...(overrides.pipArgs ?? [])],
     },
     launchers: { isolated: cfg.isolated, optimize: cfg.bytecode.optimize },

@@ -6,7 +6,7 @@ import { PROFILES } from "../runtime/profile.js";
 import { oneOf, parse } from "./args.js";
 import { cliReporter, mib } from "./output.js";
 
-const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR] [--out DIR]
+const BUILD_USAGE = `Usage: pyport build [PROJECT_DIR | SCRIPT.py [-r REQUIREMENTS]] [--out DIR]
                     [--format dir,tar.gz,tar.zst,onefile,oci,oci-archive]
                     [--entry NAME] [--python P] [--base-image DIR[:REF]]
                     [--libc system|bundled] [--profile default|full|minimal] [--no-audit] [--json]
@@ -21,7 +21,13 @@ are reproducible (sorted, uid/gid 0, fixed mtime: SOURCE_DATE_EPOCH or 2000-01-0
 A failed or interrupted build leaves nothing in --out. An existing output is replaced only
 when pyport wrote it; outputs never replace, contain or sit inside the project (but its dist/).
 
+A script (SCRIPT.py, with its requirements file) is built on its own — nothing else from its
+directory — into a bundle whose bin/<name> runs it as __main__; outputs go to its dist/.
+A pyport.toml project without pyproject.toml or setup.py is installed as its top-level modules
+and packages (script = "app.py" in pyport.toml gives it a launcher that runs that script).
+
 Options (flags override [tool.pyport]):
+  -r, --requirements F a requirements file installed first (overrides requirements)
   --out DIR            where outputs go (default: PROJECT_DIR/dist)
   --format LIST        comma-separated: dir, tar.gz, tar.zst, onefile, oci, oci-archive
                        (default: dir)
@@ -78,6 +84,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       quiet: { type: "boolean" },
       entry: { type: "string" },
       "base-image": { type: "string" },
+      requirements: { type: "string", short: "r" },
     },
     BUILD_USAGE,
   );
@@ -123,6 +130,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     pipArgs,
     entry: values.entry,
     baseImage: values["base-image"],
+    requirements: values.requirements && path.resolve(values.requirements),
     audit: !values["no-audit"],
     force: values.force,
     reporter,

@@ -1,0 +1,85 @@
+/**
+ * The build's install step: the requirements file, then the project's wheel (a generated
+ * pyproject.toml for projects without one) and its dependencies, with the runtime's own pip;
+ * pip's "No matching distribution" is explained with the Pythons the index has wheels for.
+ */
+import * as path from "node:path";
+import { PyportError } from "../errors.js";
+import type { RuntimeManifest } from "../runtime/manifest.js";
+import type { Reporter } from "../util/reporter.js";
+import { copyProject, projectWheel, run } from "./install.js";
+import { explainMissing, missingRequirement } from "./pip-diagnose.js";
+import type { BundlePlan } from "./plan.js";
+import { synthesizePyproject } from "./script.js";
+
+/** The requirements file, then the project's wheel and its dependencies, with the runtime's pip. */
+export async function stepInstall(
+  plan: BundlePlan,
+  ctx: { bundle: string; tmp: string; manifest: RuntimeManifest; reporter?: Reporter },
+): Promise<void> {
+  const python = path.join(ctx.bundle, "bin", "python3");
+  const pipBase = [
+    "-I",
+    "-m",
+    "pip",
+    "install",
+    "--no-warn-script-location",
+    "--disable-pip-version-check",
+    "--no-compile",
+    ...plan.install.pipArgs,
+  ];
+  // pip's "No matching distribution" becomes which Pythons the index has wheels for.
+  const explained = async (p: Promise<void>) => {
+    try {
+      await p;
+    } catch (err) {
+      const missing = err instanceof PyportError ? missingRequirement(err.message) : undefined;
+      if (!missing) throw err;
+      ctx.reporter?.note(
+        `pip found no distribution for ${missing}; asking the index which Pythons it has wheels for`,
+      );
+      const why = await explainMissing(python, missing, {
+        version: ctx.manifest.python.version,
+        machine: ctx.manifest.python.machine,
+        pipArgs: plan.install.pipArgs,
+      });
+      if (!why) throw err;
+      throw new PyportError("E_PIP", why, {
+        hint: "Choose a Python the index has wheels for ([tool.pyport] python or --python), or add a wheel for this one to the index.",
+      });
+    }
+  };
+  const { requirements } = plan.install;
+  if (requirements) {
+    ctx.reporter?.step(`installing ${requirements}`);
+    await explained(
+      run(
+        python,
+        [...pipBase, "-r", path.resolve(plan.projectDir, requirements)],
+        `pip install -r ${requirements}`,
+        { keepPip: true, cwd: plan.projectDir },
+      ),
+    );
+  }
+  ctx.reporter?.step(`installing ${plan.name} and its dependencies with the runtime's pip`);
+  // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
+  const source = path.join(ctx.tmp, "source");
+  await copyProject(plan.projectDir, source, plan.out);
+  if (
+    await synthesizePyproject(source, {
+      name: plan.name,
+      version: plan.version,
+      script: plan.install.script,
+    })
+  )
+    ctx.reporter?.note(
+      `${plan.name} has no pyproject.toml or setup.py: pyport wrote one that installs its top-level modules and packages${plan.install.script ? ` and runs ${plan.install.script} as bin/${plan.name}` : ""}`,
+    );
+  const wheel = await projectWheel(python, source, ctx.manifest, plan.install.pipArgs);
+  await explained(
+    run(python, [...pipBase, wheel], `pip install ${plan.projectDir}`, {
+      keepPip: true,
+      cwd: source,
+    }),
+  );
+}
