@@ -31,6 +31,7 @@ import { copyTree, stageInterpreter } from "./layout.js";
 import { launcherKind, writeLauncher, type LauncherKind } from "./launcher.js";
 import { glibcFloor, providedGlibc } from "./libc.js";
 import { MANIFEST_FILE, MANIFEST_SCHEMA, type RuntimeManifest } from "./manifest.js";
+import { DEBIAN_WHEEL_DIR, isDebianPatched, undoDebianLayout } from "./debian.js";
 import { GNU_READLINE, pruneRuntime, stripDebugInfo, type Profile } from "./profile.js";
 import { pyportFingerprint } from "./fingerprint.js";
 import { prepareSource, type PreparedSource, type RuntimeSource } from "./sources.js";
@@ -213,8 +214,16 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
 
   reporter?.step("fixing build paths, CA certificates and terminfo lookup");
   const map = buildPathMap(probe, ver);
+  const debian = isDebianPatched(stdlib);
+  const debianWheels = debian
+    ? await undoDebianLayout(
+        root,
+        stdlib,
+        (probe.vars.WHEEL_PKG_DIR as string | undefined) ?? DEBIAN_WHEEL_DIR,
+      )
+    : [];
   const changedPy = [
-    ...(await fixSysconfigdata(stdlib, map)),
+    ...(await fixSysconfigdata(stdlib, map, debian ? probe.prefix : undefined)),
     ...(await installMachineAdapters(stdlib)),
   ];
   await fixMakefiles(stdlib, map);
@@ -222,7 +231,12 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
 
   const python = path.join(root, "bin", "python3");
   let pip = false;
-  if (!probe.ensurepip.present || !probe.ensurepip.wheels) {
+  const pipWheel = debianWheels.some((w) => w.startsWith("pip-"));
+  if (debian && !pipWheel)
+    warnings.push(
+      `Debian's ensurepip takes pip from ${String(probe.vars.WHEEL_PKG_DIR ?? DEBIAN_WHEEL_DIR)}, which has no pip wheel on this machine: the runtime has no pip (apt-get install python3-pip-whl)`,
+    );
+  else if (!debian && (!probe.ensurepip.present || !probe.ensurepip.wheels)) {
     warnings.push(
       `the source has no usable ensurepip${probe.ensurepip.error ? ` (${probe.ensurepip.error})` : ""}: the runtime has no pip`,
     );

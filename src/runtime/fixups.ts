@@ -102,8 +102,17 @@ function dropSelfLinkFlags(text: string, map: PathMap): string {
   return out;
 }
 
-/** Makes `_sysconfigdata_*.py` compute paths from its own location at import time. */
-export async function fixSysconfigdata(stdlibDir: string, map: PathMap): Promise<string[]> {
+/**
+ * Makes `_sysconfigdata_*.py` compute paths from its own location at import time. `systemPrefix`
+ * (a distribution's /usr, which the path map cannot rewrite wholesale): variables whose value is
+ * that prefix or a path below it (`prefix`, `INCLUDEDIR`, `SCRIPTDIR`, `WHEEL_PKG_DIR`…) move
+ * under the runtime too; lists of paths and compiler flags stay.
+ */
+export async function fixSysconfigdata(
+  stdlibDir: string,
+  map: PathMap,
+  systemPrefix?: string,
+): Promise<string[]> {
   const changed: string[] = [];
   for (const name of await fsp.readdir(stdlibDir)) {
     if (!/^_sysconfigdata_.*\.py$/.test(name)) continue;
@@ -111,6 +120,13 @@ export async function fixSysconfigdata(stdlibDir: string, map: PathMap): Promise
     const original = await fsp.readFile(file, "utf8");
     if (original.includes(TOKEN)) continue;
     let body = rewritePaths(dropSelfLinkFlags(original, map), map, TOKEN);
+    if (systemPrefix) {
+      const quoted = systemPrefix.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+      body = body.replace(
+        new RegExp(`^(\\s*'\\w+': )'${quoted}((?:/[^'\\s:]*)?)'`, "gm"),
+        (_m, key: string, rest: string) => `${key}'${TOKEN}${rest}'`,
+      );
+    }
     // python-build-standalone bakes its build tool paths (/tools/...) into CC and friends.
     body = body.replace(
       /'\/tools\/[^' ]*\/bin\/(clang\+\+|clang|gcc|g\+\+|cc|c\+\+)(?=[ '])/g,
