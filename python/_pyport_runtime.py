@@ -1,7 +1,7 @@
 """Installed by pyport into portable runtimes: adapts the runtime to the machine it runs on.
 
-Imported lazily by ``ssl`` and ``curses`` (never at start-up), so it costs nothing to programs
-that use neither.
+Imported lazily by ``ssl``, ``venv`` and ``curses`` (never at start-up), so it costs nothing to
+programs that use none of them.
 """
 import os
 import sys
@@ -65,3 +65,35 @@ def add_terminfo():
     entries = current.split(":") if current else [""]  # "" stands for ncurses' compiled default
     if own not in entries:
         os.environ["TERMINFO_DIRS"] = ":".join(entries + [own])
+
+
+def patch_venv(builder_class):
+    """A venv made with copies gets the runtime's libpython beside its copied interpreter.
+
+    The interpreter of a system-libc runtime finds libpython through its RUNPATH
+    ``$ORIGIN/../lib``; copied into ``<venv>/bin`` that is ``<venv>/lib``. (A bundled-libc
+    runtime's interpreter is a launcher, which finds the runtime through pyvenv.cfg's home.)
+    """
+    setup_python = builder_class.setup_python
+
+    def setup_python_and_libpython(self, context):
+        setup_python(self, context)
+        if self.symlinks or os.name != "posix":
+            return
+        import glob
+        import json
+        import shutil
+
+        root = os.path.dirname(os.path.dirname(os.path.realpath(context.executable)))
+        try:
+            with open(os.path.join(root, "PYPORT.json")) as f:
+                mode = json.load(f).get("libc", {}).get("mode")
+        except (OSError, ValueError):
+            return
+        if mode != "system":
+            return
+        dest = os.path.join(context.env_dir, "lib")
+        for lib in glob.glob(os.path.join(root, "lib", "libpython*.so*")):
+            shutil.copy2(lib, os.path.join(dest, os.path.basename(lib)))
+
+    builder_class.setup_python = setup_python_and_libpython

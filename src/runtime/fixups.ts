@@ -217,7 +217,7 @@ export async function fixShebangs(binDir: string): Promise<string[]> {
   return changed;
 }
 
-/** Installs the runtime adapter module and hooks it into `ssl` and `curses`. */
+/** Installs the runtime adapter module and hooks it into `ssl`, `venv` and `curses`. */
 export async function installMachineAdapters(stdlibDir: string): Promise<string[]> {
   await fsp.copyFile(pythonAsset("_pyport_runtime.py"), path.join(stdlibDir, "_pyport_runtime.py"));
   const changed = [path.join(stdlibDir, "_pyport_runtime.py")];
@@ -225,6 +225,10 @@ export async function installMachineAdapters(stdlibDir: string): Promise<string[
     [
       "ssl.py",
       "\n# pyport: load the CA certificates of the machine this runtime runs on.\nimport _pyport_runtime\n_pyport_runtime.patch_ssl(__import__(__name__))\ndel _pyport_runtime\n",
+    ],
+    [
+      "venv/__init__.py",
+      "\n# pyport: a venv made with copies finds the runtime's libpython.\nimport _pyport_runtime\n_pyport_runtime.patch_venv(EnvBuilder)\ndel _pyport_runtime\n",
     ],
     [
       "curses/__init__.py",

@@ -1,0 +1,56 @@
+/**
+ * Both ways of making a venv work from a runtime, in both libc modes, after the runtime has moved
+ * to a path with a space: `python -m venv --copies` (with pip) and `venv.create()` (whose default
+ * is copies). A copied interpreter of a system-libc runtime needs libpython beside it (the venv
+ * hook copies it); a copied launcher of a bundled-libc runtime finds the runtime through
+ * pyvenv.cfg's home.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { before, describe, test } from "node:test";
+import { pyport, run, sharedPython, skipPart, tmpDir, useTestCache } from "./helpers.js";
+
+useTestCache();
+
+describe("venvs with copies", { timeout: 600_000 }, () => {
+  let python: string | undefined;
+  before(async () => {
+    python = (await sharedPython())?.path;
+  });
+
+  for (const libc of ["system", "bundled"] as const) {
+    test(`libc ${libc}: venv --copies and venv.create() start, import ssl and sqlite3, and have pip`, async (t) => {
+      if (!python) return skipPart(t, "no CPython with a shared libpython found");
+      const made = path.join(tmpDir(`venv-${libc}`), "made");
+      const r = pyport(["runtime", "create", "--python", python, "--libc", libc, "--out", made]);
+      assert.equal(r.code, 0, r.stderr);
+      const runtime = path.join(path.dirname(made), "moved runtime");
+      fs.renameSync(made, runtime);
+      const rtPython = path.join(runtime, "bin/python3");
+
+      const copies = path.join(tmpDir(`venv-copies-${libc}`), "v");
+      const mk = run(rtPython, ["-m", "venv", "--copies", copies]);
+      assert.equal(mk.code, 0, mk.stderr);
+      assert.ok(
+        !fs.lstatSync(path.join(copies, "bin/python")).isSymbolicLink(),
+        "a copy, not a link",
+      );
+      const api = path.join(tmpDir(`venv-api-${libc}`), "v");
+      const mkApi = run(rtPython, ["-c", `import venv; venv.create(${JSON.stringify(api)})`]);
+      assert.equal(mkApi.code, 0, mkApi.stderr);
+
+      for (const venv of [copies, api]) {
+        const out = run(path.join(venv, "bin/python"), [
+          "-c",
+          "import sys, ssl, sqlite3; print(sys.prefix); print(sys.base_prefix)",
+        ]);
+        assert.equal(out.code, 0, `${venv}: ${out.stderr}`);
+        assert.deepEqual(out.stdout.trim().split("\n"), [venv, runtime]);
+      }
+      const pip = run(path.join(copies, "bin/python"), ["-m", "pip", "--version"]);
+      assert.equal(pip.code, 0, pip.stderr);
+      assert.ok(pip.stdout.includes(path.join(copies, "lib")), pip.stdout);
+    });
+  }
+});
