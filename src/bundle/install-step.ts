@@ -3,11 +3,13 @@
  * pyproject.toml for projects without one) and its dependencies, with the runtime's own pip;
  * pip's "No matching distribution" is explained with the Pythons the index has wheels for.
  */
+import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
 import type { Reporter } from "../util/reporter.js";
-import { copyProject, projectWheel, run } from "./install.js";
+import { depsKey, fileState, restoreDeps, saveDeps } from "./deps-cache.js";
+import { copyProject, projectWheel, run, sitePackages } from "./install.js";
 import { explainMissing, missingRequirement } from "./pip-diagnose.js";
 import type { BundlePlan } from "./plan.js";
 import { synthesizePyproject } from "./script.js";
@@ -49,19 +51,7 @@ export async function stepInstall(
       });
     }
   };
-  const { requirements } = plan.install;
-  if (requirements) {
-    ctx.reporter?.step(`installing ${requirements}`);
-    await explained(
-      run(
-        python,
-        [...pipBase, "-r", path.resolve(plan.projectDir, requirements)],
-        `pip install -r ${requirements}`,
-        { keepPip: true, cwd: plan.projectDir },
-      ),
-    );
-  }
-  ctx.reporter?.step(`installing ${plan.name} and its dependencies with the runtime's pip`);
+  ctx.reporter?.step(`building the wheel of ${plan.name}`);
   // From a copy: build backends write build/ and *.egg-info into the source tree otherwise.
   const source = path.join(ctx.tmp, "source");
   await copyProject(plan.projectDir, source, plan.out);
@@ -76,10 +66,56 @@ export async function stepInstall(
       `${plan.name} has no pyproject.toml or setup.py: pyport wrote one that installs its top-level modules and packages${plan.install.script ? ` and runs ${plan.install.script} as bin/${plan.name}` : ""}`,
     );
   const wheel = await projectWheel(python, source, ctx.manifest, plan.install.pipArgs);
+  const { requirements } = plan.install;
+  const requirementsFile = requirements && path.resolve(plan.projectDir, requirements);
+  const key = await depsKey({
+    python,
+    wheel,
+    requirementsText: requirementsFile ? await fsp.readFile(requirementsFile, "utf8") : "",
+    manifest: ctx.manifest,
+    pipArgs: plan.install.pipArgs,
+  }).catch(() => undefined);
+  if (key && (await restoreDeps(key, ctx.bundle))) {
+    ctx.reporter?.step(
+      `installing ${plan.name}; its dependencies come from the cache (same requirements, runtime and pip settings)`,
+    );
+    await run(python, [...pipBase, "--no-deps", wheel], `pip install ${plan.projectDir}`, {
+      keepPip: true,
+      cwd: source,
+    });
+    return;
+  }
+  const before = key ? await fileState(ctx.bundle) : undefined;
+  if (requirementsFile) {
+    ctx.reporter?.step(`installing ${requirements}`);
+    await explained(
+      run(python, [...pipBase, "-r", requirementsFile], `pip install -r ${requirements}`, {
+        keepPip: true,
+        cwd: plan.projectDir,
+      }),
+    );
+  }
+  ctx.reporter?.step(`installing ${plan.name} and its dependencies with the runtime's pip`);
   await explained(
     run(python, [...pipBase, wheel], `pip install ${plan.projectDir}`, {
       keepPip: true,
       cwd: source,
     }),
   );
+  if (key && before) {
+    const site = sitePackages(ctx.bundle, ctx.manifest);
+    const distInfo = path.join(
+      site,
+      `${path.basename(wheel).split("-").slice(0, 2).join("-")}.dist-info`,
+    );
+    const record = await fsp.readFile(path.join(distInfo, "RECORD"), "utf8").catch(() => "");
+    const own = new Set(
+      record
+        .split("\n")
+        .map((l) => l.split(",")[0])
+        .filter(Boolean)
+        .map((f) => path.relative(ctx.bundle, path.resolve(site, f))),
+    );
+    if (record) await saveDeps(key, ctx.bundle, before, own);
+  }
 }

@@ -15,6 +15,8 @@ export const BUCKETS = {
   wheels: "wheels-v1",
   /** A project's build requirements (pip install --target), per requirements, Python and pip options. */
   buildEnvs: "build-envs-v1",
+  /** Installed dependencies of a build (bundle-relative files), per resolution inputs: bundle/deps-cache.ts. */
+  deps: "deps-v1",
   /** The host worker's compiled code, one file per version of its sources and Python version: python/host_cache.py. */
   host: "host-v1",
   /** Written by onefile stubs (native/onefile.c BUCKET), not by pyport itself; their locks are flock files. */
