@@ -165,16 +165,8 @@ describe("OCI images", { timeout: 900_000 }, () => {
       const target = `${registry.address}/team/hello:1.0.0`;
       const runtime = first.image.layers.find((l) => l.group === "runtime")!;
       // Kill the push once 3 MiB of the runtime layer (sent in 1 MiB chunks) have gone out.
-      const child = spawn(process.execPath, [
-        CLI,
-        "push",
-        first.path,
-        target,
-        "--insecure",
-        "--json",
-        "--chunk-size",
-        "1",
-      ]);
+      const pushArgs = ["push", first.path, target, "--insecure", "--json", "--chunk-size", "1"];
+      const child = spawn(process.execPath, [CLI, ...pushArgs]);
       let killedAt = 0;
       for await (const line of readline.createInterface({ input: child.stdout })) {
         const e = JSON.parse(line) as { event: string; digest?: string; sent?: number };
@@ -187,15 +179,7 @@ describe("OCI images", { timeout: 900_000 }, () => {
       await new Promise((r) => child.once("close", r));
       assert.ok(killedAt > 0, "the push was killed mid-layer");
 
-      const second = pyport([
-        "push",
-        first.path,
-        target,
-        "--insecure",
-        "--json",
-        "--chunk-size",
-        "1",
-      ]);
+      const second = pyport(pushArgs);
       assert.equal(second.code, 0, second.stderr);
       const events = second.stdout
         .trim()
