@@ -181,7 +181,7 @@ async function supervise(
     await opts.stopAfter(() => stderr + stdout);
     s.stop();
   }
-  return { status: await status, stdout, stderr };
+  return { status: await status, stdout, stderr, laterStderr: () => stderr };
 }
 
 async function until(log: () => string, pattern: RegExp, ms = 20_000): Promise<void> {
@@ -266,6 +266,29 @@ describe("the supervisor", { timeout: 120_000 }, () => {
       /web \* healthy\n[^]*web \* unhealthy: GET \/health answered 500 \(2 failed check\(s\) in a row\)\n[^]*web \* healthy again/,
     );
     assert.equal(r.status, 143, "node dies of the SIGTERM it does not handle");
+  });
+
+  test("health checks end with the service: none after it died of a signal", async () => {
+    // The check (300 ms) is still running when the service kills itself (at 150 ms).
+    const r = await supervise([
+      nodeService(
+        "dies",
+        `setTimeout(()=>process.kill(process.pid,"SIGKILL"),150);setInterval(()=>{},1000)`,
+        {
+          restart: "no",
+          health: {
+            command: [process.execPath, "-e", "setTimeout(()=>{},300)"],
+            intervalMs: 50,
+            timeoutMs: 5000,
+            retries: 1,
+          },
+        },
+      ),
+    ]);
+    assert.equal(r.status, 137);
+    await new Promise((res) => setTimeout(res, 800));
+    const after = r.laterStderr().split("was killed by SIGKILL")[1];
+    assert.equal(after, "\n", `nothing after the service ended:${after}`);
   });
 
   test("several services run together, each on its own; the first failure is the status", async () => {

@@ -150,7 +150,8 @@ class Supervised {
     const tick = async () => {
       const child = this.child;
       const result = await checkHealth(h, { bundle: this.opts.bundle, port, env: this.spec.env });
-      if (this.child !== child || this.stopping || child?.exitCode !== null) return;
+      const ended = !child || child.exitCode !== null || child.signalCode !== null;
+      if (this.child !== child || this.stopping || ended) return;
       if (result.ok) {
         this.failures = 0;
         if (this.healthy !== true) this.say(this.healthy === false ? "healthy again" : "healthy");
