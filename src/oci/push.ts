@@ -127,12 +127,15 @@ async function pushBlob(
   let sent = 0;
   const handle = await fsp.open(file, "r");
   try {
+    // A chunk the registry refuses (the upload expired or its range is wrong) also ends the
+    // saved upload, so the next push starts this blob afresh instead of failing again.
     while (state.offset < d.size) {
       const length = Math.min(chunkSize, d.size - state.offset);
       const chunk = Buffer.alloc(length);
       await handle.read(chunk, 0, length, state.offset);
       const res = await client.request("PATCH", state.location, {
         expect: [202],
+        onRefused: () => fsp.rm(stateFile, { force: true }),
         body: chunk,
         headers: {
           "Content-Type": "application/octet-stream",
@@ -153,11 +156,15 @@ async function pushBlob(
   }
   const url = new URL(client.url(state.location));
   url.searchParams.set("digest", d.digest);
-  await client.request("PUT", url.toString(), {
-    expect: [201],
-    headers: { "Content-Length": "0" },
-  });
-  await fsp.rm(stateFile, { force: true });
+  try {
+    await client.request("PUT", url.toString(), {
+      expect: [201],
+      headers: { "Content-Length": "0" },
+    });
+  } finally {
+    // Finished or refused (a digest mismatch): either way this upload is not resumed again.
+    await fsp.rm(stateFile, { force: true });
+  }
   onEvent({ event: "blob", digest: d.digest, size: d.size, status: "uploaded" });
   return sent;
 }

@@ -112,7 +112,13 @@ export class RegistryClient {
   async request(
     method: string,
     p: string,
-    init: { headers?: Record<string, string>; body?: Buffer; expect: number[] },
+    init: {
+      headers?: Record<string, string>;
+      body?: Buffer;
+      expect: number[];
+      /** Run before the error is thrown when the registry answers with an unexpected status. */
+      onRefused?: () => Promise<unknown>;
+    },
   ): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...init.headers };
@@ -135,6 +141,7 @@ export class RegistryClient {
       }
       if (init.expect.includes(res.status)) return res;
       const text = (await res.text()).slice(0, 500);
+      await init.onRefused?.();
       if (res.status === 401 && this.authorization)
         throw new PyportError(
           "E_REGISTRY",
