@@ -15,6 +15,7 @@ import { cycloneDx } from "../audit/sbom.js";
 import { hasErrno, PyportError } from "../errors.js";
 import type { Component } from "../audit/components.js";
 import type { ImageResult } from "../oci/image.js";
+import { splitImageRef } from "../oci/layout.js";
 import { onefileStub, writeOnefile } from "../onefile/onefile.js";
 import { createRuntime } from "../runtime/create.js";
 import { fixShebangs } from "../runtime/fixups.js";
@@ -148,6 +149,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
   const plan = planBundle(loadConfig(opts.projectDir), opts, { machine: os.machine() });
   if (plan.needs.onefileStub) onefileStub(); // throws E_TOOL before any work when missing
+  if (plan.image?.base) splitImageRef(plan.image.base); // a missing base image: E_NOT_FOUND now
   if (
     plan.needs.zstd &&
     (await ifExists(execFile("zstd", ["--version"]), { code: 127 })).code !== 0

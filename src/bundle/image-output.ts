@@ -4,13 +4,13 @@
  * first service (or, without a spec, its console script); its labels come from the project,
  * its git revision and the audit's licences.
  */
-import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { writeTarArchive } from "../archive/tar-write.js";
 import type { Component } from "../audit/components.js";
 import { extractArchive } from "../archive/extract.js";
 import { writeImage, type ImageResult } from "../oci/image.js";
+import { splitImageRef } from "../oci/layout.js";
 import { execFile } from "../util/exec.js";
 import type { Reporter } from "../util/reporter.js";
 import type { EntryPoint } from "./entry-points.js";
@@ -41,15 +41,13 @@ async function labels(plan: BundlePlan, components: Component[]): Promise<Record
   return out;
 }
 
-/** A base image given as an archive is unpacked (checked, inside `tmp`) into a layout first. */
-async function baseLayout(base: string, tmp: string): Promise<string> {
-  const colon = base.lastIndexOf(":");
-  const [file, ref] =
-    colon > 0 && !fs.existsSync(base) ? [base.slice(0, colon), base.slice(colon + 1)] : [base, ""];
-  if (!(await fsp.stat(file)).isFile()) return base;
+/** The base image's layout: an archive is first unpacked (checked, inside `tmp`). */
+async function baseLayout(base: string, tmp: string): Promise<{ layout: string; ref?: string }> {
+  const { path: file, ref } = splitImageRef(base);
+  if (!(await fsp.stat(file)).isFile()) return { layout: file, ref };
   const dir = path.join(tmp, "base-image");
   await extractArchive(file, dir);
-  return ref ? `${dir}:${ref}` : dir;
+  return { layout: dir, ref };
 }
 
 export async function writeImageOutputs(

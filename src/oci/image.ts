@@ -71,8 +71,8 @@ export interface ImageInput {
   command: string[];
   labels: Record<string, string>;
   sbom: Buffer;
-  /** An OCI layout directory (optionally `DIR:REF`) to build on; none: scratch. */
-  base?: string;
+  /** An OCI layout directory (and a tag in it) to build on; none: scratch. */
+  base?: { layout: string; ref?: string };
 }
 
 export interface ImageResult {
@@ -118,18 +118,14 @@ function scratchEntries(): TarEntry[] {
 }
 
 /** The base image's manifest and config, its layers linked into `layout`. */
-async function baseImage(spec: string, layout: string, arch: string) {
-  const colon = spec.lastIndexOf(":");
-  const [dir, ref] =
-    colon > 0 && !fs.existsSync(spec)
-      ? [spec.slice(0, colon), spec.slice(colon + 1)]
-      : [spec, undefined];
-  const { manifest } = await findImage(dir, ref, arch);
+async function baseImage(base: { layout: string; ref?: string }, layout: string, arch: string) {
+  const dir = base.layout;
+  const { manifest } = await findImage(dir, base.ref, arch);
   const config = JSON.parse((await readBlob(dir, manifest.config)).toString()) as ImageConfig;
   if (config.architecture !== arch)
     throw new PyportError(
       "E_USAGE",
-      `the base image ${spec} is for ${config.architecture}, not ${arch}`,
+      `the base image ${dir}${base.ref ? `:${base.ref}` : ""} is for ${config.architecture}, not ${arch}`,
       {
         hint: "Use a base image for the runtime's machine.",
       },

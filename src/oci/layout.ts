@@ -108,6 +108,20 @@ export async function writeIndex(
   await fsp.writeFile(path.join(layout, "index.json"), JSON.stringify(index, null, 2) + "\n");
 }
 
+/**
+ * Splits `PATH[:REF]` (an image layout directory or archive, and a tag inside it) where PATH
+ * exists; E_NOT_FOUND otherwise.
+ */
+export function splitImageRef(spec: string): { path: string; ref?: string } {
+  if (fs.existsSync(spec)) return { path: spec };
+  const colon = spec.lastIndexOf(":");
+  if (colon > 0 && fs.existsSync(spec.slice(0, colon)))
+    return { path: spec.slice(0, colon), ref: spec.slice(colon + 1) };
+  throw new PyportError("E_NOT_FOUND", `the image ${spec} does not exist`, {
+    hint: "Give an OCI image layout directory or archive (.oci, .oci.tar), optionally with :TAG.",
+  });
+}
+
 /** The bytes of blob `d`, checked against its digest and size. */
 export async function readBlob(layout: string, d: Descriptor): Promise<Buffer> {
   const data = await fsp.readFile(blobPath(layout, d.digest)).catch((err: unknown) => {

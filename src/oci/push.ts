@@ -7,7 +7,6 @@
  * the registry's referrers API when it has one, else under the `sha256-<hex>` fallback tag.
  */
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -16,6 +15,7 @@ import { hasErrno, PyportError } from "../errors.js";
 import { bucketDir } from "../store/buckets.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { blobPath, findImage, jsonBytes, MEDIA, readBlob, readIndex } from "./layout.js";
+import { splitImageRef } from "./layout.js";
 import type { Descriptor, ImageIndex, ImageManifest } from "./layout.js";
 import { parseReference, RegistryClient, type Credentials } from "./registry.js";
 
@@ -59,17 +59,6 @@ export interface PushResult {
 
 const PUSH_BUCKET = "push-v1";
 const ARCH: Record<string, string> = { x86_64: "amd64", aarch64: "arm64" };
-
-/** Splits `PATH[:REF]`, where PATH exists. */
-function splitImage(spec: string): [string, string | undefined] {
-  if (fs.existsSync(spec)) return [spec, undefined];
-  const colon = spec.lastIndexOf(":");
-  if (colon > 0 && fs.existsSync(spec.slice(0, colon)))
-    return [spec.slice(0, colon), spec.slice(colon + 1)];
-  throw new PyportError("E_NOT_FOUND", `${spec} does not exist`, {
-    hint: "Give the .oci directory or .oci.tar that pyport build --format oci wrote.",
-  });
-}
 
 interface UploadState {
   location: string;
@@ -207,7 +196,7 @@ async function tagSchemaReferrer(
 export async function push(opts: PushOptions): Promise<PushResult> {
   const onEvent = opts.onEvent ?? (() => undefined);
   const ref = parseReference(opts.target);
-  const [source, layoutRef] = splitImage(opts.image);
+  const { path: source, ref: layoutRef } = splitImageRef(opts.image);
   let layout = source;
   let scratch: string | undefined;
   if ((await fsp.stat(source)).isFile()) {
