@@ -99,3 +99,52 @@ export function unpackForRunc(
   fs.writeFileSync(file, JSON.stringify(config));
   return dir;
 }
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of `upstream` that holds (never answers) the first PATCH
+ * after `patches` PATCHes to one upload, as a network that stalls mid-blob would; `stalled`
+ * resolves then. Every other request, before and after, is passed through unchanged (the Host
+ * header too, so the registry's upload locations point back at the proxy).
+ */
+export async function startStallingProxy(
+  upstream: string,
+  patches: number,
+): Promise<{ address: string; stalled: Promise<void>; stop: () => void }> {
+  const counts = new Map<string, number>();
+  let held = false;
+  let onStall = () => {};
+  const stalled = new Promise<void>((resolve) => (onStall = resolve));
+  const server = http.createServer((req, res) => {
+    const upload = (req.url ?? "").split("?")[0];
+    if (req.method === "PATCH" && !held) {
+      const n = (counts.get(upload) ?? 0) + 1;
+      counts.set(upload, n);
+      if (n > patches) {
+        held = true;
+        req.resume();
+        onStall();
+        return;
+      }
+    }
+    const [host, port] = upstream.split(":");
+    const out = http.request(
+      { host, port: Number(port), method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    out.on("error", () => res.destroy());
+    req.pipe(out);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    address: `127.0.0.1:${port}`,
+    stalled,
+    stop: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}

@@ -8,10 +8,27 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as readline from "node:readline";
 import { before, describe, test } from "node:test";
-import { CLI, pyport, REPO, run, sharedPython, skipPart, tmpDir, useTestCache } from "./helpers.js";
-import { freePort, hasTool, startRegistry, unpackForRunc, whyNoRunc } from "./oci-tools.js";
+import {
+  CLI,
+  pyport,
+  pyportAsync,
+  REPO,
+  run,
+  runAsync,
+  sharedPython,
+  skipPart,
+  tmpDir,
+  useTestCache,
+} from "./helpers.js";
+import {
+  freePort,
+  hasTool,
+  startRegistry,
+  startStallingProxy,
+  unpackForRunc,
+  whyNoRunc,
+} from "./oci-tools.js";
 
 useTestCache();
 
@@ -161,25 +178,22 @@ describe("OCI images", { timeout: 900_000 }, () => {
     if (!hasTool("docker-registry"))
       return skipPart(t, "docker-registry is not installed (apt-get install docker-registry)");
     const registry = await startRegistry();
+    // The push goes through a proxy that stalls the 4th chunk (1 MiB each) of the runtime layer,
+    // the first blob over 3 MiB, and is killed there: the registry has exactly 3 MiB of it.
+    const proxy = await startStallingProxy(registry.address, 3);
     try {
-      const target = `${registry.address}/team/hello:1.0.0`;
+      const target = `${proxy.address}/team/hello:1.0.0`;
       const runtime = first.image.layers.find((l) => l.group === "runtime")!;
-      // Kill the push once 3 MiB of the runtime layer (sent in 1 MiB chunks) have gone out.
       const pushArgs = ["push", first.path, target, "--insecure", "--json", "--chunk-size", "1"];
-      const child = spawn(process.execPath, [CLI, ...pushArgs]);
-      let killedAt = 0;
-      for await (const line of readline.createInterface({ input: child.stdout })) {
-        const e = JSON.parse(line) as { event: string; digest?: string; sent?: number };
-        if (e.event === "progress" && e.digest === runtime.digest && e.sent! >= 3 * 2 ** 20) {
-          killedAt = e.sent!;
-          child.kill("SIGKILL");
-          break;
-        }
-      }
-      await new Promise((r) => child.once("close", r));
-      assert.ok(killedAt > 0, "the push was killed mid-layer");
+      const child = spawn(process.execPath, [CLI, ...pushArgs], { stdio: "ignore" });
+      const closed = new Promise((r) => child.once("close", r));
+      const outcome = await Promise.race([proxy.stalled.then(() => "stalled"), closed]);
+      assert.equal(outcome, "stalled", "the push reached the 4th chunk of a blob");
+      child.kill("SIGKILL");
+      await closed;
+      const killedAt = 3 * 2 ** 20;
 
-      const second = pyport(pushArgs);
+      const second = await pyportAsync(pushArgs);
       assert.equal(second.code, 0, second.stderr);
       const events = second.stdout
         .trim()
@@ -187,7 +201,7 @@ describe("OCI images", { timeout: 900_000 }, () => {
         .map((l) => JSON.parse(l) as Record<string, unknown>);
       const resumed = events.find((e) => e.status === "resumed");
       assert.equal(resumed?.digest, runtime.digest, "the runtime layer resumes");
-      assert.ok((resumed.offset as number) >= killedAt, "from where the registry stopped");
+      assert.equal(resumed.offset, killedAt, "from where the registry stopped");
       const done = events.at(-1) as {
         event: string;
         digest: string;
@@ -203,7 +217,7 @@ describe("OCI images", { timeout: 900_000 }, () => {
       );
       assert.ok(done.existing.length >= 1, "blobs sent before the kill are not sent again");
 
-      const third = pyport(["push", first.path, target, "--insecure", "--json"]);
+      const third = await pyportAsync(["push", first.path, target, "--insecure", "--json"]);
       assert.equal(third.code, 0, third.stderr);
       const last = JSON.parse(third.stdout.trim().split("\n").at(-1)!) as {
         uploaded: string[];
@@ -225,7 +239,7 @@ describe("OCI images", { timeout: 900_000 }, () => {
 
       if (!hasSkopeo) return skipPart(t, "skopeo is not installed (apt-get install skopeo)");
       const back = path.join(tmpDir("oci-back"), "back");
-      const c = run("skopeo", [
+      const c = await runAsync("skopeo", [
         "copy",
         "--src-tls-verify=false",
         `docker://${target}`,
@@ -239,6 +253,7 @@ describe("OCI images", { timeout: 900_000 }, () => {
         first.image.digest,
       );
     } finally {
+      proxy.stop();
       registry.stop();
     }
   });
