@@ -104,9 +104,17 @@ export function run(
 }
 
 /** Like `run`, but leaves the event loop free (needed when this process also serves the child). */
-export function runAsync(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+export function runAsync(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number } = {},
+) {
   return new Promise<ReturnType<typeof run>>((resolve, reject) => {
-    const child = spawn(file, args, { env: opts.env ?? process.env, timeout: 300_000 });
+    const child = spawn(file, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      timeout: opts.timeout ?? 300_000,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));

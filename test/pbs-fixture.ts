@@ -14,7 +14,7 @@ function must(r: { code: number | null; stderr: string }, what: string): void {
   if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr}`);
 }
 
-async function stagePrefix(py: FoundPython, dest: string): Promise<void> {
+async function stagePrefix(py: FoundPython, dest: string, withTests = false): Promise<void> {
   const ver = `${py.probe.major}.${py.probe.minor}`;
   const prefix = py.probe.prefix;
   fs.mkdirSync(dest, { recursive: true });
@@ -23,7 +23,7 @@ async function stagePrefix(py: FoundPython, dest: string): Promise<void> {
   );
   const tar = run("sh", [
     "-c",
-    `tar -C "$1" -cf - --exclude="./lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/test" $2 | tar -C "$3" -xf -`,
+    `tar -C "$1" -cf - --exclude="./lib/python${ver}/site-packages/*" --exclude="lib/python${ver}/site-packages/*" ${withTests ? "" : `--exclude="lib/python${ver}/test"`} $2 | tar -C "$3" -xf -`,
     "sh",
     prefix,
     members.join(" "),
@@ -50,10 +50,14 @@ export async function installOnlyArchive(py: FoundPython): Promise<string> {
   return archive;
 }
 
-export async function fullArchive(py: FoundPython): Promise<string> {
+/** A `full` archive; `withTests` keeps the `test` package, as PBS's full archives have it. */
+export async function fullArchive(
+  py: FoundPython,
+  opts: { withTests?: boolean } = {},
+): Promise<string> {
   const dir = tmpDir("pbsfull");
   const ver = `${py.probe.major}.${py.probe.minor}`;
-  await stagePrefix(py, path.join(dir, "python", "install"));
+  await stagePrefix(py, path.join(dir, "python", "install"), opts.withTests);
   const meta = {
     version: "8",
     target_triple: "x86_64-unknown-linux-gnu",
