@@ -23,7 +23,7 @@ import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 import { dropBuildSupport } from "../runtime/profile.js";
 import { pythonAsset } from "../util/assets.js";
 import { execFile } from "../util/exec.js";
-import { ifExists, replaceDir, sha256File, walkTree } from "../util/fs.js";
+import { ifExists, replaceDir, replaceFile, sha256File, walkTree } from "../util/fs.js";
 import { isProcessAlive } from "../util/process.js";
 import type { Reporter } from "../util/reporter.js";
 import { compileBytecode, dropStdlibSources } from "./bytecode.js";
@@ -226,12 +226,12 @@ export async function applyPlan(
         })),
       },
     };
-    await fsp.writeFile(
+    await replaceFile(
       path.join(bundle, MANIFEST_FILE),
       JSON.stringify(bundleManifest, null, 2) + "\n",
     );
     const components = await writeLicenses(bundle);
-    await fsp.writeFile(
+    await replaceFile(
       path.join(bundle, "sbom.cdx.json"),
       JSON.stringify(cycloneDx(plan.name, components), null, 2) + "\n",
     );
@@ -283,6 +283,7 @@ async function stepRuntime(
     out: bundle,
     libc: plan.libc,
     profile: plan.profile,
+    link: true,
     reporter,
   });
   if (!manifest.pip)

@@ -15,6 +15,7 @@ import { PYPORT_VERSION } from "../version.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
 import { BUCKETS, bucketDir } from "../store/buckets.js";
 import { COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
+import { discardEntry, entryUnchanged, linkTree } from "../store/linked-files.js";
 import { execFile, pythonEnv } from "../util/exec.js";
 import { ifExists, pathExists, walkTree } from "../util/fs.js";
 
@@ -99,11 +100,18 @@ export async function depsKey(ctx: {
     .slice(0, 32);
 }
 
-/** Copies the cached dependencies of `key` into `bundle`; false when there are none. */
+/**
+ * Links (or copies) the cached dependencies of `key` into `bundle`; false when there are none,
+ * or when the entry was changed in place through a link (it is then discarded).
+ */
 export async function restoreDeps(key: string, bundle: string): Promise<boolean> {
   const dir = path.join(bucketDir(BUCKETS.deps), key);
   if (!(await pathExists(path.join(dir, COMPLETE_MARKER)))) return false;
-  await fsp.cp(path.join(dir, "files"), bundle, { recursive: true, verbatimSymlinks: true });
+  if (!(await entryUnchanged(dir))) {
+    discardEntry(dir);
+    return false;
+  }
+  linkTree(path.join(dir, "files"), bundle);
   await touchEntry(dir);
   return true;
 }

@@ -7,6 +7,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
+import { pythonAsset } from "../util/assets.js";
 import type { Reporter } from "../util/reporter.js";
 import { depsKey, fileState, restoreDeps, saveDeps } from "./deps-cache.js";
 import { copyProject, projectWheel, run, sitePackages } from "./install.js";
@@ -79,10 +80,7 @@ export async function stepInstall(
     ctx.reporter?.step(
       `installing ${plan.name}; its dependencies come from the cache (same requirements, runtime and pip settings)`,
     );
-    await run(python, [...pipBase, "--no-deps", wheel], `pip install ${plan.projectDir}`, {
-      keepPip: true,
-      cwd: source,
-    });
+    await installProjectWheel(python, wheel);
     return;
   }
   const before = key ? await fileState(ctx.bundle) : undefined;
@@ -118,4 +116,14 @@ export async function stepInstall(
     );
     if (record) await saveDeps(key, ctx.bundle, before, own);
   }
+  await installProjectWheel(python, wheel);
+}
+
+/**
+ * The project's wheel alone, installed by pyport's installer: what pip would do, without pip's
+ * start-up; after pip installed the dependencies (and the project, which this replaces), so cold
+ * and warm builds give the same files.
+ */
+async function installProjectWheel(python: string, wheel: string): Promise<void> {
+  await run(python, ["-I", pythonAsset("install_wheel.py"), wheel], `installing ${wheel}`);
 }

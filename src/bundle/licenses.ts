@@ -6,6 +6,7 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { collectComponents, type Component } from "../audit/components.js";
+import { replaceFile } from "../util/fs.js";
 import { readTree } from "../audit/tree.js";
 import { MANIFEST_FILE, type RuntimeManifest } from "../runtime/manifest.js";
 
@@ -29,6 +30,7 @@ export async function writeLicenses(bundle: string): Promise<Component[]> {
       else {
         const dest = path.join("licenses", c.name, path.basename(f));
         await fsp.mkdir(path.join(bundle, path.dirname(dest)), { recursive: true });
+        await fsp.rm(path.join(bundle, dest), { force: true }); // never write through a link
         await fsp.copyFile(path.join(bundle, f), path.join(bundle, dest));
         texts.push(dest);
       }
@@ -37,6 +39,6 @@ export async function writeLicenses(bundle: string): Promise<Component[]> {
       `| ${c.name} | ${c.version ?? ""} | ${c.license}${c.licenseKnown ? "" : " (unverified)"} | ${c.copyleft || "no"} | ${texts.join(", ") || "none found"} |`,
     );
   }
-  await fsp.writeFile(path.join(bundle, "LICENSES.md"), lines.join("\n") + "\n");
+  await replaceFile(path.join(bundle, "LICENSES.md"), lines.join("\n") + "\n");
   return components;
 }

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { walkFiles, ifExists } from "../util/fs.js";
+import { walkFiles, ifExists, replaceFile } from "../util/fs.js";
 
 /** A glob (`**` any depth, `*` within a segment, `?` one char) as a regex over relative paths. */
 function globToRegExp(glob: string): RegExp {
@@ -52,7 +52,7 @@ export async function dropLocalDirectUrls(site: string): Promise<void> {
     await fsp.rm(file);
     const record = path.join(site, d, "RECORD");
     const lines = (await ifExists(fsp.readFile(record, "utf8"), "")).split("\n");
-    await fsp.writeFile(
+    await replaceFile(
       record,
       lines.filter((l) => !l.startsWith(`${d}/direct_url.json,`)).join("\n"),
     );
@@ -113,6 +113,6 @@ export async function refreshRecords(site: string): Promise<void> {
         `${rel},sha256=${createHash("sha256").update(data).digest("base64url")},${data.length}`,
       );
     }
-    await fsp.writeFile(record, out.join("\n"));
+    await replaceFile(record, out.join("\n"));
   }
 }

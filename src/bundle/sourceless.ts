@@ -5,7 +5,6 @@
  */
 import { walkTree } from "../util/fs.js";
 import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 
 export interface SourcelessOptions {
@@ -38,11 +37,13 @@ function cachedFor(
  */
 export async function dropSources(root: string, opts: SourcelessOptions): Promise<number> {
   let removed = 0;
-  const visit = async (dir: string, rel: string): Promise<void> => {
-    const entries = await fsp.readdir(dir, { withFileTypes: true });
+  // Synchronous calls on purpose: thousands of small renames and unlinks, where per-call
+  // thread-pool round trips cost several times the work.
+  const visit = (dir: string, rel: string): void => {
+    const entries = fs.readdirSync(dir, { withFileTypes: true });
     const cacheDir = path.join(dir, "__pycache__");
     const cache = entries.some((e) => e.name === "__pycache__" && e.isDirectory())
-      ? await fsp.readdir(cacheDir)
+      ? fs.readdirSync(cacheDir)
       : [];
     const keptStems = new Set<string>();
     for (const e of entries) {
@@ -56,24 +57,24 @@ export async function dropSources(root: string, opts: SourcelessOptions): Promis
         continue;
       }
       const cached = cachedFor(cache, stem, opts.optimize);
-      if (cached) await fsp.rename(path.join(cacheDir, cached), `${source}c`);
+      if (cached) fs.renameSync(path.join(cacheDir, cached), `${source}c`);
       else if (!fs.existsSync(`${source}c`)) continue;
-      removed += (await fsp.stat(source)).size;
-      await fsp.rm(source);
+      removed += fs.statSync(source).size;
+      fs.rmSync(source);
     }
     if (cache.length === 0) return;
     let left = 0;
-    for (const c of await fsp.readdir(cacheDir)) {
+    for (const c of fs.readdirSync(cacheDir)) {
       if (keptStems.has(c.split(".")[0])) left++;
-      else await fsp.rm(path.join(cacheDir, c), { recursive: true, force: true });
+      else fs.rmSync(path.join(cacheDir, c), { recursive: true, force: true });
     }
-    if (left === 0) await fsp.rmdir(cacheDir);
+    if (left === 0) fs.rmdirSync(cacheDir);
   };
   // Kept directories and bytecode caches are not walked into.
   const skip = (rel: string, e: { name: string; isDirectory(): boolean }) =>
     e.isDirectory() && (e.name === "__pycache__" || opts.keep?.(rel) === true);
   const dirs = [{ full: root, rel: "" }];
   for await (const e of walkTree(root, { skip })) if (e.dirent.isDirectory()) dirs.push(e);
-  for (const d of dirs) await visit(d.full, d.rel);
+  for (const d of dirs) visit(d.full, d.rel);
   return removed;
 }

@@ -13,6 +13,7 @@ import { compileArgs } from "../python/compile.js";
 import { shortVersion } from "../python/probe.js";
 import { BUCKETS } from "../store/buckets.js";
 import { COMPLETE_MARKER, materialize, touchEntry } from "../store/cache.js";
+import { discardEntry, entryUnchanged, linkTree, STATE_FILE } from "../store/linked-files.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
 import { pathExists, replaceDir, siblingTemp } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
@@ -48,6 +49,11 @@ export interface CreateRuntimeOptions {
   strip?: boolean;
   /** Replace an existing, non-empty `out`. */
   force?: boolean;
+  /**
+   * Hard-link the cached runtime's files into `out` instead of copying them (builds: their
+   * trees are written only by replacing files; see store/linked-files.ts).
+   */
+  link?: boolean;
   reporter?: Reporter;
 }
 
@@ -61,12 +67,21 @@ export interface CreateRuntimeResult {
 export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateRuntimeResult> {
   const out = path.resolve(opts.out);
   await checkOut(out, opts.force === true);
-  const { dir, built } = await cachedRuntime(opts);
+  let { dir, built } = await cachedRuntime(opts);
+  if (opts.link && !(await entryUnchanged(dir))) {
+    opts.reporter?.warn(
+      `the cached runtime ${dir} was changed in place (through a hard link into a bundle?); rebuilding it`,
+    );
+    discardEntry(dir);
+    ({ dir, built } = await cachedRuntime(opts));
+  }
 
-  opts.reporter?.step(`copying the runtime to ${out}`);
+  opts.reporter?.step(`${opts.link ? "linking" : "copying"} the runtime to ${out}`);
   const tmp = siblingTemp(out, "create");
   try {
-    await copyTree(dir, tmp, (rel) => rel === COMPLETE_MARKER);
+    const skip = (rel: string) => rel === COMPLETE_MARKER || rel === STATE_FILE;
+    if (opts.link) linkTree(dir, tmp, skip);
+    else await copyTree(dir, tmp, skip);
     await fsp.chmod(tmp, 0o755);
     await replaceDir(tmp, out);
   } catch (err) {

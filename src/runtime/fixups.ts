@@ -9,7 +9,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { hasErrno } from "../errors.js";
 import { pythonAsset } from "../util/assets.js";
-import { pathExists } from "../util/fs.js";
+import { pathExists, replaceFile } from "../util/fs.js";
 import type { PythonProbe } from "../python/probe.js";
 
 const TOKEN = "@@PYPORT_PREFIX@@";
@@ -149,7 +149,7 @@ export async function fixSysconfigdata(
       "del _pyport_os, _pyport_prefix",
       "",
     ].join("\n");
-    await fsp.writeFile(file, header + body + footer);
+    await replaceFile(file, header + body + footer);
     changed.push(file);
   }
   return changed;
@@ -165,7 +165,7 @@ export async function fixMakefiles(stdlibDir: string, map: PathMap): Promise<voi
     if (text.includes("PYPORT_PREFIX")) continue;
     const header =
       "# pyport: the runtime root, three levels above this Makefile\nPYPORT_PREFIX := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n";
-    await fsp.writeFile(file, header + rewritePaths(text, map, "$(PYPORT_PREFIX)"));
+    await replaceFile(file, header + rewritePaths(text, map, "$(PYPORT_PREFIX)"));
   }
 }
 
@@ -187,7 +187,7 @@ export async function fixPkgconfig(root: string, map: PathMap): Promise<void> {
     const lines = text
       .split("\n")
       .map((l) => (l.startsWith("prefix=") ? l : rewritePaths(l, map, "${prefix}")));
-    await fsp.writeFile(file, lines.join("\n"));
+    await replaceFile(file, lines.join("\n"));
   }
 }
 
@@ -211,7 +211,7 @@ export async function fixShebangs(binDir: string): Promise<string[]> {
     const first = head.subarray(0, bytesRead).toString("latin1").split("\n")[0];
     if (!/^#!\s*\S*python[\d.]*\b/.test(first)) continue;
     const text = await fsp.readFile(file, "utf8");
-    await fsp.writeFile(file, RELOCATABLE_SHEBANG + text.slice(text.indexOf("\n") + 1));
+    await replaceFile(file, RELOCATABLE_SHEBANG + text.slice(text.indexOf("\n") + 1));
     changed.push(file);
   }
   return changed;
@@ -240,7 +240,7 @@ export async function installMachineAdapters(stdlibDir: string): Promise<string[
     if (!(await pathExists(file))) continue;
     const text = await fsp.readFile(file, "utf8");
     if (text.includes("_pyport_runtime")) continue;
-    await fsp.writeFile(file, text + hook);
+    await replaceFile(file, text + hook);
     changed.push(file);
   }
   return changed;

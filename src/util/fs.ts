@@ -61,6 +61,26 @@ export async function writeFileAtomic(
   }
 }
 
+/**
+ * Writes `file` as a new file (a temp, then a rename; no fsync) keeping the old file's mode:
+ * never through the old file's inode, which in a build tree may be a hard link into the cache.
+ */
+export async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
+  const mode = await fsp.stat(file).then(
+    (st) => st.mode & 0o7777,
+    () => 0o644,
+  );
+  const tmp = siblingTemp(file, "write");
+  try {
+    await fsp.writeFile(tmp, data, { mode, flag: "wx" });
+    await fsp.chmod(tmp, mode);
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 /** One entry of a tree walk: its path relative to the root (with `/`), its full path, its dirent. */
 export interface TreeEntry {
   rel: string;
