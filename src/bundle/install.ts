@@ -19,6 +19,7 @@ import type { RuntimeManifest } from "../runtime/manifest.js";
 import type { RuntimeSource } from "../runtime/sources.js";
 import { BUCKETS } from "../store/buckets.js";
 import { materialize, touchEntry } from "../store/cache.js";
+import { pythonAsset } from "../util/assets.js";
 import { describeFailure, execFile, pythonEnv } from "../util/exec.js";
 import { treeSize, walkFiles } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
@@ -165,19 +166,31 @@ async function treeKey(dir: string): Promise<string> {
 }
 
 /** The project's `[build-system] requires`, or PEP 517's fallback for projects without one. */
-async function buildRequires(source: string): Promise<string[]> {
+/** The project's [build-system]: requirements (sorted), backend and backend-path (PEP 517/518). */
+async function buildSystem(
+  source: string,
+): Promise<{ requires: string[]; backend: string; backendPath: string[] }> {
   const text = await fsp.readFile(path.join(source, "pyproject.toml"), "utf8").catch(() => "");
+  const legacy = { requires: ["setuptools>=40.8.0"], backend: LEGACY_BACKEND, backendPath: [] };
+  let table: Record<string, unknown> | undefined;
   try {
-    const requires = (parseToml(text) as { "build-system"?: { requires?: unknown } })[
-      "build-system"
-    ]?.requires;
-    if (Array.isArray(requires) && requires.every((r) => typeof r === "string"))
-      return [...(requires as string[])].sort();
+    table = (parseToml(text) as { "build-system"?: Record<string, unknown> })["build-system"];
   } catch {
-    // an unreadable pyproject.toml: pip reports it when it builds
+    return legacy; // an unreadable pyproject.toml: pip reports it when it builds
   }
-  return ["setuptools>=40.8.0"];
+  const strings = (v: unknown) =>
+    Array.isArray(v) && v.every((r) => typeof r === "string") ? (v as string[]) : undefined;
+  const requires = strings(table?.requires);
+  if (!requires) return legacy;
+  return {
+    requires: [...requires].sort(),
+    backend: typeof table?.["build-backend"] === "string" ? table["build-backend"] : LEGACY_BACKEND,
+    backendPath: strings(table?.["backend-path"]) ?? [],
+  };
 }
+
+/** PEP 517's fallback for a project without `build-backend`. */
+const LEGACY_BACKEND = "setuptools.build_meta:__legacy__";
 
 /**
  * The project's build requirements installed once per (requirements, Python, pip options) into
@@ -190,7 +203,7 @@ async function buildEnv(
   m: RuntimeManifest,
   pipArgs: string[],
 ): Promise<string> {
-  const requires = await buildRequires(source);
+  const { requires } = await buildSystem(source);
   const key = createHash("sha256")
     .update(JSON.stringify({ requires, python: m.python.version, soabi: m.python.soabi, pipArgs }))
     .digest("hex")
@@ -244,6 +257,19 @@ export async function projectWheel(
     build: async (tmp) => {
       const env = await buildEnv(python, source, m, pipArgs).catch(() => undefined);
       if (env) {
+        const { backend, backendPath } = await buildSystem(source);
+        try {
+          // The backend called directly: pip's start-up and metadata step were most of the time.
+          return await run(
+            python,
+            ["-s", pythonAsset("build_wheel.py"), backend, tmp, ...backendPath],
+            "building the project's wheel",
+            { cwd: source, env: { PYTHONPATH: env } },
+          );
+        } catch {
+          await fsp.rm(tmp, { recursive: true, force: true });
+          await fsp.mkdir(tmp, { recursive: true });
+        }
         try {
           // -s, not -I: the backend must see PYTHONPATH (pip's hook subprocesses inherit it).
           return await run(
