@@ -34,10 +34,35 @@ process.on("exit", () => {
   }
 });
 
-/** Every test run uses its own cache unless PYPORT_CACHE is set by the caller. */
+const RUN_CACHE_PREFIX = "pyport-test-cache-";
+
+/**
+ * One cache for a whole test run (unless PYPORT_CACHE is set by the caller): every file of the
+ * run (`node --test` runs each in a child process) shares `<tmp>/pyport-test-cache-<runner pid>`,
+ * so a runtime is built once per run, not once per file. It starts empty, so the run never uses
+ * the user's cache; caches of earlier runs (their runner gone) are removed here.
+ */
 export function useTestCache(): string {
-  if (!process.env.PYPORT_CACHE) process.env.PYPORT_CACHE = tmpDir("cache");
-  return process.env.PYPORT_CACHE;
+  if (process.env.PYPORT_CACHE) return process.env.PYPORT_CACHE;
+  const dir = path.join(os.tmpdir(), `${RUN_CACHE_PREFIX}${process.ppid}`);
+  if (!fs.existsSync(dir))
+    for (const old of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(RUN_CACHE_PREFIX))) {
+      const pid = Number(old.slice(RUN_CACHE_PREFIX.length));
+      if (pid > 0 && !isAlive(pid))
+        fs.rmSync(path.join(os.tmpdir(), old), { recursive: true, force: true });
+    }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  process.env.PYPORT_CACHE = dir;
+  return dir;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** A part of a test that cannot run here: reported by the runner as a skipped subtest, with its reason. */
