@@ -27,9 +27,9 @@ def fail(message):
     sys.exit(1)
 
 
-def digest(data):
-    raw = hashlib.sha256(data).digest()
-    return "sha256=" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def digest(data, algorithm="sha256"):
+    raw = hashlib.new(algorithm, data).digest()
+    return algorithm + "=" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def safe_join(root, rel):
@@ -140,7 +140,7 @@ def main():
         installed = []
         for n, dest, script in plan:
             data = z.read(n)
-            if n in expected and expected[n] != digest(data):
+            if n in expected and expected[n] != digest(data, expected[n].split("=")[0]):
                 fail("%s: %s does not match its RECORD hash" % (wheel, n))
             mode = (z.getinfo(n).external_attr >> 16) & 0o777
             if script and data.startswith(b"#!python"):

@@ -34,11 +34,11 @@ process.on("exit", () => {
   }
 });
 
-const RUN_CACHE_PREFIX = "pyport-test-cache-";
+const RUN_CACHE_PREFIX = "pyport-run-cache-";
 
 /**
  * One cache for a whole test run (unless PYPORT_CACHE is set by the caller): every file of the
- * run (`node --test` runs each in a child process) shares `<tmp>/pyport-test-cache-<runner pid>`,
+ * run (`node --test` runs each in a child process) shares `<tmp>/pyport-run-cache-<runner pid>`,
  * so a runtime is built once per run, not once per file. It starts empty, so the run never uses
  * the user's cache; caches of earlier runs (their runner gone) are removed here.
  */

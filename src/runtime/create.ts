@@ -68,7 +68,8 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
   const out = path.resolve(opts.out);
   await checkOut(out, opts.force === true);
   let { dir, built } = await cachedRuntime(opts);
-  if (opts.link && !(await entryUnchanged(dir))) {
+  // Checked for copies too: a bundle's link may have changed the entry since.
+  if (!(await entryUnchanged(dir))) {
     opts.reporter?.warn(
       `the cached runtime ${dir} was changed in place (through a hard link into a bundle?); rebuilding it`,
     );
@@ -91,6 +92,11 @@ export async function createRuntime(opts: CreateRuntimeOptions): Promise<CreateR
   const manifest = JSON.parse(
     await fsp.readFile(path.join(out, MANIFEST_FILE), "utf8"),
   ) as RuntimeManifest;
+  // Said on every create, from the cache or not: what the profile left out for licensing.
+  if (manifest.dropped[GNU_READLINE])
+    opts.reporter?.note(
+      "left out the readline module: it links GNU readline (GPL-3.0-or-later), which proprietary software may not ship; input() and the REPL work without line editing (--profile full keeps it)",
+    );
   return { out, manifest, cached: !built };
 }
 
@@ -172,10 +178,6 @@ async function buildRuntime(ctx: BuildContext): Promise<void> {
 
   reporter?.step(`applying the ${ctx.profile} profile`);
   const pruned = await pruneRuntime(root, stdlibRel, ctx.profile);
-  if (pruned.dropped[GNU_READLINE])
-    reporter?.note(
-      "left out the readline module: it links GNU readline (GPL-3.0-or-later), which proprietary software may not ship; input() and the REPL work without line editing (--profile full keeps it)",
-    );
   const terminfoFrom = (await hasModule(stdlib, "_curses")) ? await addTerminfo(root) : undefined;
 
   let realInterpreter = `bin/python${ver}`;
