@@ -66,6 +66,8 @@ export async function depsKey(ctx: {
   requirementsText: string;
   manifest: RuntimeManifest;
   pipArgs: string[];
+  /** The bundle's bytecode settings: the entry carries bytecode compiled with them. */
+  bytecode: { optimize: number; pycOnly: boolean };
 }): Promise<string | undefined> {
   const requires = (await wheelMetadata(ctx.python, ctx.wheel))
     .split("\n")
@@ -90,6 +92,7 @@ export async function depsKey(ctx: {
           m.source.location,
         ],
         pipArgs: ctx.pipArgs,
+        bytecode: [ctx.bytecode.optimize, ctx.bytecode.pycOnly],
         pipEnv: Object.entries(process.env)
           .filter(([k]) => k.startsWith("PIP_"))
           .sort(),
@@ -126,6 +129,8 @@ export async function saveDeps(
   bundle: string,
   before: FileState,
   projectFiles: Set<string>,
+  /** Run on the entry's `files` dir (laid out as the bundle) before it is complete: bytecode. */
+  finish?: (files: string) => Promise<void>,
 ): Promise<boolean> {
   const after = await fileState(bundle);
   for (const [rel, state] of before) if (after.get(rel) !== state) return false;
@@ -140,6 +145,7 @@ export async function saveDeps(
         await fsp.mkdir(path.dirname(dest), { recursive: true });
         await fsp.cp(path.join(bundle, rel), dest, { verbatimSymlinks: true });
       }
+      await finish?.(path.join(tmp, "files"));
     },
   });
   return true;

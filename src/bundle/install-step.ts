@@ -7,7 +7,9 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import type { RuntimeManifest } from "../runtime/manifest.js";
+import { compileArgs } from "../python/compile.js";
 import { pythonAsset } from "../util/assets.js";
+import { pathExists } from "../util/fs.js";
 import type { Reporter } from "../util/reporter.js";
 import { depsKey, fileState, restoreDeps, saveDeps } from "./deps-cache.js";
 import { copyProject, projectWheel, run, sitePackages } from "./install.js";
@@ -75,6 +77,7 @@ export async function stepInstall(
     requirementsText: requirementsFile ? await fsp.readFile(requirementsFile, "utf8") : "",
     manifest: ctx.manifest,
     pipArgs: plan.install.pipArgs,
+    bytecode: plan.bytecode,
   }).catch(() => undefined);
   if (key && (await restoreDeps(key, ctx.bundle))) {
     ctx.reporter?.step(
@@ -114,7 +117,23 @@ export async function stepInstall(
         .filter(Boolean)
         .map((f) => path.relative(ctx.bundle, path.resolve(site, f))),
     );
-    if (record) await saveDeps(key, ctx.bundle, before, own);
+    // The dependencies' bytecode is compiled once, into the cache entry, as the bundle's
+    // bytecode step would (paths relative to the bundle): warm builds find it up to date.
+    const precompile = async (files: string) => {
+      const target = path.join(files, path.relative(ctx.bundle, site));
+      if (plan.bytecode.pycOnly || !(await pathExists(target))) return;
+      await run(
+        python,
+        compileArgs({
+          root: files,
+          mode: "checked-hash",
+          optimize: plan.bytecode.optimize,
+          targets: [target],
+        }),
+        "compiling the dependencies' bytecode",
+      );
+    };
+    if (record) await saveDeps(key, ctx.bundle, before, own, precompile);
   }
   await installProjectWheel(python, wheel);
 }
