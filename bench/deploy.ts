@@ -2,8 +2,8 @@
  * bench/deploy: OCI images of the examples. Image build time from a cold and a warm cache; the
  * hello image's compressed size beside python:3.12-slim's published size (a cited figure, not a
  * download); a code-only rebuild and re-push to a docker-registry on 127.0.0.1 (bytes sent);
- * start-to-first-response of the webapp in a runc container against its bundle run directly,
- * interleaved in one run (only the ratio counts on a shared machine).
+ * start-to-first-response of the webapp in a container (runc, and crun when installed) against
+ * its bundle run directly, interleaved in one run (only the ratio counts on a shared machine).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -130,8 +130,9 @@ export async function deployBench(): Promise<void> {
     }
   }
 
-  if (process.getuid?.() !== 0 || !has("runc") || !has("umoci")) {
-    console.log("start-to-first-response: skipped (needs root, runc and umoci)");
+  const runtimes = ["runc", "crun"].filter(has);
+  if (process.getuid?.() !== 0 || runtimes.length === 0 || !has("umoci")) {
+    console.log("start-to-first-response: skipped (needs root, umoci, and runc or crun)");
     return;
   }
   const web = await imageBuild(copyExample("webapp"), py.path, ["dir", "oci"]);
@@ -144,13 +145,27 @@ export async function deployBench(): Promise<void> {
     rt,
   ]);
   if (unpack.status !== 0) throw new Error(`umoci unpack failed: ${unpack.stderr}`);
+  for (const oci of runtimes) await startToFirstResponse(oci, rt, bundleDir);
+  if (!runtimes.includes("crun"))
+    console.log("(crun not installed: apt-get install crun to measure a second OCI runtime)");
+}
+
+/**
+ * Start-to-first-response of the webapp in a container run by `oci` (runc or crun) from the
+ * unpacked bundle `rt`, against the bundle `bundleDir` run directly: 7 interleaved pairs, and
+ * the runtime's fixed cost (the same `python -c pass` in a container and directly).
+ */
+async function startToFirstResponse(oci: string, rt: string, bundleDir: string) {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const cfgFile = path.join(rt, "config.json");
   const cfg = JSON.parse(fs.readFileSync(cfgFile, "utf8"));
+  const webapp = ["/app/bin/webapp", "--host", "127.0.0.1", "--port", String(port)];
   cfg.process.terminal = false;
-  cfg.process.args = ["/app/bin/webapp", "--host", "127.0.0.1", "--port", String(port)];
   cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== "network");
-  fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+  const configure = (args: string[]) => {
+    cfg.process.args = args;
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+  };
   const ms = (cmd: string, args: string[], cwd?: string) => {
     const t = process.hrtime.bigint();
     const r = spawnSync(cmd, args, { cwd, stdio: "ignore" });
@@ -162,14 +177,15 @@ export async function deployBench(): Promise<void> {
   const ratios: number[] = [];
   const fixed: number[] = [];
   for (let i = 0; i < 7; i++) {
-    const id = `pyport-bench-${process.pid}-${i}`;
+    const id = `pyport-bench-${process.pid}-${oci}-${i}`;
+    configure(webapp);
     const runDirect = () =>
       timeToFirstResponse(path.join(bundleDir, "bin/webapp"), ["--port", String(port)], port);
     const runContainer = async () => {
       try {
-        return await timeToFirstResponse("runc", ["run", id], port, rt);
+        return await timeToFirstResponse(oci, ["run", id], port, rt);
       } finally {
-        spawnSync("runc", ["delete", "-f", id]);
+        spawnSync(oci, ["delete", "-f", id]);
       }
     };
     let d: number;
@@ -184,18 +200,15 @@ export async function deployBench(): Promise<void> {
     direct.push(d);
     container.push(c);
     ratios.push(c / d);
-    // runc's own cost: the same interpreter start (python -c pass) in a container and directly.
-    cfg.process.args = ["/app/bin/python3", "-c", "pass"];
-    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    configure(["/app/bin/python3", "-c", "pass"]);
     fixed.push(
-      ms("runc", ["run", `${id}-p`], rt) - ms(path.join(bundleDir, "bin/python3"), ["-c", "pass"]),
+      ms(oci, ["run", `${id}-p`], rt) - ms(path.join(bundleDir, "bin/python3"), ["-c", "pass"]),
     );
-    spawnSync("runc", ["delete", "-f", `${id}-p`]);
-    cfg.process.args = ["/app/bin/webapp", "--host", "127.0.0.1", "--port", String(port)];
-    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    spawnSync(oci, ["delete", "-f", `${id}-p`]);
   }
+  configure(webapp);
   const overhead = median(container) - median(direct);
   console.log(
-    `webapp start to first response: container (runc) ${median(container).toFixed(0)} ms, bundle directly ${median(direct).toFixed(0)} ms; ratio ${median(ratios).toFixed(2)}x (target <= 1.1x; median of 7 interleaved pairs). The container adds ${overhead.toFixed(0)} ms, of which runc's fixed cost (python -c pass in runc minus directly) is ${median(fixed).toFixed(0)} ms`,
+    `webapp start to first response: container (${oci}) ${median(container).toFixed(0)} ms, bundle directly ${median(direct).toFixed(0)} ms; ratio ${median(ratios).toFixed(2)}x (target <= 1.1x; median of 7 interleaved pairs). The container adds ${overhead.toFixed(0)} ms, of which ${oci}'s fixed cost (python -c pass in ${oci} minus directly) is ${median(fixed).toFixed(0)} ms`,
   );
 }

@@ -9,19 +9,22 @@
  */
 #include "launch.h"
 
+/* Whether the spec's program exists relative to `dir`. */
+static int program_in(const char *dir, const char *spec) {
+  const char *e = strncmp(spec, "exec ", 5) == 0 ? spec : strstr(spec, "\nexec ");
+  if (!e) return 1; /* launch() reports the missing line */
+  e += e == spec ? 5 : 6;
+  char probe[PATH_MAX];
+  if (snprintf(probe, sizeof probe, "%s/%.*s", dir, (int)strcspn(e, "\n"), e) >= (int)sizeof probe) return 0;
+  return access(probe, F_OK) == 0;
+}
+
 /*
  * A copy of a runtime's launcher in a venv made with copies (`python -m venv --copies`,
  * `venv.create()`): its spec's paths are relative to the runtime's bin/, which the venv's
- * pyvenv.cfg names as `home`. When the spec's program is not found beside the launcher and
- * ../pyvenv.cfg has a home, `dir` becomes that home.
+ * pyvenv.cfg names as `home`. When ../pyvenv.cfg has a home, `dir` becomes that home.
  */
-static void venv_home(char *dir, const char *spec) {
-  const char *e = strncmp(spec, "exec ", 5) == 0 ? spec : strstr(spec, "\nexec ");
-  if (!e) return;
-  e += e == spec ? 5 : 6;
-  char probe[PATH_MAX];
-  if (snprintf(probe, sizeof probe, "%s/%.*s", dir, (int)strcspn(e, "\n"), e) >= (int)sizeof probe) return;
-  if (access(probe, F_OK) == 0) return;
+static void venv_home(char *dir) {
   char cfg[PATH_MAX];
   if (snprintf(cfg, sizeof cfg, "%s/../pyvenv.cfg", dir) >= (int)sizeof cfg) return;
   FILE *f = fopen(cfg, "r");
@@ -44,6 +47,26 @@ static void venv_home(char *dir, const char *spec) {
   fclose(f);
 }
 
+/*
+ * A launcher copied out of its runtime alone finds the runtime the way a copied interpreter
+ * with a shared libpython finds its library: through LD_LIBRARY_PATH. The first entry E whose
+ * E/../bin holds the spec's program becomes `dir`.
+ */
+static void library_path_home(char *dir, const char *spec) {
+  const char *paths = getenv("LD_LIBRARY_PATH");
+  while (paths && *paths) {
+    const char *end = strchrnul(paths, ':');
+    char candidate[PATH_MAX];
+    int len = (int)(end - paths);
+    if (len && snprintf(candidate, sizeof candidate, "%.*s/../bin", len, paths) < (int)sizeof candidate &&
+        program_in(candidate, spec)) {
+      strcpy(dir, candidate);
+      return;
+    }
+    paths = *end ? end + 1 : end;
+  }
+}
+
 int main(int argc, char **argv) {
   char self[PATH_MAX];
   const char *argv0 = identify(argc, argv, self);
@@ -52,7 +75,8 @@ int main(int argc, char **argv) {
   *strrchr(dir, '/') = 0;
   char *spec = read_spec(self);
   if (!spec) die("no launch spec appended (is this file damaged?)", self);
-  venv_home(dir, spec);
+  if (!program_in(dir, spec)) venv_home(dir);
+  if (!program_in(dir, spec)) library_path_home(dir, spec);
   launch(spec, dir, invoked_path(argv0, self), argc, argv);
   return 127;
 }

@@ -67,24 +67,59 @@ def add_terminfo():
         os.environ["TERMINFO_DIRS"] = ":".join(entries + [own])
 
 
+def running_runtime():
+    """The root of the runtime whose interpreter this process runs on, or None.
+
+    That is the directory above the libpython in use (shared libpython), above the bundled
+    loader in use (bundled libc: the loader is the process's executable), else above the
+    executable itself.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and os.path.basename(fields[5].strip()).startswith("libpython"):
+                    return os.path.dirname(os.path.dirname(fields[5].strip()))
+        return os.path.dirname(os.path.dirname(os.path.realpath("/proc/self/exe")))
+    except OSError:
+        return None
+
+
 def patch_venv(builder_class):
-    """A venv made with copies gets the runtime's libpython beside its copied interpreter.
+    """A venv's interpreter finds the libpython (and, bundled libc, the loader) it needs.
 
     The interpreter of a system-libc runtime finds libpython through its RUNPATH
-    ``$ORIGIN/../lib``; copied into ``<venv>/bin`` that is ``<venv>/lib``. (A bundled-libc
-    runtime's interpreter is a launcher, which finds the runtime through pyvenv.cfg's home.)
+    ``$ORIGIN/../lib``. Copied into ``<venv>/bin`` (``--copies``) that is ``<venv>/lib``, so the
+    runtime's libpython is copied there. (A bundled-libc runtime's interpreter is a launcher,
+    which finds the runtime through pyvenv.cfg's home.)
+
+    An interpreter file copied out of its runtime alone starts only because LD_LIBRARY_PATH
+    names the runtime's ``lib/``; a venv of links to that copy would not start without it. Such
+    a venv's interpreter is the runtime's own (the one this process runs on: running_runtime),
+    while its pyvenv.cfg home stays the copy's directory.
     """
     setup_python = builder_class.setup_python
 
     def setup_python_and_libpython(self, context):
-        setup_python(self, context)
-        if self.symlinks or os.name != "posix":
+        if os.name != "posix":
+            return setup_python(self, context)
+        executable = context.executable
+        root = os.path.dirname(os.path.dirname(os.path.realpath(executable)))
+        owner = running_runtime()
+        if owner and os.path.realpath(owner) != root and os.path.isfile(os.path.join(owner, "PYPORT.json")):
+            own = os.path.join(owner, "bin", os.path.basename(executable))
+            if os.path.exists(own):
+                context.executable, root = own, owner
+        try:
+            setup_python(self, context)
+        finally:
+            context.executable = executable
+        if self.symlinks:
             return
         import glob
         import json
         import shutil
 
-        root = os.path.dirname(os.path.dirname(os.path.realpath(context.executable)))
         try:
             with open(os.path.join(root, "PYPORT.json")) as f:
                 mode = json.load(f).get("libc", {}).get("mode")

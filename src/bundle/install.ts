@@ -165,11 +165,15 @@ async function treeKey(dir: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** The project's `[build-system] requires`, or PEP 517's fallback for projects without one. */
 /** The project's [build-system]: requirements (sorted), backend and backend-path (PEP 517/518). */
-async function buildSystem(
-  source: string,
-): Promise<{ requires: string[]; backend: string; backendPath: string[] }> {
+interface BuildSystem {
+  requires: string[];
+  backend: string;
+  backendPath: string[];
+}
+
+/** The project's [build-system] from pyproject.toml; PEP 517's fallback when it names no `requires`. */
+async function buildSystem(source: string): Promise<BuildSystem> {
   const text = await fsp.readFile(path.join(source, "pyproject.toml"), "utf8").catch(() => "");
   const legacy = { requires: ["setuptools>=40.8.0"], backend: LEGACY_BACKEND, backendPath: [] };
   let table: Record<string, unknown> | undefined;
@@ -200,10 +204,10 @@ const LEGACY_BACKEND = "setuptools.build_meta:__legacy__";
 async function buildEnv(
   python: string,
   source: string,
+  requires: string[],
   m: RuntimeManifest,
   pipArgs: string[],
 ): Promise<string> {
-  const { requires } = await buildSystem(source);
   const key = createHash("sha256")
     .update(JSON.stringify({ requires, python: m.python.version, soabi: m.python.soabi, pipArgs }))
     .digest("hex")
@@ -255,9 +259,9 @@ export async function projectWheel(
     bucket: BUCKETS.wheels,
     key,
     build: async (tmp) => {
-      const env = await buildEnv(python, source, m, pipArgs).catch(() => undefined);
+      const { requires, backend, backendPath } = await buildSystem(source);
+      const env = await buildEnv(python, source, requires, m, pipArgs).catch(() => undefined);
       if (env) {
-        const { backend, backendPath } = await buildSystem(source);
         try {
           // The backend called directly: pip's start-up and metadata step were most of the time.
           return await run(
