@@ -385,6 +385,28 @@ describe("host: types", () => {
     values.forEach((v, i) => assert.deepEqual(back[i], v, `value ${i}`));
   });
 
+  test("an object's keys are written once per frame and arrive as one shared str each", async (t) => {
+    if (!ready(t)) return;
+    const long = "k".repeat(40);
+    const rows = Array.from({ length: 50 }, (_, i) => ({
+      host: `h${i}`,
+      value: i,
+      "é✓": i,
+      [long]: i,
+      host2: { host: i },
+    }));
+    assert.deepEqual(await py!.call(`${M}:identity`, [rows]), rows);
+    // ASCII keys up to 32 characters are shared; others are written in full each time.
+    assert.deepEqual(await py!.call(`${M}:shared_keys`, [rows]), [true, true, false, false, true]);
+    // Past 4096 distinct keys in one frame, keys are written in full: still right.
+    const wide = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`c${i}`, i]));
+    assert.deepEqual(await py!.call(`${M}:identity`, [[wide, wide, { c4999: "last", c0: 0 }]]), [
+      wide,
+      wide,
+      { c4999: "last", c0: 0 },
+    ]);
+  });
+
   test("unsupported types fail loudly on both sides, naming the type", async (t) => {
     if (!ready(t)) return;
     await assert.rejects(

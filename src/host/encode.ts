@@ -8,11 +8,15 @@
  * arrays become tuples and Sets frozensets. Anything else is a TypeError here, naming the type.
  * Bytes are copied once into the frame (or the arena), never base64- or per-element encoded.
  *
- * The marshal subset written (CPython Python/marshal.c, readable by every Python 3):
+ * The marshal subset written (CPython Python/marshal.c, version 4, readable by Python 3.4 and
+ * later):
  *   'N' None  'T' True  'F' False  'i' i32  'l' long (i32 signed count n, |n| u16 digits base 2**15,
- *   least significant first)  'g' f64  'u' str (u32 len, UTF-8)  's' bytes (u32 len)
- *   '[' list, '(' tuple, '<' set, '>' frozenset (u32 n, items)  ')' tuple (u8 n, items)
- *   '{' dict (key, value pairs, then '0')  '.' Ellipsis (placeholders only)
+ *   least significant first)  'g' f64  'u' str (u32 len, UTF-8)  'z' short ASCII str (u8 len)
+ *   's' bytes (u32 len)  '[' list, '(' tuple, '<' set, '>' frozenset (u32 n, items)
+ *   ')' tuple (u8 n, items)  '{' dict (key, value pairs, then '0')  '.' Ellipsis (placeholders only)
+ *   A plain object's keys: the first time in a frame 'Z' (interned short ASCII) with FLAG_REF
+ *   (0x80), which marshal numbers in the order it reads them; after that 'r' (u32 that number),
+ *   the same str object again. A batch of rows sends each column name once.
  */
 import { ARENA_MIN, type ArenaWriter } from "./arena.js";
 import { HEADER, PLACEHOLDER, RESTORE } from "./protocol.js";
@@ -26,6 +30,9 @@ const M = {
   long: 0x6c,
   float: 0x67,
   str: 0x75,
+  shortAscii: 0x7a,
+  internedShortAscii: 0x5a,
+  ref: 0x72,
   bytes: 0x73,
   list: 0x5b,
   tuple: 0x28,
@@ -44,6 +51,10 @@ const SCRATCH = new DataView(new ArrayBuffer(8));
 const INT32 = 2 ** 31;
 /** Byte arrays at least this long become parts of their own (never copied) when they go inline. */
 const OWN_PART = 16384;
+/** marshal's flag on a type byte: the object joins the frame's reference list. */
+const FLAG_REF = 0x80;
+/** Distinct keys per frame given a reference; keys beyond it are written in full each time. */
+const MAX_KEY_REFS = 4096;
 
 function describe(v: unknown): string {
   if (typeof v === "object" && v !== null) return v.constructor?.name ?? "object";
@@ -74,6 +85,8 @@ export class FrameWriter {
   private frameSealed = 0;
   private frameParts = 0;
   private frameArenaEnd = 0;
+  /** The current frame's plain-object keys already written, by reference number. */
+  private keyRefs = new Map<string, number>();
 
   constructor(private readonly arena?: ArenaWriter) {}
 
@@ -102,8 +115,7 @@ export class FrameWriter {
     try {
       this.u8(M.smallTuple);
       this.u8(credit === undefined ? 3 : 4);
-      this.u8(M.str);
-      this.str(target);
+      this.value(target, 0, false);
       this.value(args, 0, false);
       this.value(kwargs, 0, false);
       if (credit !== undefined) this.value(credit, 0, false);
@@ -133,6 +145,7 @@ export class FrameWriter {
     this.frameArenaEnd = this.arena?.end ?? 0;
     this.pos += 4;
     this.length = this.placeholders = 0;
+    this.keyRefs.clear();
     this.u8(kind);
     this.u32(id);
   }
@@ -166,6 +179,7 @@ export class FrameWriter {
         this.u8(M.float);
         return this.f64(v);
       case "string":
+        if (this.shortAscii(v, M.shortAscii)) return;
         this.u8(M.str);
         return this.str(v);
       case "boolean":
@@ -206,11 +220,43 @@ export class FrameWriter {
     this.u8(M.dict);
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      this.u8(M.str);
-      this.str(k);
+      this.key(k);
       this.value((v as Record<string, unknown>)[k], depth + 1, key);
     }
     this.u8(M.null);
+  }
+
+  /** A plain object's key: a reference to its first writing in this frame when it has one. */
+  private key(k: string): void {
+    const ref = this.keyRefs.get(k);
+    if (ref !== undefined) {
+      this.u8(M.ref);
+      return this.u32(ref);
+    }
+    if (this.keyRefs.size < MAX_KEY_REFS && this.shortAscii(k, M.internedShortAscii | FLAG_REF)) {
+      this.keyRefs.set(k, this.keyRefs.size);
+      return;
+    }
+    this.u8(M.str);
+    this.str(k);
+  }
+
+  /** Writes `s` with type byte `type` and a u8 length when it is ASCII and short; false if not. */
+  private shortAscii(s: string, type: number): boolean {
+    if (s.length > SHORT_STR) return false;
+    this.room(2 + s.length);
+    const buf = this.buf;
+    const at = this.pos + 2;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      buf[at + i] = c;
+    }
+    buf[this.pos] = type;
+    buf[this.pos + 1] = s.length;
+    this.pos += 2 + s.length;
+    this.length += 2 + s.length;
+    return true;
   }
 
   private items(
@@ -258,9 +304,22 @@ export class FrameWriter {
       const lo = SCRATCH.getUint32(0, true);
       const hi = SCRATCH.getUint32(4, true);
       const mid = (lo >>> 30) | ((hi & 0x0fffffff) << 2);
-      const digits = [lo & 0x7fff, (lo >>> 15) & 0x7fff, mid & 0x7fff, mid >>> 15, hi >>> 28];
-      while (digits[digits.length - 1] === 0) digits.pop();
-      return this.long(v < 0n, digits);
+      const d = [lo & 0x7fff, (lo >>> 15) & 0x7fff, mid & 0x7fff, mid >>> 15, hi >>> 28];
+      let n = 5;
+      while (d[n - 1] === 0) n--;
+      this.u8(M.long);
+      this.room(4 + 2 * n);
+      const buf = this.buf;
+      let at = this.pos;
+      buf.writeInt32LE(v < 0n ? -n : n, at);
+      at += 4;
+      for (let i = 0; i < n; i++, at += 2) {
+        buf[at] = d[i] & 0xff;
+        buf[at + 1] = d[i] >>> 8;
+      }
+      this.pos = at;
+      this.length += 4 + 2 * n;
+      return;
     }
     const digits: number[] = [];
     for (let b = a; b > 0n; b >>= 15n) digits.push(Number(b & 32767n));
@@ -340,23 +399,6 @@ export class FrameWriter {
   /** u32 byte length, then the UTF-8 of `s`. */
   private str(s: string): void {
     this.room(4 + s.length * 3);
-    if (s.length <= SHORT_STR) {
-      // Short ASCII (dict keys, tag values): byte by byte beats a call into Buffer.write.
-      const buf = this.buf;
-      const at = this.pos + 4;
-      let i = 0;
-      for (; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 0x7f) break;
-        buf[at + i] = c;
-      }
-      if (i === s.length) {
-        buf.writeUInt32LE(i, this.pos);
-        this.pos += 4 + i;
-        this.length += 4 + i;
-        return;
-      }
-    }
     const n = this.buf.write(s, this.pos + 4, "utf8");
     this.buf.writeUInt32LE(n, this.pos);
     this.pos += 4 + n;
