@@ -50,7 +50,7 @@ static void venv_home(char *dir) {
 /*
  * A launcher copied out of its runtime alone finds the runtime the way a copied interpreter
  * with a shared libpython finds its library: through LD_LIBRARY_PATH. The first entry E whose
- * E/../bin holds the spec's program becomes `dir`.
+ * E/../bin holds the spec's program becomes `dir` (resolved).
  */
 static void library_path_home(char *dir, const char *spec) {
   const char *paths = getenv("LD_LIBRARY_PATH");
@@ -60,7 +60,7 @@ static void library_path_home(char *dir, const char *spec) {
     int len = (int)(end - paths);
     if (len && snprintf(candidate, sizeof candidate, "%.*s/../bin", len, paths) < (int)sizeof candidate &&
         program_in(candidate, spec)) {
-      strcpy(dir, candidate);
+      if (!realpath(candidate, dir)) strcpy(dir, candidate);
       return;
     }
     paths = *end ? end + 1 : end;
