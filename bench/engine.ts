@@ -302,24 +302,38 @@ export async function engineBench(): Promise<void> {
         `${withIdle.processes - before.processes} processes more; the engine's own process ${(withIdle.self / 1024).toFixed(0)} MiB RSS`,
     );
 
-    // Isolation: the healthy trigger's p99 while another plugin crashes in a loop.
-    await engine.createTrigger({ name: "crash", plugin: "crash.py", spec: "table:crash" });
-    let crashing = true;
-    let crashes = 0;
-    const storm = (async () => {
-      while (crashing) {
-        await engine.write("db", [{ table_name: "crash", rows: [] }]);
-        crashes++;
-      }
-    })();
-    const disturbed = await wrk(`${engineBase}/hi`);
-    crashing = false;
-    await storm;
-    const quiet = await wrk(`${engineBase}/hi`);
-    show("engine, 1 worker, undisturbed", quiet);
-    show(`engine, 1 worker, while a plugin crashed ${crashes}×`, disturbed);
+    // Isolation: the healthy trigger's p99 while another plugin crashes in a loop. A 5 s p99 on
+    // a shared VM moves by ±50% between runs, so three quiet and three disturbed runs alternate
+    // (each storm a new trigger) and their medians are compared.
+    const quiet: Load[] = [];
+    const disturbed: Load[] = [];
+    const crashCounts: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      quiet.push(await wrk(`${engineBase}/hi`));
+      const name = `crash${round}`;
+      await engine.createTrigger({ name, plugin: "crash.py", spec: `table:${name}` });
+      let crashing = true;
+      let crashes = 0;
+      const storm = (async () => {
+        while (crashing) {
+          await engine.write("db", [{ table_name: name, rows: [] }]);
+          crashes++;
+        }
+      })();
+      disturbed.push(await wrk(`${engineBase}/hi`));
+      crashing = false;
+      await storm;
+      await engine.deleteTrigger(name);
+      crashCounts.push(crashes);
+    }
+    const p99s = (l: Load[]) => l.map((x) => x.p99ms.toFixed(1)).join(", ");
+    const quietP99 = median(quiet.map((l) => l.p99ms));
+    const disturbedP99 = median(disturbed.map((l) => l.p99ms));
     console.log(
-      `  healthy trigger's p99 under the crash loop: ${(disturbed.p99ms / quiet.p99ms).toFixed(2)}× its undisturbed p99`,
+      `engine, 1 worker: p99 undisturbed ${p99s(quiet)} ms; while another plugin crashed (${crashCounts.join(", ")} times in 5 s) ${p99s(disturbed)} ms`,
+    );
+    console.log(
+      `  healthy trigger's p99 under the crash loop: ${(disturbedP99 / quietP99).toFixed(2)}× its undisturbed p99 (medians of 3 alternating runs; target <= 1.2×)`,
     );
     console.log(`(${written} lines written by plugins during the bench)`);
     front.close();

@@ -76,7 +76,8 @@ export interface TriggerContext {
   idleMs: number;
 }
 
-const CRASH_LOOP = 3;
+/** Worker deaths in a row after which invocations wait (1: replacements never start in a burst). */
+const CRASH_LOOP = 1;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Checks a trigger's configuration; returns its parsed spec and args. */
@@ -343,8 +344,9 @@ export class TriggerRuntime {
 
   /**
    * A worker that keeps dying costs a process start per invocation, CPU taken from every other
-   * trigger. After 3 deaths in a row the next invocation waits, 100 ms doubling up to 5 s
-   * (its queue fills meanwhile, and overflow is dropped as usual), until one ends otherwise.
+   * trigger, and starts in a burst hurt their latency most. After a death the next invocation
+   * waits 100 ms, doubling with each death in a row up to 5 s (its queue fills meanwhile, and
+   * overflow is dropped as usual), until one ends otherwise.
    * (From its first death on, a trigger's new workers start at nice 10: see runWithPolicy.)
    */
   private async crashBackoff(): Promise<void> {
@@ -354,7 +356,9 @@ export class TriggerRuntime {
       this.ctx.log(
         this.config.name,
         "warn",
-        `the plugin's worker died ${this.crashes} times in a row; invocations now wait up to ${pause} ms before a new worker starts`,
+        this.crashes === 1
+          ? `the plugin's worker died; the next invocation waits ${pause} ms before a new worker starts (doubling, up to 5 s, while workers keep dying)`
+          : `the plugin's worker died ${this.crashes} times in a row; invocations now wait up to ${pause} ms before a new worker starts`,
       );
     await new Promise((r) => setTimeout(r, pause));
   }
