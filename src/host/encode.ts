@@ -304,22 +304,9 @@ export class FrameWriter {
       const lo = SCRATCH.getUint32(0, true);
       const hi = SCRATCH.getUint32(4, true);
       const mid = (lo >>> 30) | ((hi & 0x0fffffff) << 2);
-      const d = [lo & 0x7fff, (lo >>> 15) & 0x7fff, mid & 0x7fff, mid >>> 15, hi >>> 28];
-      let n = 5;
-      while (d[n - 1] === 0) n--;
-      this.u8(M.long);
-      this.room(4 + 2 * n);
-      const buf = this.buf;
-      let at = this.pos;
-      buf.writeInt32LE(v < 0n ? -n : n, at);
-      at += 4;
-      for (let i = 0; i < n; i++, at += 2) {
-        buf[at] = d[i] & 0xff;
-        buf[at + 1] = d[i] >>> 8;
-      }
-      this.pos = at;
-      this.length += 4 + 2 * n;
-      return;
+      const digits = [lo & 0x7fff, (lo >>> 15) & 0x7fff, mid & 0x7fff, mid >>> 15, hi >>> 28];
+      while (digits[digits.length - 1] === 0) digits.pop();
+      return this.long(v < 0n, digits);
     }
     const digits: number[] = [];
     for (let b = a; b > 0n; b >>= 15n) digits.push(Number(b & 32767n));
