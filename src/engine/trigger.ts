@@ -352,13 +352,14 @@ export class TriggerRuntime {
   private async crashBackoff(): Promise<void> {
     if (this.crashes < CRASH_LOOP) return;
     const pause = Math.min(5_000, 100 * 2 ** (this.crashes - CRASH_LOOP));
-    if (this.crashes === CRASH_LOOP || pause === 5_000)
-      this.ctx.log(
-        this.config.name,
-        "warn",
-        this.crashes === 1
-          ? `the plugin's worker died; the next invocation waits ${pause} ms before a new worker starts (doubling, up to 5 s, while workers keep dying)`
-          : `the plugin's worker died ${this.crashes} times in a row; invocations now wait up to ${pause} ms before a new worker starts`,
+    const warn = (message: string) => this.ctx.log(this.config.name, "warn", message);
+    if (this.crashes === CRASH_LOOP)
+      warn(
+        `the plugin's worker died; the next invocation waits ${pause} ms before a new worker starts (doubling, up to 5 s, while workers keep dying)`,
+      );
+    else if (pause === 5_000)
+      warn(
+        `the plugin's worker died ${this.crashes} times in a row; invocations now wait up to ${pause} ms before a new worker starts`,
       );
     await new Promise((r) => setTimeout(r, pause));
   }
