@@ -1,7 +1,7 @@
 """pyport host worker: runs calls for a Node host (src/host/). Started by host_boot.py:
 
   python -I host_boot.py CACHE_PREFIX IN_FD OUT_FD [--path DIR]... [--preload MODULE]...
-         [--concurrency N] [--memory-mb N] [--spin-us N] [--arena IN_FD,OUT_FD]
+         [--concurrency N] [--memory-mb N] [--spin-us N] [--arena IN_FD,OUT_FD] [--reply-each 1]
 
 The protocol (src/host/protocol.ts) runs on the two inherited file descriptors, never on
 stdin/stdout/stderr, so print() and C-level writes cannot corrupt it. Frames to the worker:
@@ -120,14 +120,18 @@ class Worker:
     as it is ready (one writev), except that a plain function's result is held back while more
     calls already received wait behind it, and only ahead of calls to targets that were quick
     last time (see run_calls): a burst of quick calls is answered in a few writes. If the process
-    dies, held replies die with it: those calls get WorkerCrashedError.
+    dies, held replies die with it: those calls get WorkerCrashedError. With hold=False
+    (--reply-each) nothing is held: each reply leaves before the next call starts.
 
     Cancelling: a "cancel" message cancels the call's task, or marks a call not read yet. For
     code running on the main thread the host also sends SIGINT, which raises KeyboardInterrupt
     only if that call's cancel message has arrived (so it never hits another call)."""
 
-    def __init__(self, chan, concurrency, spin_us=0, awaited=False):
+    def __init__(self, chan, concurrency, spin_us=0, awaited=False, hold=True):
         self.chan = chan
+        # False (--reply-each): every reply is written before the next call starts, so when the
+        # process dies the host knows which calls had not started (src/host/worker.ts).
+        self.hold = hold
         self.concurrency = concurrency
         self.spin_ns = spin_us * 1000
         # When the host waits for READY, the first call usually follows it at once: poll for it.
@@ -210,6 +214,7 @@ class Worker:
         to a target that was not quick last time (so a slow call does not hold them up), and
         before any other frame. This loop runs once per call: it keeps to locals."""
         chan, backlog, cancelled, targets, modules, now = self.chan, self.chan.backlog, self.cancelled, _targets, _modules, _now
+        hold = self.hold
         i = chan.next
         while i < len(backlog):
             kind, cid, value = backlog[i]
@@ -260,7 +265,7 @@ class Worker:
                     chan.write(parts)
                     continue
                 data = parts[0]
-            if i < len(backlog) and len(chan.held) < HOLD_MAX:
+            if hold and i < len(backlog) and len(chan.held) < HOLD_MAX:
                 chan.held += data
             else:
                 chan.write([data])
@@ -405,7 +410,7 @@ def main(argv):
     in_fd, out_fd = int(argv[0]), int(argv[1])
     os.set_inheritable(in_fd, False)
     os.set_inheritable(out_fd, False)
-    paths, preload, concurrency, spin_us, i = [], [], 1, 0, 2
+    paths, preload, concurrency, spin_us, hold, i = [], [], 1, 0, True, 2
     while i < len(argv):
         flag, value = argv[i], argv[i + 1]
         if flag == "--path":
@@ -416,6 +421,8 @@ def main(argv):
             concurrency = int(value)
         elif flag == "--spin-us":
             spin_us = int(value)
+        elif flag == "--reply-each":
+            hold = value != "1"
         elif flag == "--arena":
             a_in, a_out = (int(fd) for fd in value.split(","))
             os.set_inheritable(a_in, False)
@@ -437,7 +444,7 @@ def main(argv):
     except BaseException as e:
         chan.send(ERR, 0, describe_error(e))
         return 1
-    worker = Worker(chan, concurrency, spin_us, awaited=bool(preload))  # the host waits for READY only after preloads (src/host/worker.ts)
+    worker = Worker(chan, concurrency, spin_us, awaited=bool(preload), hold=hold)  # the host waits for READY only after preloads (src/host/worker.ts)
     chan.send(READY, 0, os.getpid())
     worker.serve()
     return 0

@@ -277,6 +277,41 @@ describe("hostile plugins affect only their own invocation", () => {
     );
   });
 
+  test("invocations sent ahead run once each, in order; a crash fails only its own", async (t) => {
+    if (!engine) return t.skip("no CPython with a shared libpython found");
+    const file = path.join(dir, "in-order");
+    await engine.createTrigger({
+      name: "ahead",
+      plugin: "hostile.py",
+      spec: "table:ahead",
+      args: { how: "in_order", file },
+    });
+    await engine.write("db", [{ table_name: "ahead", rows: [{ n: -1 }] }]); // a worker is up
+    // Eight writes at once: several are in the worker's input when the fourth one kills it.
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, n) =>
+        engine!.write("db", [{ table_name: "ahead", rows: [n === 3 ? { crash: true } : { n }] }]),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r[0].ok),
+      [true, true, true, false, true, true, true, true],
+    );
+    const lines = fs.readFileSync(file, "utf8").trim().split("\n");
+    assert.deepEqual(
+      lines.map((l) => Number(l.split(" ")[0])),
+      [-1, 0, 1, 2, 4, 5, 6, 7],
+      "each ran once, in order",
+    );
+    const pids = lines.map((l) => l.split(" ")[1]);
+    assert.equal(pids[3], pids[0], "before the crash: the first worker");
+    assert.notEqual(pids[4], pids[0], "after it: its replacement");
+    const failures = engine.logs({ trigger: "ahead", level: "error" });
+    assert.equal(failures.length, 1, "one failure logged: the crash");
+    assert.match(failures[0].message, /exited with code 5/);
+    await engine.deleteTrigger("ahead");
+  });
+
   test("a crash loop backs off and runs the trigger's new workers at nice 10", async (t) => {
     if (!engine) return t.skip("no CPython with a shared libpython found");
     await engine.createTrigger({

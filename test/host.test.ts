@@ -683,6 +683,68 @@ describe("host: crashes, deadlines, aborts", () => {
     );
   });
 
+  test("replyEach: calls sent ahead count their deadline from their start, and a crash fails only the running one as started", async (t) => {
+    if (!interpreter) return t.skip("no interpreter");
+    const p = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      replyEach: true,
+      graceMs: 200,
+      onOutput: () => undefined,
+    });
+    try {
+      const pid = await p.call(`${M}:pid`);
+      // Behind a 600 ms call, a 300 ms deadline has not started: the queued call succeeds.
+      const [slow, quick] = await Promise.all([
+        p.call(`${M}:sleep`, [0.6]),
+        p.call(`${M}:identity`, ["after"], {}, { timeoutMs: 300 }),
+      ]);
+      assert.deepEqual([slow, quick], ["slept", "after"]);
+      // Aborting a queued call does not start its grace period: the running call is not killed.
+      const ac = new AbortController();
+      const running = p.call(`${M}:sleep`, [0.6]);
+      const queued = p.call(`${M}:identity`, [1], {}, { signal: ac.signal });
+      setTimeout(() => ac.abort(), 50);
+      await assert.rejects(queued, AbortError);
+      assert.equal(
+        await running,
+        "slept",
+        "the running call finished; grace (200 ms) did not kill it",
+      );
+      assert.equal(await p.call(`${M}:pid`), pid, "same worker");
+      // A crash: the running call failed (started), the two sent after it never started.
+      const results = await Promise.allSettled([
+        p.call(`${M}:identity`, ["done before"]),
+        p.call(`${M}:crash`, ["exit"]),
+        p.call(`${M}:identity`, [2]),
+        p.call(`${M}:identity`, [3]),
+      ]);
+      assert.deepEqual(results[0], { status: "fulfilled", value: "done before" });
+      const started = results
+        .slice(1)
+        .map((r) =>
+          r.status === "rejected" && r.reason instanceof WorkerCrashedError ? r.reason.started : r,
+        );
+      assert.deepEqual(started, [true, false, false]);
+      assert.match(
+        ((results[2] as PromiseRejectedResult).reason as Error).message,
+        /before this call started/,
+      );
+    } finally {
+      await p.close();
+    }
+  });
+
+  test("without replyEach a crash fails every call in flight as started", async (t) => {
+    if (!ready(t)) return;
+    const results = await Promise.allSettled([
+      py!.call(`${M}:crash`, ["exit"]),
+      py!.call(`${M}:identity`, [2]),
+    ]);
+    for (const r of results)
+      assert.ok(r.status === "rejected" && (r.reason as WorkerCrashedError).started === true);
+  });
+
   test("memoryLimitMb turns a runaway allocation into MemoryError", async (t) => {
     if (!interpreter) return t.skip("no interpreter");
     const p = await Python.start({ python: interpreter, path: [FIXTURES], memoryLimitMb: 300 });

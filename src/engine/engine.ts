@@ -125,6 +125,7 @@ export class Engine {
       path: [path.dirname(pythonAsset("engine/pyport_engine.py"))],
       preload: ["pyport_engine"],
       graceMs: 1000,
+      replyEach: true, // invocations are sent ahead (trigger.ts SENT_AHEAD)
     }));
   }
 

@@ -70,6 +70,12 @@ export async function serveRequest(
     return true;
   }
   const r = result.response!;
-  res.writeHead(r.status, r.headers.flat()).end(Buffer.from(r.body));
+  const body = Buffer.from(r.body);
+  const out = r.headers.flat();
+  // A known length instead of chunked encoding, unless the plugin framed the body itself.
+  const framed = r.headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
+  if (!framed && r.status !== 204 && r.status !== 304)
+    out.push("content-length", String(body.length));
+  res.writeHead(r.status, out).end(body);
   return true;
 }

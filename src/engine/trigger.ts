@@ -45,6 +45,7 @@ export interface TriggerStats {
   errors: number;
   dropped: number;
   queued: number;
+  /** Invocations in flight: running, or sent ahead to a worker (SENT_AHEAD). */
   running: number;
   consecutiveFailures: number;
   /** Seconds each finished invocation took (for the latency histogram). */
@@ -78,6 +79,15 @@ export interface TriggerContext {
 
 /** Worker deaths in a row after which invocations wait (1: replacements never start in a burst). */
 const CRASH_LOOP = 1;
+/**
+ * Invocations sent ahead to each worker (with errorBehavior "log"; retry and disable keep one,
+ * so a failure is handled before the next invocation runs). A worker still runs one at a time,
+ * in order, answering each before it starts the next (replyEach), and the next is already in
+ * its input when the last ends: no process wake-up per invocation, the largest cost of a quick
+ * one. A deadline counts from when the invocation starts; when the worker dies, those it had
+ * not started run again on its replacement.
+ */
+const SENT_AHEAD = 4;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Checks a trigger's configuration; returns its parsed spec and args. */
@@ -198,6 +208,11 @@ export class TriggerRuntime {
     return this.config.runAsync ? (this.config.concurrency ?? 4) : 1;
   }
 
+  /** Invocations in flight at most: `limit` running, the rest sent ahead (SENT_AHEAD). */
+  private get inFlightLimit(): number {
+    return this.limit * ((this.config.errorBehavior ?? "log") === "log" ? SENT_AHEAD : 1);
+  }
+
   /** Queues an invocation; false (and counted as dropped) when the queue is full or the trigger is off. */
   submit(job: Job): Promise<Invocation> | false {
     if (!this.enabled || this.queue.length >= (this.config.maxQueue ?? 1000)) {
@@ -212,7 +227,7 @@ export class TriggerRuntime {
   }
 
   private pump(): void {
-    while (this.stats.running < this.limit && this.queue.length) {
+    while (this.stats.running < this.inFlightLimit && this.queue.length) {
       const q = this.queue.shift()!;
       this.stats.queued = this.queue.length;
       this.stats.running++;
@@ -305,6 +320,12 @@ export class TriggerRuntime {
         if (result.writes.length) await this.ctx.deliver(result.writes);
         return result;
       } catch (err) {
+        if (err instanceof WorkerCrashedError && !err.started && !this.closed) {
+          // Sent ahead and never started: the worker died running an earlier invocation.
+          this.stats.invocations--;
+          attempt--;
+          continue;
+        }
         this.crashes = err instanceof WorkerCrashedError ? this.crashes + 1 : 0;
         if (this.crashes && !this.demoted) {
           // Its replacements start at nice 10: the CPU goes to healthy triggers first.

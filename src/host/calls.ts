@@ -51,14 +51,15 @@ export class CallTable<T> {
     return true;
   }
 
-  /** Every call in flight, which are then forgotten. */
+  /** Every call in flight, in the order they were made (by id), which are then forgotten. */
   takeAll(): T[] {
-    const all = [...this.stragglers.values()];
-    for (const e of this.entries) if (e !== undefined) all.push(e);
+    const all: [number, T][] = [...this.stragglers];
+    this.entries.forEach((e, slot) => e !== undefined && all.push([this.ids[slot], e]));
+    all.sort((a, b) => a[0] - b[0]);
     this.entries.fill(undefined);
     this.stragglers.clear();
     this.size = 0;
-    return all;
+    return all.map(([, e]) => e);
   }
 
   private grow(): void {

@@ -71,6 +71,12 @@ export class WorkerCrashedError extends Error {
     readonly signal: NodeJS.Signals | null,
     /** The last lines the worker wrote to stderr. */
     readonly stderrTail: string,
+    /**
+     * False when the worker died before it started this call (it was queued behind the one
+     * that was running): the call had no effect and can be sent again. Known only for workers
+     * started with `replyEach`; true otherwise.
+     */
+    readonly started = true,
   ) {
     super(message);
   }

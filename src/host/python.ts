@@ -7,8 +7,9 @@
  */
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
-import { AbortError, atCallSite, CallTimeoutError, raiseAtCallSite } from "./errors.js";
+import { AbortError, atCallSite, raiseAtCallSite } from "./errors.js";
 import { givenInterpreter, managedInterpreter } from "./interpreter.js";
+import { InFlight, supervise } from "./supervise.js";
 import { Worker, type HostFunctions, type OutputHandler, type Pending } from "./worker.js";
 
 export interface StartOptions {
@@ -50,6 +51,15 @@ export interface StartOptions {
   hostFunctions?: HostFunctions;
   /** The workers' nice value (1–19: they yield the CPU to others), set as each starts. */
   nice?: number;
+  /**
+   * For workers whose calls are plain functions (run one at a time, in the order sent): each
+   * reply leaves before the worker starts its next call, instead of quick replies being written
+   * together. Then calls can be sent ahead safely: a call's `timeoutMs` (and the grace period
+   * after it) counts from when the calls sent before it on its worker have answered, and when
+   * a worker dies, the calls it had not started fail with a WorkerCrashedError whose `started`
+   * is false (they had no effect). Default false.
+   */
+  replyEach?: boolean;
 }
 
 export interface CallOptions {
@@ -70,112 +80,6 @@ const settlers = {
 function takeSettlers(resolve: (value: never) => void, reject: (err: Error) => void): void {
   settlers.resolve = resolve;
   settlers.reject = reject;
-}
-
-/** For a call without deadline or signal: nothing to watch (streams always need `stop`). */
-const UNSUPERVISED = { stop: () => undefined, finished: () => undefined };
-
-/**
- * A call in flight: settles its promise once, then gives its pool slot back and ends its
- * supervision. The worker settles it with its answer; the supervisor may give up on it first.
- */
-class InFlight implements Pending {
-  // Assigned in the constructor, not as field initializers: V8 runs those as one more function
-  // per object, and there is one object per call.
-  ctl: { stop: () => void; finished: () => void };
-  private settled: boolean;
-  private readonly load: number[];
-  private readonly slot: number;
-  private readonly ok: (value: never) => void;
-  private readonly fail: (err: Error) => void;
-
-  constructor(
-    load: number[],
-    slot: number,
-    ok: (value: never) => void,
-    fail: (err: Error) => void,
-  ) {
-    this.ctl = UNSUPERVISED;
-    this.settled = false;
-    this.load = load;
-    this.slot = slot;
-    this.ok = ok;
-    this.fail = fail;
-  }
-
-  resolve(value: unknown): void {
-    this.ctl.finished();
-    if (this.settle()) this.ok(value as never);
-  }
-
-  reject(err: Error): void {
-    this.ctl.finished();
-    if (this.settle()) this.fail(err);
-  }
-
-  /** The deadline passed or the signal fired: rejects now; the worker's answer, if any, comes later. */
-  giveUp(err: Error): void {
-    if (this.settle()) this.fail(err);
-  }
-
-  private settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    this.load[this.slot]--;
-    return true;
-  }
-}
-
-/**
- * The deadline, abort signal and grace period of one call or stream on worker `w`. On a
- * deadline or abort, `fail` gets the error at once and the call is stopped (cancel + SIGINT);
- * if the worker has not answered within `graceMs`, it is killed (and replaced on next use).
- * `finished()` is called when the worker's final answer arrives.
- */
-function supervise(
-  w: Worker,
-  id: number,
-  target: string,
-  opts: CallOptions,
-  graceMs: number,
-  fail: (err: Error) => void,
-) {
-  let timer: NodeJS.Timeout | undefined;
-  let grace: NodeJS.Timeout | undefined;
-  const onAbort = () =>
-    giveUp(new AbortError(`call to ${target} was aborted`, { cause: opts.signal?.reason }));
-  const cleanup = () => {
-    clearTimeout(timer);
-    opts.signal?.removeEventListener("abort", onAbort);
-  };
-  const stop = () => {
-    cleanup();
-    w.cancel(id);
-    grace ??= setTimeout(() => w.kill(), graceMs);
-  };
-  const giveUp = (err: Error) => {
-    stop();
-    fail(err);
-  };
-  if (opts.timeoutMs !== undefined)
-    timer = setTimeout(
-      () =>
-        giveUp(
-          new CallTimeoutError(
-            `call to ${target} did not finish within ${opts.timeoutMs} ms`,
-            opts.timeoutMs!,
-          ),
-        ),
-      opts.timeoutMs,
-    );
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  return {
-    stop,
-    finished: () => {
-      cleanup();
-      clearTimeout(grace);
-    },
-  };
 }
 
 const DEFAULT_SPIN_US = 200;

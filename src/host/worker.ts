@@ -7,18 +7,15 @@
  * When the process exits, every unanswered call is rejected with WorkerCrashedError at once.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { bucketDir, BUCKETS } from "../store/buckets.js";
-import { pythonAsset } from "../util/assets.js";
-import { PYPORT_VERSION } from "../version.js";
-import { ArenaReader, ArenaWriter, openArenaFiles } from "./arena.js";
+import { ArenaReader, ArenaWriter } from "./arena.js";
 import { CallTable } from "./calls.js";
 import { FrameReader } from "./decode.js";
 import { FrameWriter } from "./encode.js";
 import { PythonError, WorkerCrashedError, type PythonErrorInfo } from "./errors.js";
 import { hostAddon } from "../util/addon.js";
-import { spawnWorkerProcess, type WorkerProcess } from "./process.js";
+import { launch, type Launched } from "./launch.js";
+import type { WorkerProcess } from "./process.js";
 import { describeJsError, runHostCall, type HostFunctions } from "./host-calls.js";
 import { KIND, TAG } from "./protocol.js";
 
@@ -45,6 +42,8 @@ export interface WorkerOptions {
   hostFunctions?: HostFunctions;
   /** The worker processes' nice value (see StartOptions.nice). */
   nice?: number;
+  /** Replies one by one, calls in order (see StartOptions.replyEach). */
+  replyEach?: boolean;
 }
 
 export type { HostFunctions } from "./host-calls.js";
@@ -99,57 +98,14 @@ function warmCodec(): void {
 /** Calls in flight on every worker of this process: a worker polls only when all of them are its own. */
 let inFlight = 0;
 
-interface Launched {
-  proc: WorkerProcess;
-  /** The arena files the worker has on fds 5 and 6, or null when it has none. */
-  arena: [number, number] | null;
-}
-
-/**
- * Starts a worker's process, before anything else of the Worker is set up: the interpreter takes
- * tens of ms to start, and everything done here delays it.
- */
-function launch(opts: WorkerOptions): Launched {
-  // The worker's compiled code is cached in the host bucket (python/host_cache.py names the file).
-  const args = [
-    "-I",
-    pythonAsset("host_boot.py"),
-    bucketDir(BUCKETS.host),
-    PYPORT_VERSION,
-    "3",
-    "4",
-  ];
-  for (const p of opts.path) args.push("--path", p);
-  for (const m of opts.preload) args.push("--preload", m);
-  if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
-  if (opts.concurrency) args.push("--concurrency", String(opts.concurrency));
-  if (opts.spinUs) args.push("--spin-us", String(opts.spinUs));
-  const arena = openArenaFiles();
-  if (arena) args.push("--arena", "5,6");
-  try {
-    const proc = spawnWorkerProcess(opts.python, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      inherit: arena ?? [],
-    });
-    if (opts.nice && proc.pid !== undefined) {
-      try {
-        os.setPriority(proc.pid, opts.nice);
-      } catch {
-        // it exited already: onExit reports that
-      }
-    }
-    return { proc, arena };
-  } catch (err) {
-    arena?.forEach((fd) => fs.closeSync(fd));
-    throw err;
-  }
-}
-
 export class Worker {
   /** Calls in flight, by id (see nextCallId). */
   readonly pending = new CallTable<Pending>();
   private lastId = 0;
+  /** No call with a lower id is in flight (see whenStarted). */
+  private head = 1;
+  /** With replyEach: what to run when a queued call starts, by id (see whenStarted). */
+  private readonly startWaiters = new Map<number, () => void>();
   stderrTail = "";
   exited = false;
   readonly done: Promise<void>;
@@ -157,7 +113,8 @@ export class Worker {
   onExit?: () => void;
   private readonly proc: WorkerProcess;
   private resolveDone!: () => void;
-  private stderrEnded!: Promise<void>;
+  /** Settles when stderr and the protocol pipe have closed (see finish). */
+  private outputEnded!: Promise<unknown>;
   private readonly arenaFds: [number, number] | null;
   private readonly toPython: Writable;
   private readonly fromPython: Readable;
@@ -224,7 +181,9 @@ export class Worker {
     stderr.on("data", forward("stderr"));
     stdout.on("error", () => undefined);
     stderr.on("error", () => undefined);
-    this.stderrEnded = new Promise<void>((r) => stderr.on("close", r));
+    this.outputEnded = Promise.all(
+      [stderr, fromPython].map((s) => new Promise<void>((r) => s.on("close", r))),
+    );
   }
 
   /** The process is gone (or never started): every unanswered call is rejected with WorkerCrashedError. */
@@ -232,9 +191,10 @@ export class Worker {
     if (this.exited) return;
     this.exited = true;
     const { opts } = this;
-    // Give stderr a moment to drain so the crash report has the last words (bounded: a
-    // grandchild may hold the pipe open).
-    void Promise.race([this.stderrEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
+    // Give stderr and the protocol pipe a moment to drain, so the crash report has the last
+    // words and replies written before the death settle their calls (bounded: a grandchild may
+    // hold a pipe open).
+    void Promise.race([this.outputEnded, new Promise((r) => setTimeout(r, 30))]).then(() => {
       const how = spawnError
         ? `could not start ${opts.python}: ${spawnError.message}`
         : this.killReason
@@ -253,7 +213,19 @@ export class Worker {
       );
       this.readyWaiter?.reject(err);
       inFlight -= this.pending.size;
-      for (const p of this.pending.takeAll()) p.reject(err);
+      this.startWaiters.clear();
+      const calls = this.pending.takeAll();
+      // With replyEach, calls run one at a time in id order and each answers before the next
+      // starts: only the first one unanswered was running (unless a stream makes order unclear).
+      const inOrder = opts.replyEach && calls.every((p) => !p.item);
+      const queued = new WorkerCrashedError(
+        `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${how} before this call started, while running an earlier one`,
+        code,
+        signal,
+        this.stderrTail,
+        false,
+      );
+      calls.forEach((p, i) => p.reject(inOrder && i > 0 ? queued : err));
       this.drainWaiters.splice(0).forEach((wake) => wake());
       for (const stream of [this.proc.stdout, this.proc.stderr, this.fromPython, this.toPython])
         stream.destroy();
@@ -456,9 +428,29 @@ export class Worker {
     });
   }
 
+  /**
+   * Runs `start` when call `id` starts: at once, or — with replyEach, where calls run in the
+   * order sent — once every call sent before it on this worker has answered. Call it before
+   * send().
+   */
+  whenStarted(id: number, start: () => void): void {
+    while (this.head < id && this.pending.get(this.head) === undefined) this.head++;
+    if (!this.opts.replyEach || this.head === id) start();
+    else this.startWaiters.set(id, start);
+  }
+
+  /** The call now first in line starts (whenStarted). */
+  private startNext(): void {
+    while (this.head <= this.lastId && this.pending.get(this.head) === undefined)
+      this.startWaiters.delete(this.head++); // answered, or never sent: nothing to start
+    const start = this.startWaiters.get(this.head);
+    if (start && this.startWaiters.delete(this.head)) start();
+  }
+
   /** Forgets a call whose caller gave up on it; a late reply is dropped. */
   forget(id: number): void {
     if (this.pending.delete(id)) inFlight--;
+    if (this.startWaiters.size) this.startNext();
     if (!this.pending.size && this.drainWaiters.length)
       this.drainWaiters.splice(0).forEach((wake) => wake());
   }
