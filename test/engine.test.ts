@@ -128,6 +128,8 @@ describe("the engine with real plugins", () => {
     const bytes = new Uint8Array([0, 255, 1, 254, 10, 13]);
     const post = await fetch(`${base}/api/v3/engine/stats`, { method: "POST", body: bytes });
     assert.equal(post.status, 200);
+    assert.equal(post.headers.get("content-length"), "6", "a known length, not chunked");
+    assert.equal(post.headers.get("transfer-encoding"), null);
     assert.deepEqual(new Uint8Array(await post.arrayBuffer()), bytes);
     assert.equal((await fetch(`${base}/api/v3/engine/nothing-here`)).status, 404);
   });
