@@ -205,8 +205,9 @@ export class Worker {
               ? `killed by ${signal}`
               : `exited with code ${code}`;
       const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
+      const who = `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"})`;
       const err = new WorkerCrashedError(
-        `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`,
+        `${who} ${why}${this.stderrTail ? `; stderr ends with:\n${this.stderrTail.trimEnd().split("\n").slice(-8).join("\n")}` : ""}`,
         code,
         signal,
         this.stderrTail,
@@ -219,7 +220,7 @@ export class Worker {
       // starts: only the first one unanswered was running (unless a stream makes order unclear).
       const inOrder = opts.replyEach && calls.every((p) => !p.item);
       const queued = new WorkerCrashedError(
-        `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"}) ${how} before this call started, while running an earlier one`,
+        `${who} ${how} before this call started, while running an earlier one`,
         code,
         signal,
         this.stderrTail,
@@ -434,8 +435,9 @@ export class Worker {
    * send().
    */
   whenStarted(id: number, start: () => void): void {
+    if (!this.opts.replyEach) return start();
     while (this.head < id && this.pending.get(this.head) === undefined) this.head++;
-    if (!this.opts.replyEach || this.head === id) start();
+    if (this.head === id) start();
     else this.startWaiters.set(id, start);
   }
 
