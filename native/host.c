@@ -8,6 +8,7 @@
  *                                                    leaves the descriptor to libuv)
  *   spawnWorker(file, argv, envp, cwd, inherit) -> [pid, toChild, fromChild, stdout, stderr, exited]
  *   reap(pid) -> undefined
+ *   forkWorker(controlFd, request, inherit) -> [pid, toChild, fromChild, stdout, stderr, exited]
  *   memfdPair() -> [fd, fd]                        two anonymous memory files (close-on-exec)
  *   statPath(path) -> [isDir, dev, ino, size, mtimeMs] | null (no such file)
  *   flockNb(fd, exclusive) -> true (taken) | false (another holder has it)
@@ -33,6 +34,14 @@
  * Errors throw an Error whose code is the errno name (ENOENT, ...); ENOSYS means "cannot spawn
  * with a working directory here" (glibc before 2.29), and the host uses Node's spawn instead.
  *
+ * forkWorker asks a fork server (python/host_forkserver.py) on the socket `controlFd` to fork a
+ * worker: it makes the same channels as spawnWorker, sends the child's ends (then `inherit`)
+ * with the request (4-byte little-endian length, then `request`) in one SCM_RIGHTS message,
+ * closes its copies, and waits up to 2 s for the server's reply, an int32: the pid, or -errno.
+ * The server writes the exit status into `exited` as the watcher thread does, and keeps the
+ * child unreaped until asked to reap it (src/host/fork-server.ts). ETIMEDOUT or EPIPE: the
+ * server is stuck or gone, and the host stops using it.
+ *
  * statPath is stat(2) for the checks made before the first worker is spawned: fs.statSync's
  * first use in a process costs ~0.3 ms of JS set-up on this machine, on the start-up path.
  *
@@ -46,6 +55,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -243,6 +253,9 @@ static const char *errno_code(int e) {
   case ENAMETOOLONG: return "ENAMETOOLONG";
   case ETXTBSY: return "ETXTBSY";
   case ENOSYS: return "ENOSYS";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  case EPIPE: return "EPIPE";
+  case ECONNRESET: return "ECONNRESET";
   default: return "EIO";
   }
 }
@@ -400,6 +413,114 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return undefined;
 }
 
+/* Waits for `fd` to be ready for `events` until the deadline; 0 when ready, else an errno. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+  for (;;) {
+    int64_t left = (deadline - now_ns()) / 1000000;
+    if (left <= 0) return ETIMEDOUT;
+    struct pollfd p = {fd, events, 0};
+    int rc = poll(&p, 1, (int)left);
+    if (rc > 0) return (p.revents & (POLLERR | POLLNVAL)) ? EPIPE : 0;
+    if (rc < 0 && errno != EINTR) return errno;
+  }
+}
+
+#define FORK_REPLY_NS 2000000000LL
+
+static napi_value fork_worker(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t control;
+  void *request;
+  size_t request_len;
+  uint32_t n;
+  int inherit[MAX_INHERITED], parent[5], child[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 3 || napi_get_value_int32(env, argv[0], &control) != 0 ||
+      napi_get_buffer_info(env, argv[1], &request, &request_len) != 0 || napi_get_array_length(env, argv[2], &n) != 0 ||
+      n > MAX_INHERITED || request_len > 60000) {
+    napi_throw_type_error(env, NULL, "forkWorker(controlFd, request, inherit): bad arguments");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    napi_get_element(env, argv[2], i, &e);
+    if (napi_get_value_int32(env, e, &inherit[i]) != 0 || inherit[i] < 0) {
+      napi_throw_type_error(env, NULL, "forkWorker: inherit must hold descriptors");
+      return NULL;
+    }
+  }
+  if (make_channels(parent, child) < 0) {
+    int e = errno;
+    close_all(parent, 5);
+    close_all(child, 5);
+    return throw_errno(env, e, "forkWorker: socketpair/pipe");
+  }
+  int fds[5 + MAX_INHERITED] = {child[0], child[1], child[2], child[3], child[4]};
+  for (uint32_t i = 0; i < n; i++) fds[5 + i] = inherit[i];
+  size_t nfds = 5 + n;
+  char *msg = malloc(4 + request_len);
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * (5 + MAX_INHERITED))];
+  } control_buf;
+  int e = 0;
+  if (!msg) e = ENOMEM;
+  else {
+    uint32_t len = (uint32_t)request_len;
+    for (int i = 0; i < 4; i++) msg[i] = (char)((len >> (8 * i)) & 0xff);
+    memcpy(msg + 4, request, request_len);
+    memset(&control_buf, 0, sizeof control_buf);
+    struct iovec iov = {msg, 4 + request_len};
+    struct msghdr mh = {0};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control_buf.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    int64_t deadline = now_ns() + FORK_REPLY_NS;
+    /* The socket is non-blocking; the message is small, so one sendmsg takes all of it. */
+    for (;;) {
+      ssize_t sent = sendmsg(control, &mh, MSG_NOSIGNAL);
+      if (sent == (ssize_t)(4 + request_len)) break;
+      if (sent >= 0) {
+        e = EPIPE; /* a partial message: the stream is out of step */
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN || (e = wait_fd(control, POLLOUT, deadline)) != 0) {
+        if (!e) e = errno;
+        break;
+      }
+    }
+    int32_t reply = 0;
+    size_t got = 0;
+    while (!e && got < sizeof reply) {
+      ssize_t r = read(control, (char *)&reply + got, sizeof reply - got);
+      if (r > 0) got += (size_t)r;
+      else if (r == 0) e = EPIPE;
+      else if (errno == EINTR) continue;
+      else if (errno != EAGAIN) e = errno;
+      else e = wait_fd(control, POLLIN, deadline);
+    }
+    if (!e && reply <= 0) e = reply < 0 ? -reply : EIO;
+    if (!e) {
+      free(msg);
+      close_all(child, 5); /* the server has its own copies */
+      for (int i = 0; i < 5; i++) set_nonblocking(parent[i]);
+      double values[6] = {reply, parent[0], parent[1], parent[2], parent[3], parent[4]};
+      return number_array(env, values, 6);
+    }
+  }
+  free(msg);
+  close_all(parent, 5);
+  close_all(child, 5);
+  return throw_errno(env, e, "forkWorker");
+}
+
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 1U
 #endif
@@ -474,6 +595,7 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   export_function(env, exports, "pollRead", poll_read);
   export_function(env, exports, "spawnWorker", spawn_worker);
   export_function(env, exports, "reap", reap);
+  export_function(env, exports, "forkWorker", fork_worker);
   export_function(env, exports, "memfdPair", memfd_pair);
   export_function(env, exports, "statPath", stat_path);
   export_function(env, exports, "flockNb", flock_nb);

@@ -11,8 +11,10 @@ SOURCES = ("host_codec.py", "host_channel.py", "host_worker.py")
 
 def boot():
     here = __file__.rpartition("/")[0]
+    server = sys.argv[3] == "--fork-server"  # host_forkserver.py: forks workers on request
+    sources = SOURCES + ("host_forkserver.py",) if server else SOURCES
     stamps = []
-    for name in SOURCES:
+    for name in sources:
         st = os.stat(here + "/" + name)
         stamps.append("%d-%d-%d-%d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns // 1000000))
     cached = "%s/%s-%s-%s.bin" % (sys.argv[1], sys.argv[2], "-".join(stamps), sys.implementation.cache_tag)
@@ -21,11 +23,11 @@ def boot():
             codes = marshal.loads(f.read())  # one read: marshal.load(f) reads in small pieces
     except Exception:  # noqa: BLE001 - missing or bad: compiled again below
         codes = None
-    if type(codes) is not tuple or len(codes) != len(SOURCES):
+    if type(codes) is not tuple or len(codes) != len(sources):
         cache = {"__name__": "host_cache"}
         with open(here + "/host_cache.py", "rb") as f:
             exec(compile(f.read(), here + "/host_cache.py", "exec"), cache)
-        codes = cache["compile_and_store"](here, SOURCES, cached)
+        codes = cache["compile_and_store"](here, sources, cached)
     # host_codec.py and host_channel.py are modules; the worker runs as a namespace, so nothing
     # named like pyport's files can be imported by, or shadow, the user's code.
     for name, code in zip(("_pyport_host_codec", "_pyport_host_channel"), codes):
@@ -35,6 +37,12 @@ def boot():
     worker_code = codes[2]
     namespace = {"__name__": "host_worker", "__file__": worker_code.co_filename, "__builtins__": __builtins__}
     exec(worker_code, namespace)
+    if server:
+        server_code = codes[3]
+        names = {"__name__": "host_forkserver", "__file__": server_code.co_filename, "__builtins__": __builtins__}
+        names.update(worker_main=namespace["main"], install_host_module=namespace["install_host_module"])
+        exec(server_code, names)
+        return names["serve"](sys.argv[4:])
     return namespace["main"](sys.argv[3:])
 
 

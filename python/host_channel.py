@@ -260,8 +260,13 @@ class _HostFunctions:
 
 
 def install_host_module(chan):
-    """Makes `import pyport_host` work in user code: call(), functions, HostError."""
-    module = type(sys)("pyport_host")
+    """Makes `import pyport_host` work in user code: call(), functions, HostError. A fork
+    server installs it unbound (chan None) before its preloads import it; each forked worker
+    binds that same module object to its channel."""
+    module = sys.modules.get("pyport_host")
+    if not getattr(module, "_pyport_unbound", False):
+        module = type(sys)("pyport_host")
+    module._pyport_unbound = chan is None
     module.__doc__ = "Calls into the Node host's functions (pyport Python.start({ hostFunctions }))."
     calls = HostCalls(chan)
     module.call = calls.call

@@ -114,19 +114,22 @@ export class Engine {
     this.envs = new Environments(opts.pluginDir, opts.runtime, opts.virtualEnv, (level, message) =>
       this.log.add("engine", level, message),
     );
-    this.starter = new WorkerStarter((env) => ({
-      python: env.python,
-      // As InfluxDB's engine: plugins find their files through PLUGIN_DIR (or VIRTUAL_ENV's parent).
-      env: {
-        ...process.env,
-        PLUGIN_DIR: opts.pluginDir,
-        ...(env.venv ? { VIRTUAL_ENV: env.venv } : {}),
-      },
-      path: [path.dirname(pythonAsset("engine/pyport_engine.py"))],
-      preload: ["pyport_engine"],
-      graceMs: 1000,
-      replyEach: true, // invocations are sent ahead (trigger.ts SENT_AHEAD)
-    }));
+    this.starter = new WorkerStarter(
+      (env) => ({
+        python: env.python,
+        // As InfluxDB's engine: plugins find their files through PLUGIN_DIR (or VIRTUAL_ENV's parent).
+        env: {
+          ...process.env,
+          PLUGIN_DIR: opts.pluginDir,
+          ...(env.venv ? { VIRTUAL_ENV: env.venv } : {}),
+        },
+        path: [path.dirname(pythonAsset("engine/pyport_engine.py"))],
+        preload: ["pyport_engine"],
+        graceMs: 1000,
+        replyEach: true, // invocations are sent ahead (trigger.ts SENT_AHEAD)
+      }),
+      (level, message) => this.log.add("engine", level, message),
+    );
   }
 
   static async start(opts: EngineOptions): Promise<Engine> {

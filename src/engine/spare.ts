@@ -6,7 +6,12 @@
  * and a new spare starts in the background. It is kept only for the environment (interpreter
  * and package generation) it was started in, and never for a trigger with a memory limit or a
  * nice value (both are set when a worker starts).
+ *
+ * Workers are forked by a fork server per environment (src/host/fork-server.ts) once it is
+ * ready: a replacement for a crashed worker then costs ~4 ms of CPU instead of ~65 ms, which
+ * is what keeps a crash-looping plugin from taking the CPU other triggers need.
  */
+import { ForkServer } from "../host/fork-server.js";
 import { Python, type StartOptions } from "../host/python.js";
 import type { HostFunctions } from "../host/worker.js";
 import type { PluginEnvironment } from "./environments.js";
@@ -34,12 +39,66 @@ interface Spare {
   bind: (b: WorkerBinding) => void;
 }
 
+/** A fork server that stopped after being ready is started again this many times, then no more. */
+const FORK_SERVER_RESTARTS = 3;
+
 export class WorkerStarter {
   private spare?: Spare;
   private closed = false;
+  /** Fork servers by environment key: null once none will run for it (no addon, or it failed). */
+  private readonly servers = new Map<string, ForkServer | null>();
+  private readonly restarts = new Map<string, number>();
 
-  /** @param options what every worker starts with (engine path, environment variables) */
-  constructor(private readonly options: (env: PluginEnvironment) => StartOptions) {}
+  /**
+   * @param options what every worker starts with (engine path, environment variables)
+   * @param log where a fork server's failure is reported
+   */
+  constructor(
+    private readonly options: (env: PluginEnvironment) => StartOptions,
+    private readonly log: (level: "warn", message: string) => void = () => undefined,
+  ) {}
+
+  /**
+   * The fork server for an environment's workers (started on first need; while it starts,
+   * workers are spawned). One per interpreter: a new package generation replaces the old one.
+   */
+  private forkServer(env: PluginEnvironment): ForkServer | undefined {
+    const key = WorkerStarter.key(env);
+    if (this.closed) return undefined;
+    if (this.servers.has(key)) return this.servers.get(key) ?? undefined;
+    for (const [k, old] of this.servers)
+      if (k.startsWith(`${env.python}\0`)) {
+        old?.close();
+        this.servers.delete(k);
+      }
+    const o = this.options(env);
+    let ready = false;
+    const server = ForkServer.start({
+      python: o.python ?? env.python,
+      cwd: o.cwd,
+      env: o.env,
+      path: o.path,
+      preload: o.preload,
+      onStop: (reason) => {
+        if (this.servers.get(key) !== server) return;
+        const restarts = (this.restarts.get(key) ?? 0) + 1;
+        this.restarts.set(key, restarts);
+        const again = ready && restarts <= FORK_SERVER_RESTARTS;
+        if (again) this.servers.delete(key);
+        else this.servers.set(key, null);
+        this.log(
+          "warn",
+          `the fork server for ${env.python} ${reason}; ` +
+            (again
+              ? "workers are spawned as new processes until it has started again"
+              : "workers are spawned as new processes from now on"),
+        );
+      },
+    });
+    void server?.ready.then((r) => (ready = r));
+    this.servers.set(key, server);
+    return server ?? undefined;
+  }
 
   private static key(env: PluginEnvironment): string {
     return `${env.python}\0${env.generation}`;
@@ -55,6 +114,7 @@ export class WorkerStarter {
       };
     const started = Python.start({
       ...this.options(env),
+      forkServer: this.forkServer(env),
       workers,
       memoryLimitMb: memoryMb,
       nice,
@@ -94,9 +154,10 @@ export class WorkerStarter {
     );
   }
 
-  /** Stops the spare; no new one starts. */
+  /** Stops the spare and the fork servers (each leaves once its workers have); no new one starts. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const server of this.servers.values()) server?.close();
     const old = this.spare;
     this.spare = undefined;
     const py = await old?.started.catch(() => undefined);

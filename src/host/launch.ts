@@ -1,6 +1,7 @@
 /**
- * Starting a host worker's process: python/host_boot.py with the worker's options as arguments,
- * the arena files (arena.ts) on fds 5 and 6 when they can be made, and its nice value.
+ * Starting a host worker's process: python/host_boot.py with the worker's options as arguments
+ * (or forked by a fork server, fork-server.ts), the arena files (arena.ts) on fds 5 and 6 when
+ * they can be made, and its nice value.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,20 +18,18 @@ export interface Launched {
   arena: [number, number] | null;
 }
 
+/** How python starts pyport's host code (python/host_boot.py); the worker's arguments follow. */
+export function bootArgs(): string[] {
+  // The worker's compiled code is cached in the host bucket (python/host_cache.py names the file).
+  return ["-I", pythonAsset("host_boot.py"), bucketDir(BUCKETS.host), PYPORT_VERSION];
+}
+
 /**
- * Starts a worker's process, before anything else of the Worker is set up: the interpreter takes
+ * Starts a worker's process (forked by opts.forkServer when it is ready), before anything else of the Worker is set up: the interpreter takes
  * tens of ms to start, and everything done here delays it.
  */
 export function launch(opts: WorkerOptions): Launched {
-  // The worker's compiled code is cached in the host bucket (python/host_cache.py names the file).
-  const args = [
-    "-I",
-    pythonAsset("host_boot.py"),
-    bucketDir(BUCKETS.host),
-    PYPORT_VERSION,
-    "3",
-    "4",
-  ];
+  const args = ["3", "4"];
   for (const p of opts.path) args.push("--path", p);
   for (const m of opts.preload) args.push("--preload", m);
   if (opts.memoryLimitMb) args.push("--memory-mb", String(opts.memoryLimitMb));
@@ -40,11 +39,13 @@ export function launch(opts: WorkerOptions): Launched {
   const arena = openArenaFiles();
   if (arena) args.push("--arena", "5,6");
   try {
-    const proc = spawnWorkerProcess(opts.python, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      inherit: arena ?? [],
-    });
+    const proc =
+      (opts.forkServer?.serves(opts) ? opts.forkServer.fork(args.slice(2), arena ?? []) : null) ??
+      spawnWorkerProcess(opts.python, [...bootArgs(), ...args], {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        inherit: arena ?? [],
+      });
     if (opts.nice && proc.pid !== undefined) {
       try {
         os.setPriority(proc.pid, opts.nice);

@@ -90,6 +90,18 @@ function signalName(n: number): NodeJS.Signals | null {
   return signalNames.get(n) ?? null;
 }
 
+/** `env` as "KEY=value" strings. */
+export function envList(env: NodeJS.ProcessEnv): string[] {
+  // Plain loops: this runs before the first worker exists, where every first use of a builtin
+  // costs tens of µs.
+  const envp: string[] = [];
+  for (const k of Object.keys(env)) {
+    const v = env[k];
+    if (v !== undefined) envp.push(k + "=" + v);
+  }
+  return envp;
+}
+
 /** null when Node's spawn should do it: a working directory before glibc 2.29, or a NUL in a string (Node's error explains it). */
 function spawnNative(
   native: HostAddon,
@@ -97,13 +109,7 @@ function spawnNative(
   args: string[],
   opts: SpawnOptions,
 ): WorkerProcess | null {
-  // Plain loops: this runs before the first worker exists, where every first use of a builtin
-  // costs tens of µs.
-  const envp: string[] = [];
-  for (const k of Object.keys(opts.env)) {
-    const v = opts.env[k];
-    if (v !== undefined) envp.push(k + "=" + v);
-  }
+  const envp = envList(opts.env);
   for (const list of [args, envp, [python, opts.cwd ?? ""]])
     for (const s of list) if (s.indexOf("\0") >= 0) return null;
   let fds: [number, number, number, number, number, number];
@@ -123,6 +129,18 @@ function spawnNative(
     process.nextTick(() => failed.onExit?.(null, null, err as Error));
     return failed;
   }
+  return nativeProcess(fds, (pid) => native.reap(pid));
+}
+
+/**
+ * A WorkerProcess on the descriptors the addon returned ([pid, to, from, stdout, stderr,
+ * exited]). `reap(pid)` runs once the exit status has been read: until then the pid cannot be
+ * reused, so kill() can never hit another process.
+ */
+export function nativeProcess(
+  fds: [number, number, number, number, number, number],
+  reap: (pid: number) => void,
+): WorkerProcess {
   const [pid, to, from, out, errFd, exitFd] = fds;
   let gone = false;
   let proc: WorkerProcess;
@@ -134,7 +152,7 @@ function spawnNative(
     const s = Buffer.concat(status);
     const [code, signal] = s.length >= 8 ? [s.readInt32LE(0), s.readInt32LE(4)] : [-1, 0];
     gone = true;
-    native.reap(pid); // only now may the pid be reused: kill() below can never hit another process
+    reap(pid); // only now may the pid be reused: kill() below can never hit another process
     proc.onExit?.(code >= 0 ? code : null, signal ? signalName(signal) : null);
   });
   return (proc = {

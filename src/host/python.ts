@@ -8,6 +8,7 @@
 import * as path from "node:path";
 import { PyportError } from "../errors.js";
 import { AbortError, atCallSite, raiseAtCallSite } from "./errors.js";
+import type { ForkServer } from "./fork-server.js";
 import { givenInterpreter, managedInterpreter } from "./interpreter.js";
 import { InFlight, supervise } from "./supervise.js";
 import { Worker, type HostFunctions, type OutputHandler, type Pending } from "./worker.js";
@@ -60,6 +61,12 @@ export interface StartOptions {
    * is false (they had no effect). Default false.
    */
   replyEach?: boolean;
+  /**
+   * Workers (and their replacements) are forked by this server when it is ready and was started
+   * with the same `python`, `cwd`, `path` and `preload` (and, the caller's part, environment),
+   * else spawned as usual. See ForkServer (fork-server.ts); the caller closes it.
+   */
+  forkServer?: ForkServer;
 }
 
 export interface CallOptions {

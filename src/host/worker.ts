@@ -17,6 +17,7 @@ import { hostAddon } from "../util/addon.js";
 import { launch, type Launched } from "./launch.js";
 import type { WorkerProcess } from "./process.js";
 import { describeJsError, runHostCall, type HostFunctions } from "./host-calls.js";
+import type { ForkServer } from "./fork-server.js";
 import { KIND, TAG } from "./protocol.js";
 
 export type OutputHandler = (output: {
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   nice?: number;
   /** Replies one by one, calls in order (see StartOptions.replyEach). */
   replyEach?: boolean;
+  /** Forks the worker when it serves these options and is ready (see StartOptions.forkServer). */
+  forkServer?: ForkServer;
 }
 
 export type { HostFunctions } from "./host-calls.js";

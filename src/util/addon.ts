@@ -16,6 +16,12 @@ export interface HostAddon {
   pollRead: PollRead;
   spawnWorker: SpawnNative;
   reap: (pid: number) => void;
+  /** A worker forked by a fork server (src/host/fork-server.ts): as spawnWorker's result. */
+  forkWorker: (
+    controlFd: number,
+    request: Buffer,
+    inherit: number[],
+  ) => [number, number, number, number, number, number];
   memfdPair: () => [number, number];
   statPath: (path: string) => [number, number, number, number, number] | null;
   /** flock(2) without blocking: true when taken, false when another holder has it (EWOULDBLOCK). */
