@@ -202,6 +202,24 @@ static void free_strings(char **v) {
   free(v);
 }
 
+/* `inherit`: a JS array of at most MAX_INHERITED descriptors into fds[], their count into *n;
+ * -1 when it is not one (a type error has been thrown). */
+static int get_fds(napi_env env, napi_value v, int *fds, uint32_t *n) {
+  if (napi_get_array_length(env, v, n) != 0 || *n > MAX_INHERITED) {
+    napi_throw_type_error(env, NULL, "inherit must be an array of at most 8 descriptors");
+    return -1;
+  }
+  for (uint32_t i = 0; i < *n; i++) {
+    napi_value e;
+    napi_get_element(env, v, i, &e);
+    if (napi_get_value_int32(env, e, &fds[i]) != 0 || fds[i] < 0) {
+      napi_throw_type_error(env, NULL, "inherit must hold descriptors");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 struct watch {
   pid_t pid;
   int fd;
@@ -305,19 +323,8 @@ static napi_value spawn_worker(napi_env env, napi_callback_info info) {
   if (!(file = get_string(env, argv[0])) || !(args = get_strings(env, argv[1])) || !(envp = get_strings(env, argv[2]))) goto out;
   napi_typeof(env, argv[3], &cwd_type);
   if (cwd_type == napi_string && !(cwd = get_string(env, argv[3]))) goto out;
-  if (napi_get_array_length(env, argv[4], &n) != 0 || n > MAX_INHERITED) {
-    napi_throw_type_error(env, NULL, "spawnWorker: inherit must be an array of at most 8 descriptors");
-    goto out;
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    napi_get_element(env, argv[4], i, &e);
-    if (napi_get_value_int32(env, e, &inherit[i]) != 0 || inherit[i] < 0) {
-      napi_throw_type_error(env, NULL, "spawnWorker: inherit must hold descriptors");
-      goto out;
-    }
-    n_inherit++;
-  }
+  if (get_fds(env, argv[4], inherit, &n) < 0) goto out;
+  n_inherit = (int)n;
 #if !(defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29)))
   if (cwd) {
     throw_errno(env, ENOSYS, "spawnWorker: a working directory needs glibc 2.29+");
@@ -436,19 +443,11 @@ static napi_value fork_worker(napi_env env, napi_callback_info info) {
   uint32_t n;
   int inherit[MAX_INHERITED], parent[5], child[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 3 || napi_get_value_int32(env, argv[0], &control) != 0 ||
-      napi_get_buffer_info(env, argv[1], &request, &request_len) != 0 || napi_get_array_length(env, argv[2], &n) != 0 ||
-      n > MAX_INHERITED || request_len > 60000) {
+      napi_get_buffer_info(env, argv[1], &request, &request_len) != 0 || request_len > 60000) {
     napi_throw_type_error(env, NULL, "forkWorker(controlFd, request, inherit): bad arguments");
     return NULL;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    napi_get_element(env, argv[2], i, &e);
-    if (napi_get_value_int32(env, e, &inherit[i]) != 0 || inherit[i] < 0) {
-      napi_throw_type_error(env, NULL, "forkWorker: inherit must hold descriptors");
-      return NULL;
-    }
-  }
+  if (get_fds(env, argv[2], inherit, &n) < 0) return NULL;
   if (make_channels(parent, child) < 0) {
     int e = errno;
     close_all(parent, 5);

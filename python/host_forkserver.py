@@ -5,9 +5,9 @@
 # a millisecond of CPU where starting an interpreter costs tens. Used by src/host/fork-server.ts.
 #
 # fd 3 (a socket): requests, each a 4-byte little-endian length and JSON, and this server's
-#   replies. {"op": "fork", "argv": [...], "fds": N} comes with N descriptors (SCM_RIGHTS): the
-#   child's fds 3, 4, 1 and 2, the pipe its exit status goes to, then the ones it inherits as 5,
-#   6, ...; the reply is an int32, the child's pid or -errno. {"op": "reap", "pid": P} reaps a
+#   replies. {"op": "fork", "argv": [...], "fds": N, "cwd": ..., "env": {...}} comes with N
+#   descriptors (SCM_RIGHTS): the child's fds 3, 4, 1 and 2, the pipe its exit status goes to,
+#   then the ones it inherits as 5, 6, ...; the reply is an int32, the child's pid or -errno. {"op": "reap", "pid": P} reaps a
 #   child whose exit was reported (until then its pid cannot be reused, so the host's kill() can
 #   never reach another process). {"op": "close"}, or the end of the stream: fork no more, reap
 #   what exits, and leave when no child is left.
@@ -77,7 +77,8 @@ def serve(argv):
                 op = request["op"]
                 if op == "fork":
                     given, fds = fds[: request["fds"]], fds[request["fds"] :]
-                    control.sendall(struct.pack("<i", _fork(request["argv"], given, children, control, wake_r, wake_w)))
+                    pid = _fork(request, given, children, control, wake_r, wake_w)
+                    control.sendall(struct.pack("<i", pid))
                 elif op == "reap":
                     _reap(request["pid"], children)
                 elif op == "close":
@@ -93,7 +94,7 @@ def _drain(fd):
         return False
 
 
-def _fork(argv, given, children, control, wake_r, wake_w):
+def _fork(request, given, children, control, wake_r, wake_w):
     """Forks a worker on the descriptors `given`; returns its pid, or -errno."""
     if len(given) < 5:
         for fd in given:
@@ -108,7 +109,7 @@ def _fork(argv, given, children, control, wake_r, wake_w):
             os.close(fd)
         return -(e.errno or 12)
     if pid == 0:
-        _child(argv, given, [control.detach(), wake_r, wake_w] + [fd for fd in children.values() if fd is not None])
+        _child(request, given, [control.detach(), wake_r, wake_w] + [fd for fd in children.values() if fd is not None])
     for i, fd in enumerate(given):
         if i != 4:
             os.close(fd)
@@ -116,10 +117,16 @@ def _fork(argv, given, children, control, wake_r, wake_w):
     return pid
 
 
-def _child(argv, given, server_fds):
-    """In the forked child: the worker on the given descriptors, as if started on them. Never returns."""
+def _child(request, given, server_fds):
+    """In the forked child: the worker on the given descriptors, in the request's working
+    directory and environment, as if started there. Never returns."""
     code = 1
     try:
+        if request.get("cwd"):
+            os.chdir(request["cwd"])
+        if request.get("env") is not None:
+            os.environ.clear()
+            os.environ.update(request["env"])
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in server_fds:
@@ -135,8 +142,9 @@ def _child(argv, given, server_fds):
         for src, dst in zip(high, targets):
             os.dup2(src, dst, inheritable=False)
             os.close(src)
-        sys.argv = ["host_boot.py"] + list(argv)
-        code = worker_main(["3", "4"] + list(argv))  # noqa: F821 - supplied by host_boot.py
+        argv = request["argv"]
+        sys.argv = ["host_boot.py"] + argv
+        code = worker_main(["3", "4"] + argv)  # noqa: F821 - supplied by host_boot.py
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:  # noqa: BLE001 - the host reads stderr's tail

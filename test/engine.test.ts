@@ -176,11 +176,15 @@ describe("the engine with real plugins", () => {
   test("a scheduled trigger fires on time and keeps its state in the cache", async (t) => {
     if (!engine) return t.skip("no CPython with a shared libpython found");
     await engine.createTrigger({ name: "rep", plugin: "reporter", spec: "every:1s" });
-    for (let i = 0; i < 100 && engine.logs({ trigger: "rep" }).length < 2; i++)
+    // Polls the writes, not the logs: a report's log line arrives while its invocation runs,
+    // its write only when the invocation has returned.
+    const reported = () => written.flatMap((w) => w.lines).filter((l) => l.startsWith("reporter "));
+    for (let i = 0; i < 100 && reported().length < 2; i++)
       await new Promise((r) => setTimeout(r, 50));
     await engine.disableTrigger("rep");
-    const reports = written.flatMap((w) => w.lines).filter((l) => l.startsWith("reporter "));
-    assert.ok(reports.length >= 2, reports.join("\n"));
+    const reports = reported();
+    const said = engine.logs({ trigger: "rep" }).map((e) => `${e.level}: ${e.message}`);
+    assert.ok(reports.length >= 2, [...reports, ...said].join("\n"));
     assert.match(reports[0], /^reporter calls=1i \d+000000000$/, "at a whole second");
     assert.match(reports[1], /^reporter calls=2i,gap_seconds=1\.0 \d+000000000$/);
   });
@@ -436,6 +440,50 @@ test("idle workers stop after idleMs and start again on demand", async (t) => {
     assert.equal(alive(first), false, "the idle worker stopped");
     const second = await pidOf();
     assert.notEqual(second, first, "a new worker served the next invocation");
+  } finally {
+    await engine.close();
+  }
+});
+
+test("when the engine's fork server dies, it is logged, invocations go on, and a new one forks", async (t) => {
+  if (!python) return t.skip("no CPython with a shared libpython found");
+  if (!hostAddon() || process.env.PYPORT_HOST_SPAWN === "node")
+    return t.skip("host addon not built: the engine spawns its workers, there is no fork server");
+  const dir = tmpDir("forks");
+  fs.writeFileSync(
+    path.join(dir, "parent.py"),
+    "import os\ndef process_writes(influxdb3_local, table_batches, args=None):\n" +
+      "    with open('/proc/%d/cmdline' % os.getppid(), 'rb') as f:\n" +
+      "        forked = b'--fork-server' in f.read()\n" +
+      "    influxdb3_local.info('%d %s' % (os.getppid(), forked))\n" +
+      "    if table_batches[0]['rows']:\n        os._exit(4)\n",
+  );
+  const engine = await Engine.start({ pluginDir: dir, runtime: python });
+  try {
+    await engine.createTrigger({ name: "p", plugin: "parent.py", spec: "all_tables" });
+    /** The parent of the worker that ran an invocation (then dies when `crash`). */
+    const parent = async (crash = false) => {
+      await engine.write("db", [{ table_name: "x", rows: crash ? [{ crash: 1 }] : [] }]);
+      const said = engine
+        .logs({ trigger: "p" })
+        .filter((e) => /^\d+ (True|False)$/.test(e.message));
+      const [pid, forked] = said.at(-1)!.message.split(" ");
+      return { pid: Number(pid), forked: forked === "True" };
+    };
+    // Crashes until a worker comes from the server (the first may predate it).
+    let first = await parent(true);
+    for (let i = 0; i < 5 && !first.forked; i++) first = await parent(true);
+    assert.ok(first.forked, "workers are forked once the server is up");
+    process.kill(first.pid, "SIGKILL");
+    const said = () => engine.logs({ trigger: "engine", level: "warn" }).map((e) => e.message);
+    for (let i = 0; i < 100 && !said().length; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(said().join("\n"), /the fork server for .* exited; starting it again \(1 of 3\)/);
+    const after = await parent();
+    assert.notEqual(after.pid, first.pid, "invocations go on");
+    let next = await parent(true);
+    for (let i = 0; i < 5 && !(next.forked && next.pid !== first.pid); i++)
+      next = await parent(true);
+    assert.ok(next.forked && next.pid !== first.pid, "a new server forks later workers");
   } finally {
     await engine.close();
   }

@@ -10,9 +10,9 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Python, PythonError, WorkerCrashedError } from "../src/index.js";
 import { ARENA_MIN } from "../src/host/arena.js";
-import { ForkServer } from "../src/host/fork-server.js";
+import { ForkServer } from "../src/host/index.js";
 import { hostAddon } from "../src/util/addon.js";
-import { sharedPython, useTestCache } from "./helpers.js";
+import { sharedPython, tmpDir, useTestCache } from "./helpers.js";
 
 useTestCache();
 const FIXTURES = path.resolve(
@@ -73,7 +73,7 @@ describe("fork server", () => {
     });
     try {
       const pid = await py.call<number>("hostmod:pid");
-      assert.equal(parentOf(pid), server.pid, "forked by the server");
+      assert.equal(parentOf(pid), server.pid!, "forked by the server");
       assert.equal(await py.call("hostmod:ask_host", ["twice", 21]), 42, "host functions work");
       const big = await py.call<Buffer>("hostmod:filled", [ARENA_MIN * 2, 7]);
       assert.equal(big.length, ARENA_MIN * 2, "a value through the arena files");
@@ -113,16 +113,33 @@ describe("fork server", () => {
     }
   });
 
-  test("workers with other options than the server's are spawned", async (t) => {
+  test("forked workers get their own cwd and environment; other paths mean spawned", async (t) => {
     const skip = missing();
     if (skip) return t.skip(skip);
     const server = start();
     assert.equal(await server.ready, true);
-    const py = await Python.start({ python: interpreter, forkServer: server }); // no path
+    const dir = tmpDir("fork-cwd");
+    const own = await Python.start({
+      python: interpreter,
+      path: [FIXTURES],
+      forkServer: server,
+      cwd: dir,
+      env: { ...process.env, PYPORT_FORK_TEST: "mine" },
+    });
     try {
-      assert.equal(parentOf(await py.call<number>("os:getpid")), process.pid);
+      assert.equal(parentOf(own.pids[0]), server.pid);
+      assert.deepEqual(await own.call("hostmod:cwd_and_env", ["PYPORT_FORK_TEST"]), [
+        fs.realpathSync(dir),
+        "mine",
+      ]);
     } finally {
-      await py.close();
+      await own.close();
+    }
+    const other = await Python.start({ python: interpreter, forkServer: server }); // no path
+    try {
+      assert.equal(parentOf(await other.call<number>("os:getpid")), process.pid);
+    } finally {
+      await other.close();
     }
   });
 
@@ -130,9 +147,13 @@ describe("fork server", () => {
     const skip = missing();
     if (skip) return t.skip(skip);
     const stops: string[] = [];
-    const server = start({ preload: ["no_such_module_here"], onStop: (r) => stops.push(r) });
+    const server = start({ preload: ["no_such_module_here"], onProblem: (m) => stops.push(m) });
     assert.equal(await server.ready, false);
-    assert.match(stops.join("\n"), /could not import its preloads: ModuleNotFoundError/);
+    assert.match(
+      stops.join("\n"),
+      /could not import its preloads: ModuleNotFoundError.*; workers are spawned from now on/,
+    );
+    assert.equal(server.pid, undefined, "and it is not started again");
     const err = await Python.start({
       python: interpreter,
       path: [FIXTURES],
@@ -143,23 +164,46 @@ describe("fork server", () => {
     assert.equal(err.pythonType, "ModuleNotFoundError");
   });
 
-  test("when the server dies, its workers are replaced by spawned ones", async (t) => {
+  test("a server that dies is started again, up to 3 times; its workers are replaced", async (t) => {
     const skip = missing();
     if (skip) return t.skip(skip);
-    const stops: string[] = [];
-    const server = start({ onStop: (r) => stops.push(r) });
+    const problems: string[] = [];
+    const server = start({ onProblem: (m) => problems.push(m) });
     assert.equal(await server.ready, true);
     const py = await Python.start({ python: interpreter, path: [FIXTURES], forkServer: server });
     try {
-      const forked = await py.call<number>("hostmod:pid");
-      assert.equal(parentOf(forked), server.pid);
-      process.kill(server.pid, "SIGKILL");
-      for (let i = 0; i < 100 && !stops.length; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.match(stops.join("\n"), /exited/);
-      const spawned = await py.call<number>("hostmod:pid");
-      assert.notEqual(spawned, forked);
-      assert.equal(parentOf(spawned), process.pid, "spawned once the server is gone");
-      assert.ok(await gone(forked), "the orphaned worker left when its channel closed");
+      let forked = await py.call<number>("hostmod:pid");
+      for (let round = 1; round <= 4; round++) {
+        const dead = server.pid!;
+        assert.equal(parentOf(forked), dead, `round ${round}: forked by the server`);
+        const running = py.call("hostmod:sleep", [5]).catch((e: Error) => e);
+        await new Promise((r) => setTimeout(r, 50));
+        process.kill(dead, "SIGKILL");
+        const lost = await running;
+        assert.ok(lost instanceof WorkerCrashedError, String(lost));
+        assert.match(lost.message, /was lost: its exit status could not be read/);
+        for (let i = 0; i < 100 && problems.length < round; i++)
+          await new Promise((r) => setTimeout(r, 20));
+        assert.match(
+          problems[round - 1],
+          round <= 3
+            ? new RegExp(`^exited; starting it again \\(${round} of 3\\)`)
+            : /^exited; workers are spawned from now on/,
+        );
+        // The worker counts as exited (nobody can report its status any more) and is replaced:
+        // spawned, or forked by the new server if that is ready already.
+        assert.ok(await gone(forked), "the orphaned worker left when its channel closed");
+        const next = await py.call<number>("hostmod:pid");
+        if (round <= 3) {
+          assert.equal(await server.ready, true, "the new server is up");
+          if (parentOf(next) !== server.pid)
+            await py.call("hostmod:crash", ["exit"]).catch(() => undefined);
+          forked = await py.call<number>("hostmod:pid");
+        } else {
+          assert.equal(server.pid, undefined);
+          assert.equal(parentOf(next), process.pid, "spawned once the server gave up");
+        }
+      }
     } finally {
       await py.close();
     }
@@ -179,7 +223,8 @@ describe("fork server", () => {
     });
     const stays = await Python.start({ python: interpreter, path: [FIXTURES], forkServer: server });
     const forked = await py.call<number>("hostmod:pid");
-    assert.equal(parentOf(forked), server.pid);
+    const serverPid = server.pid!;
+    assert.equal(parentOf(forked), serverPid);
     server.close();
     assert.equal(await py.call("hostmod:pid"), forked, "its workers still serve");
     const crash = await py.call("hostmod:crash", ["exit"]).catch((e: Error) => e);
@@ -187,8 +232,8 @@ describe("fork server", () => {
     const replacement = await py.call<number>("hostmod:pid");
     assert.equal(parentOf(replacement), process.pid, "the replacement is spawned, not forked");
     await py.close();
-    assert.equal(await gone(server.pid, 300), false, "the server waits for its last worker");
+    assert.equal(await gone(serverPid, 300), false, "the server waits for its last worker");
     await stays.close();
-    assert.ok(await gone(server.pid), "then leaves");
+    assert.ok(await gone(serverPid), "then leaves");
   });
 });

@@ -39,19 +39,15 @@ interface Spare {
   bind: (b: WorkerBinding) => void;
 }
 
-/** A fork server that stopped after being ready is started again this many times, then no more. */
-const FORK_SERVER_RESTARTS = 3;
-
 export class WorkerStarter {
   private spare?: Spare;
   private closed = false;
-  /** Fork servers by environment key: null once none will run for it (no addon, or it failed). */
+  /** Fork servers by environment key (null: none can run here, without the native addon). */
   private readonly servers = new Map<string, ForkServer | null>();
-  private readonly restarts = new Map<string, number>();
 
   /**
    * @param options what every worker starts with (engine path, environment variables)
-   * @param log where a fork server's failure is reported
+   * @param log where a fork server's problems are reported
    */
   constructor(
     private readonly options: (env: PluginEnvironment) => StartOptions,
@@ -59,8 +55,8 @@ export class WorkerStarter {
   ) {}
 
   /**
-   * The fork server for an environment's workers (started on first need; while it starts,
-   * workers are spawned). One per interpreter: a new package generation replaces the old one.
+   * The fork server for an environment's workers, started on first need (workers are spawned
+   * while it starts). One per interpreter: a new package generation replaces the old one.
    */
   private forkServer(env: PluginEnvironment): ForkServer | undefined {
     const key = WorkerStarter.key(env);
@@ -72,30 +68,14 @@ export class WorkerStarter {
         this.servers.delete(k);
       }
     const o = this.options(env);
-    let ready = false;
     const server = ForkServer.start({
       python: o.python ?? env.python,
       cwd: o.cwd,
       env: o.env,
       path: o.path,
       preload: o.preload,
-      onStop: (reason) => {
-        if (this.servers.get(key) !== server) return;
-        const restarts = (this.restarts.get(key) ?? 0) + 1;
-        this.restarts.set(key, restarts);
-        const again = ready && restarts <= FORK_SERVER_RESTARTS;
-        if (again) this.servers.delete(key);
-        else this.servers.set(key, null);
-        this.log(
-          "warn",
-          `the fork server for ${env.python} ${reason}; ` +
-            (again
-              ? "workers are spawned as new processes until it has started again"
-              : "workers are spawned as new processes from now on"),
-        );
-      },
+      onProblem: (message) => this.log("warn", `the fork server for ${env.python} ${message}`),
     });
-    void server?.ready.then((r) => (ready = r));
     this.servers.set(key, server);
     return server ?? undefined;
   }

@@ -3,6 +3,7 @@
  * builder, the bundler or the audit — a fast import for apps that only call Python.
  */
 export { Python, type StartOptions, type CallOptions, type StreamOptions } from "./python.js";
+export { ForkServer, type ForkServerOptions } from "./fork-server.js";
 export {
   PythonError,
   WorkerCrashedError,

@@ -40,7 +40,12 @@ export function launch(opts: WorkerOptions): Launched {
   if (arena) args.push("--arena", "5,6");
   try {
     const proc =
-      (opts.forkServer?.serves(opts) ? opts.forkServer.fork(args.slice(2), arena ?? []) : null) ??
+      (opts.forkServer?.serves(opts)
+        ? opts.forkServer.fork(args.slice(2), arena ?? [], {
+            cwd: opts.cwd,
+            env: opts.env ?? process.env,
+          })
+        : null) ??
       spawnWorkerProcess(opts.python, [...bootArgs(), ...args], {
         cwd: opts.cwd,
         env: opts.env ?? process.env,

@@ -151,6 +151,15 @@ export function nativeProcess(
   exited.on("close", () => {
     const s = Buffer.concat(status);
     const [code, signal] = s.length >= 8 ? [s.readInt32LE(0), s.readInt32LE(4)] : [-1, 0];
+    if (s.length < 8) {
+      // Nobody can report its exit any more (a fork server died): it may still run, unreaped
+      // (so its pid is its own); it must not outlive its Worker.
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
     gone = true;
     reap(pid); // only now may the pid be reused: kill() below can never hit another process
     proc.onExit?.(code >= 0 ? code : null, signal ? signalName(signal) : null);

@@ -63,8 +63,8 @@ export interface StartOptions {
   replyEach?: boolean;
   /**
    * Workers (and their replacements) are forked by this server when it is ready and was started
-   * with the same `python`, `cwd`, `path` and `preload` (and, the caller's part, environment),
-   * else spawned as usual. See ForkServer (fork-server.ts); the caller closes it.
+   * with the same `python`, `path` and `preload`, else spawned as usual; `cwd` and `env` are set
+   * in each worker after the fork. See ForkServer (fork-server.ts); the caller closes it.
    */
   forkServer?: ForkServer;
 }

@@ -206,7 +206,9 @@ export class Worker {
             ? `was stopped: it broke the host protocol (${this.brokenProtocol}; a pyport bug, please report it)`
             : signal
               ? `killed by ${signal}`
-              : `exited with code ${code}`;
+              : code === null
+                ? "was lost: its exit status could not be read (a forked worker whose fork server died)"
+                : `exited with code ${code}`;
       const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
       const who = `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"})`;
       const err = new WorkerCrashedError(
