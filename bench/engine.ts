@@ -10,7 +10,8 @@
  * - cold start of an idle plugin (first invocation of a new trigger);
  * - memory of ten idle plugins (RSS, and PSS with shared pages split among processes);
  * - p99 of a healthy request trigger while another trigger's plugin crashes in a loop, under wrk
- *   and at a steady rate (open-load.ts).
+ *   and at a steady rate (open-load.ts);
+ * - what replacing a crashed worker costs the machine, forked (the engine's way) or spawned.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -20,6 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Engine } from "../src/engine/engine.js";
+import { ForkServer, Python } from "../src/host/index.js";
 import { engineHandler } from "../src/engine/server.js";
 import { discoverPythons } from "../src/python/discover.js";
 
@@ -297,7 +299,8 @@ export async function engineBench(): Promise<void> {
     );
 
     // Cold start of an idle plugin: a new trigger's first invocation, after a pause (an idle
-    // engine has its spare worker ready), and with a memory limit (no spare: a worker starts).
+    // engine has its spare worker ready), and with a memory limit (no spare: a worker is forked
+    // by the engine's fork server, or spawned without the native addon).
     const coldStart = async (name: string, memoryMb?: number) => {
       await new Promise((r) => setTimeout(r, 300));
       await engine.createTrigger({ name, plugin: "sum.py", spec: `table:${name}`, memoryMb });
@@ -312,7 +315,7 @@ export async function engineBench(): Promise<void> {
     for (let i = 0; i < 5; i++) limited.push(await coldStart(`coldmem${i}`, 512));
     console.log(
       `cold start of an idle plugin (first invocation of a new trigger): median ${median(colds).toFixed(1)} ms of 5; ` +
-        `with memoryMb (a worker starts): ${median(limited).toFixed(1)} ms`,
+        `with memoryMb (no spare: a new worker): ${median(limited).toFixed(1)} ms`,
     );
 
     // Memory: ten more triggers, each invoked once and then idle (their workers stay up).
@@ -396,6 +399,7 @@ export async function engineBench(): Promise<void> {
     console.log(
       `  healthy trigger's p99 under the crash loop: ${(pct(stormy, 0.99) / pct(calm, 0.99)).toFixed(2)}× its undisturbed p99 (${calm.length} requests each; target <= 1.2×)`,
     );
+    await replacementCost(found.path);
     console.log(`(${written} lines written by plugins during the bench)`);
     front.close();
     bare.close();
@@ -404,4 +408,55 @@ export async function engineBench(): Promise<void> {
     for (const c of children) c.kill("SIGTERM");
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Machine-wide CPU time so far (ms), from /proc/stat: user, nice, system, irq and softirq, in
+ * USER_HZ ticks (100 per second in Linux's /proc ABI).
+ */
+function machineCpuMs(): number {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) * 10;
+}
+
+/**
+ * What replacing a crashed worker costs: a worker that runs the engine's module dies with
+ * os._exit, and the next call starts its replacement — forked by a fork server (the engine's
+ * way) or spawned as a new interpreter — in alternating blocks of 20, wall time and the whole
+ * machine's CPU per replacement.
+ */
+async function replacementCost(python: string): Promise<void> {
+  const base = { python, preload: ["json", "datetime", "pickle", "importlib.util"] };
+  const server = ForkServer.start(base);
+  if (!server || !(await server.ready)) {
+    server?.close();
+    return console.log(
+      "replacing a crashed worker: skipped (no fork server: the addon is not built)",
+    );
+  }
+  const results: Record<string, { wall: number[]; cpu: number[] }> = {
+    forked: { wall: [], cpu: [] },
+    spawned: { wall: [], cpu: [] },
+  };
+  for (let round = 0; round < 2; round++)
+    for (const how of ["forked", "spawned"] as const) {
+      const py = await Python.start({ ...base, forkServer: how === "forked" ? server : undefined });
+      await py.call("os:getpid");
+      const cpu = machineCpuMs();
+      const started = performance.now();
+      for (let i = 0; i < 20; i++) {
+        await py.call("os:_exit", [1]).catch(() => undefined);
+        await py.call("os:getpid");
+      }
+      results[how].wall.push((performance.now() - started) / 20);
+      results[how].cpu.push((machineCpuMs() - cpu) / 20);
+      await py.close();
+    }
+  server.close();
+  const show = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
+  const { forked, spawned } = results;
+  console.log(
+    `replacing a crashed worker (2 alternating blocks of 20): forked ${show(forked.wall)} ms, ` +
+      `${show(forked.cpu)} ms of CPU each; spawned ${show(spawned.wall)} ms, ${show(spawned.cpu)} ms of CPU each`,
+  );
 }

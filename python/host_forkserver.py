@@ -7,10 +7,10 @@
 # fd 3 (a socket): requests, each a 4-byte little-endian length and JSON, and this server's
 #   replies. {"op": "fork", "argv": [...], "fds": N, "cwd": ..., "env": {...}} comes with N
 #   descriptors (SCM_RIGHTS): the child's fds 3, 4, 1 and 2, the pipe its exit status goes to,
-#   then the ones it inherits as 5, 6, ...; the reply is an int32, the child's pid or -errno. {"op": "reap", "pid": P} reaps a
-#   child whose exit was reported (until then its pid cannot be reused, so the host's kill() can
-#   never reach another process). {"op": "close"}, or the end of the stream: fork no more, reap
-#   what exits, and leave when no child is left.
+#   then the ones it inherits as 5, 6, ...; the reply is an int32, the child's pid or -errno.
+#   {"op": "reap", "pid": P} reaps a child whose exit was reported (until then its pid cannot be
+#   reused, so the host's kill() can never reach another process). {"op": "close"}, or the end
+#   of the stream: fork no more, reap what exits, and leave when no child is left.
 # fd 4: one line once the preloads are imported: "ready", or "error <message>".
 #
 # The child runs the worker's main (host_worker.py) with `argv` and exits with its status; it
@@ -122,11 +122,6 @@ def _child(request, given, server_fds):
     directory and environment, as if started there. Never returns."""
     code = 1
     try:
-        if request.get("cwd"):
-            os.chdir(request["cwd"])
-        if request.get("env") is not None:
-            os.environ.clear()
-            os.environ.update(request["env"])
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in server_fds:
@@ -142,6 +137,12 @@ def _child(request, given, server_fds):
         for src, dst in zip(high, targets):
             os.dup2(src, dst, inheritable=False)
             os.close(src)
+        # Only now, with its own stderr: a working directory that is gone fails this worker.
+        if request.get("cwd"):
+            os.chdir(request["cwd"])
+        if request.get("env") is not None:
+            os.environ.clear()
+            os.environ.update(request["env"])
         argv = request["argv"]
         sys.argv = ["host_boot.py"] + argv
         code = worker_main(["3", "4"] + argv)  # noqa: F821 - supplied by host_boot.py
