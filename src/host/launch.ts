@@ -25,8 +25,9 @@ export function bootArgs(): string[] {
 }
 
 /**
- * Starts a worker's process (forked by opts.forkServer when it is ready), before anything else of the Worker is set up: the interpreter takes
- * tens of ms to start, and everything done here delays it.
+ * Starts a worker's process (forked by opts.forkServer when that serves it and is ready), before
+ * anything else of the Worker is set up: the interpreter takes tens of ms to start, and
+ * everything done here delays it.
  */
 export function launch(opts: WorkerOptions): Launched {
   const args = ["3", "4"];
@@ -39,18 +40,12 @@ export function launch(opts: WorkerOptions): Launched {
   const arena = openArenaFiles();
   if (arena) args.push("--arena", "5,6");
   try {
+    const where = { cwd: opts.cwd, env: opts.env ?? process.env };
     const proc =
       (opts.forkServer?.serves(opts)
-        ? opts.forkServer.fork(args.slice(2), arena ?? [], {
-            cwd: opts.cwd,
-            env: opts.env ?? process.env,
-          })
+        ? opts.forkServer.fork(args.slice(2), arena ?? [], where)
         : null) ??
-      spawnWorkerProcess(opts.python, [...bootArgs(), ...args], {
-        cwd: opts.cwd,
-        env: opts.env ?? process.env,
-        inherit: arena ?? [],
-      });
+      spawnWorkerProcess(opts.python, [...bootArgs(), ...args], { ...where, inherit: arena ?? [] });
     if (opts.nice && proc.pid !== undefined) {
       try {
         os.setPriority(proc.pid, opts.nice);

@@ -207,7 +207,7 @@ export class Worker {
             : signal
               ? `killed by ${signal}`
               : code === null
-                ? "was lost: its exit status could not be read (a forked worker whose fork server died)"
+                ? "was lost: its exit status could not be read (for a forked worker: its fork server died)"
                 : `exited with code ${code}`;
       const why = this.readyWaiter && !spawnError ? `${how} before it was ready` : how;
       const who = `Python worker ${opts.index} (pid ${this.proc.pid ?? "?"})`;

@@ -1,6 +1,7 @@
 /**
  * pyport's Node addon (native/host.c), built by `npm run build` when a C compiler is present:
- * the host's fast spawn and poll, anonymous memory files, stat, and flock for the cache's locks.
+ * the host's fast spawn and poll, forks through a fork server, anonymous memory files, stat, and
+ * flock for the cache's locks.
  */
 import { nativeAsset } from "./assets.js";
 
